@@ -1,0 +1,129 @@
+"""Open the DuckLake order lake.
+
+DuckDB extensions come from their PyPI packages (``duckdb-extension-*``), imported once per
+process and then loaded: nothing is ever downloaded with ``INSTALL``.
+
+The embedded default keeps the DuckLake catalog in a SQLite file under ``ORDERTOWER_HOME`` and
+the Parquet data files beside it; ``ORDERTOWER_CATALOG=postgres`` keeps the catalog in
+PostgreSQL so many processes can write at once. Readers (dashboards, ``ordertower sql``) attach
+the same catalog read-only and see the last committed snapshot while a materialisation writes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from ordertower.settings import LAKE_SCHEMAS, Settings, get_settings
+
+LAKE_ALIAS = "lake"
+_EXTENSIONS = ("ducklake", "sqlite_scanner", "postgres_scanner", "spatial")
+_imported = False
+_import_lock = threading.Lock()
+
+
+class LakeError(RuntimeError):
+    """The lake cannot be opened (missing catalog, locked, misconfigured)."""
+
+
+def import_extensions() -> None:
+    """Make the packaged DuckDB extensions available to ``LOAD`` (idempotent, offline)."""
+    global _imported
+    with _import_lock:
+        if _imported:
+            return
+        import duckdb_extensions
+
+        for name in _EXTENSIONS:
+            duckdb_extensions.import_extension(name)
+        _imported = True
+
+
+def _attach_sql(settings: Settings, read_only: bool) -> str:
+    options = [f"DATA_PATH '{settings.data_path}'"]
+    if read_only:
+        options.append("READ_ONLY")
+    else:
+        # Small writes (stream micro-batches, ops logs) stay in the catalog instead of
+        # producing one tiny Parquet file each; they are flushed by compaction.
+        options.append("DATA_INLINING_ROW_LIMIT 500")
+    return f"ATTACH '{settings.ducklake_uri}' AS {LAKE_ALIAS} ({', '.join(options)})"
+
+
+def connect(
+    read_only: bool = False,
+    settings: Settings | None = None,
+    retries: int = 20,
+    memory_limit: str | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the lake attached as ``lake`` and selected as default catalog.
+
+    Writers create the lake (catalog, data folder, schemas) on first use. Readers fail with a
+    clear :class:`LakeError` when no lake exists yet. A catalog briefly locked by a writer in
+    another process is retried with back-off.
+    """
+    settings = settings or get_settings()
+    import_extensions()
+    if settings.catalog_kind == "sqlite":
+        catalog = Path(settings.catalog)
+        if read_only and not catalog.exists():
+            raise LakeError(
+                f"no lake at {catalog}: run `make demo` (or `ordertower materialize`) first"
+            )
+        catalog.parent.mkdir(parents=True, exist_ok=True)
+        if not settings.data_path.startswith(("s3://", "gs://", "az://")):
+            Path(settings.data_path).mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(config={"memory_limit": memory_limit} if memory_limit else {})
+    con.execute("LOAD ducklake")
+    con.execute(
+        "LOAD sqlite_scanner" if settings.catalog_kind == "sqlite" else "LOAD postgres_scanner"
+    )
+    delay = 0.05
+    for attempt in range(retries + 1):
+        try:
+            con.execute(_attach_sql(settings, read_only))
+            break
+        except duckdb.Error as exc:  # the SQLite catalog is locked by a writer: wait and retry
+            transient = "locked" in str(exc).lower() or "busy" in str(exc).lower()
+            if not transient or attempt == retries:
+                con.close()
+                raise LakeError(f"cannot attach the lake ({settings.ducklake_uri}): {exc}") from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+    con.execute(f"USE {LAKE_ALIAS}")
+    if not read_only:
+        for schema in LAKE_SCHEMAS:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {LAKE_ALIAS}.{schema}")
+    return con
+
+
+@contextmanager
+def lake(
+    read_only: bool = False, settings: Settings | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Context-managed :func:`connect`."""
+    con = connect(read_only=read_only, settings=settings)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    row = con.execute(
+        "select count(*) from information_schema.tables "
+        "where table_catalog = ? and table_schema = ? and table_name = ?",
+        [LAKE_ALIAS, schema, table],
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def current_snapshot_id(con: duckdb.DuckDBPyConnection) -> int | None:
+    """The lake's latest snapshot id: the data version recorded with runs and models."""
+    row = con.execute(f"select max(snapshot_id) from ducklake_snapshots('{LAKE_ALIAS}')").fetchone()
+    return None if row is None else row[0]

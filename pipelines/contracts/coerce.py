@@ -1,0 +1,161 @@
+"""Coerce raw record values to the types a contract declares, recording why a value failed.
+
+Sources deliver text (CSV) or loosely typed JSON. Before any rule runs, every column is cast to
+its contract type; a value that cannot be cast becomes null and its record gets a reason such as
+``quantity: 'three' is not an integer``. Timestamps are converted to UTC; when the contract says
+``timezone: true`` a timestamp without an offset is refused rather than guessed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import pandas as pd
+
+from pipelines.contracts.model import Column, Contract
+
+_TZ_SUFFIX = r"(?:Z|z|[+-]\d{2}:?\d{2})$"
+_TRUE = {"true", "1", "yes", "y", "t"}
+_FALSE = {"false", "0", "no", "n", "f"}
+
+Reasons = dict[int, list[str]]
+
+
+def _short(value: object, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _present(series: pd.Series) -> pd.Series:
+    """Values that were actually delivered (not null and not an empty string)."""
+    present = series.notna()
+    if pd.api.types.is_object_dtype(series.dtype):
+        present &= series.ne("")
+    return present
+
+
+def _flag(reasons: Reasons, series: pd.Series, failed: pd.Series, message: str) -> None:
+    for idx in series.index[failed.to_numpy()]:
+        reasons[int(idx)].append(f"{series.name}: {_short(series.at[idx])} {message}")
+
+
+def _to_numeric(series: pd.Series, column: Column, reasons: Reasons) -> pd.Series:
+    raw = series
+    if raw.dtype == object:
+        raw = raw.map(lambda v: v.strip().replace(",", ".") if isinstance(v, str) else v)
+        # JSON booleans are not numbers
+        raw = raw.map(lambda v: np.nan if isinstance(v, bool) else v)
+    values = pd.to_numeric(raw, errors="coerce")
+    present = _present(series)
+    kind = "an integer" if column.logical_type == "integer" else "a number"
+    bad = present & values.isna()
+    if column.logical_type == "integer":
+        fractional = values.notna() & (values != np.floor(values.fillna(0)))
+        bad |= fractional
+        values = values.where(~fractional)
+        _flag(reasons, series, bad, f"is not {kind}")
+        return values.astype("Int64")
+    _flag(reasons, series, bad, f"is not {kind}")
+    return values.astype("float64")
+
+
+def _to_timestamp(series: pd.Series, column: Column, reasons: Reasons) -> pd.Series:
+    present = _present(series)
+    text = series.where(present).astype("string").str.strip()
+    values = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
+    bad = present & values.isna()
+    _flag(reasons, series, bad, "is not an ISO-8601 timestamp")
+    if column.timezone:
+        naive = present & ~bad & ~text.str.contains(_TZ_SUFFIX, regex=True, na=False)
+        _flag(reasons, series, naive, "has no time zone offset")
+        values = values.where(~naive)
+    return values
+
+
+def _to_date(series: pd.Series, reasons: Reasons) -> pd.Series:
+    present = _present(series)
+    text = series.where(present).astype("string").str.strip().str.slice(0, 10)
+    values = pd.to_datetime(text, errors="coerce", format="%Y-%m-%d")
+    _flag(reasons, series, present & values.isna(), "is not a date (YYYY-MM-DD)")
+    return values.dt.date.where(values.notna(), None).astype(object)
+
+
+def _to_boolean(series: pd.Series, reasons: Reasons) -> pd.Series:
+    def convert(v: object) -> object:
+        if isinstance(v, bool | np.bool_):
+            return bool(v)
+        if isinstance(v, int | float) and not isinstance(v, bool) and v in (0, 1):
+            return bool(v)
+        if isinstance(v, str):
+            low = v.strip().lower()
+            if low in _TRUE:
+                return True
+            if low in _FALSE:
+                return False
+        return pd.NA
+
+    present = _present(series)
+    values = series.map(convert).astype("boolean")
+    _flag(reasons, series, present & values.isna(), "is not a boolean")
+    return values
+
+
+def _to_string(series: pd.Series, reasons: Reasons) -> pd.Series:
+    present = _present(series)
+    if pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty"):
+        return series.where(present, None).astype(object)  # fast path: already text
+    nested = present & series.map(lambda v: isinstance(v, dict | list))
+    _flag(reasons, series, nested, "is not a scalar text value")
+    values = series.where(present & ~nested, None)
+    return values.map(lambda v: v if v is None or isinstance(v, str) else str(v)).astype(object)
+
+
+def _to_array(series: pd.Series, reasons: Reasons) -> pd.Series:
+    present = _present(series)
+    bad = present & ~series.map(lambda v: isinstance(v, list))
+    _flag(reasons, series, bad, "is not a list")
+    return series.map(lambda v: [str(x) for x in v] if isinstance(v, list) else None).astype(object)
+
+
+def coerce_column(series: pd.Series, column: Column, reasons: Reasons) -> pd.Series:
+    """Cast one column to its contract type, appending a reason for each value that fails."""
+    kind = column.logical_type
+    if kind in ("integer", "number"):
+        return _to_numeric(series, column, reasons)
+    if kind == "timestamp":
+        return _to_timestamp(series, column, reasons)
+    if kind == "date":
+        return _to_date(series, reasons)
+    if kind == "boolean":
+        return _to_boolean(series, reasons)
+    if kind == "array":
+        return _to_array(series, reasons)
+    return _to_string(series, reasons)
+
+
+def coerce_frame(
+    frame: pd.DataFrame, contract: Contract, missing_columns: dict[int, set[str]] | None = None
+) -> tuple[pd.DataFrame, Reasons]:
+    """Cast ``frame`` to the contract's columns (in contract order).
+
+    Columns the source did not deliver at all are null; ``missing_columns`` (record index ->
+    column names absent from that record's file header) turns those into explicit reasons for
+    required columns, so a missing column is reported as such rather than as a null value.
+    """
+    reasons: Reasons = defaultdict(list)
+    typed = {}
+    for column in contract.columns:
+        if column.name in frame.columns:
+            series = frame[column.name]
+        else:
+            series = pd.Series(
+                [None] * len(frame), index=frame.index, dtype=object, name=column.name
+            )
+        typed[column.name] = coerce_column(series.rename(column.name), column, reasons)
+    if missing_columns:
+        required = {c.name for c in contract.columns if c.required}
+        for idx, names in missing_columns.items():
+            for name in sorted(names & required):
+                reasons[idx].append(f"{name}: column missing from the file header")
+    return pd.DataFrame(typed, index=frame.index), reasons

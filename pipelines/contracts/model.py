@@ -1,0 +1,232 @@
+"""Load ODCS v3 contracts into a small typed model that the rest of the code reads.
+
+Only the parts of ODCS that the platform enforces are modelled; the full document stays
+available as ``Contract.document`` for linting and diffing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ordertower.settings import CONTRACTS_DIR
+
+#: ODCS logical types -> DuckDB column types of the raw layer.
+DUCKDB_TYPES = {
+    "string": "varchar",
+    "integer": "bigint",
+    "number": "double",
+    "boolean": "boolean",
+    "date": "date",
+    "timestamp": "timestamptz",
+    "time": "time",
+    "array": "varchar[]",
+    "object": "json",
+}
+
+#: Classifications that mark a column as personal data.
+PII_CLASSES = {"pii", "restricted"}
+
+
+class ContractError(ValueError):
+    """A contract file cannot be read or does not describe a dataset the platform can land."""
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    logical_type: str
+    description: str = ""
+    required: bool = False
+    unique: bool = False
+    primary_key: bool = False
+    primary_key_position: int = -1
+    enum: tuple[Any, ...] | None = None
+    minimum: Any = None
+    maximum: Any = None
+    exclusive_minimum: Any = None
+    exclusive_maximum: Any = None
+    pattern: str | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    timezone: bool | None = None
+    classification: str | None = None
+    tags: tuple[str, ...] = ()
+    quality: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def duckdb_type(self) -> str:
+        return DUCKDB_TYPES[self.logical_type]
+
+    @property
+    def is_pii(self) -> bool:
+        return (self.classification or "").lower() in PII_CLASSES or "pii" in self.tags
+
+
+@dataclass(frozen=True)
+class Contract:
+    name: str
+    version: str
+    id: str
+    status: str
+    domain: str
+    title: str
+    description: str
+    table: str  # schema.table in the lake
+    columns: tuple[Column, ...]
+    owner: str
+    freshness_hours: float | None
+    max_quarantine_rate: float
+    quality: tuple[dict[str, Any], ...]
+    path: Path | None = None
+    document: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def primary_key(self) -> tuple[str, ...]:
+        keys = [c for c in self.columns if c.primary_key]
+        return tuple(c.name for c in sorted(keys, key=lambda c: c.primary_key_position))
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def pii_columns(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.is_pii)
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+
+def _custom(doc: dict[str, Any], name: str, default: Any = None) -> Any:
+    for prop in doc.get("customProperties") or []:
+        if prop.get("property") == name:
+            return prop.get("value")
+    return default
+
+
+def _hours(value: float, unit: str) -> float:
+    unit = (unit or "h").lower()
+    factor = {
+        "m": 1 / 60,
+        "min": 1 / 60,
+        "h": 1,
+        "hr": 1,
+        "hour": 1,
+        "hours": 1,
+        "d": 24,
+        "day": 24,
+        "days": 24,
+    }.get(unit)
+    if factor is None:
+        raise ContractError(f"unknown SLA unit {unit!r} (use min, h or d)")
+    return float(value) * factor
+
+
+def _column(prop: dict[str, Any]) -> Column:
+    opts = prop.get("logicalTypeOptions") or {}
+    logical = prop.get("logicalType")
+    if logical not in DUCKDB_TYPES:
+        raise ContractError(f"column {prop.get('name')!r}: unsupported logicalType {logical!r}")
+    enum = prop.get("enum")
+    return Column(
+        name=prop["name"],
+        logical_type=logical,
+        description=prop.get("description") or "",
+        required=bool(prop.get("required", False)),
+        unique=bool(prop.get("unique", False)),
+        primary_key=bool(prop.get("primaryKey", False)),
+        primary_key_position=int(prop.get("primaryKeyPosition", -1)),
+        enum=tuple(e["value"] if isinstance(e, dict) else e for e in enum) if enum else None,
+        minimum=opts.get("minimum"),
+        maximum=opts.get("maximum"),
+        exclusive_minimum=opts.get("exclusiveMinimum"),
+        exclusive_maximum=opts.get("exclusiveMaximum"),
+        pattern=opts.get("pattern"),
+        min_length=opts.get("minLength"),
+        max_length=opts.get("maxLength"),
+        timezone=opts.get("timezone"),
+        classification=prop.get("classification"),
+        tags=tuple(prop.get("tags") or ()),
+        quality=tuple(prop.get("quality") or ()),
+    )
+
+
+def parse_contract(doc: dict[str, Any], path: Path | None = None) -> Contract:
+    """Build the typed model from a parsed ODCS document."""
+    if not isinstance(doc, dict):
+        raise ContractError("a contract must be a YAML mapping")
+    schema = doc.get("schema") or []
+    if len(schema) != 1:
+        raise ContractError("each contract describes exactly one dataset (one schema object)")
+    obj = schema[0]
+    table = obj.get("physicalName") or f"raw.{obj['name']}"
+    if "." not in table:
+        raise ContractError(f"physicalName must be schema.table, not {table!r}")
+    columns = tuple(_column(p) for p in obj.get("properties") or [])
+    if not columns:
+        raise ContractError("the dataset has no properties (columns)")
+    team = doc.get("team") or {}
+    members = team.get("members", []) if isinstance(team, dict) else team
+    owners = [m.get("username") or m.get("name") for m in members if m.get("role") == "owner"]
+    freshness = None
+    for sla in doc.get("slaProperties") or []:
+        if sla.get("property") in ("latency", "freshness"):
+            freshness = _hours(sla["value"], sla.get("unit", "h"))
+    description = doc.get("description") or {}
+    return Contract(
+        name=doc.get("name") or obj["name"],
+        version=str(doc.get("version", "")),
+        id=str(doc.get("id", "")),
+        status=str(doc.get("status", "")),
+        domain=str(doc.get("domain", "")),
+        title=obj.get("description") or obj["name"],
+        description=description.get("purpose", "") if isinstance(description, dict) else "",
+        table=table,
+        columns=columns,
+        owner=owners[0] if owners else "",
+        freshness_hours=freshness,
+        max_quarantine_rate=float(_custom(doc, "maxQuarantineRate", 0.01)),
+        quality=tuple(obj.get("quality") or ()),
+        path=path,
+        document=doc,
+    )
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return yaml.safe_load(fh)
+    except FileNotFoundError as exc:
+        raise ContractError(f"{path}: no such contract file") from exc
+    except yaml.YAMLError as exc:
+        raise ContractError(f"{path}: not valid YAML: {exc}") from exc
+
+
+def load_contract(name_or_path: str | Path, contracts_dir: Path | None = None) -> Contract:
+    """Load one contract by dataset name (``orders``) or by file path."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = (contracts_dir or CONTRACTS_DIR) / f"{name_or_path}.yaml"
+    try:
+        return parse_contract(read_yaml(path), path)
+    except (KeyError, TypeError) as exc:
+        raise ContractError(f"{path}: missing or malformed field {exc}") from exc
+    except ContractError as exc:
+        raise ContractError(f"{path.name}: {exc}") from exc
+
+
+def load_contracts(contracts_dir: Path | None = None) -> dict[str, Contract]:
+    """Every contract of the project, by dataset name."""
+    directory = contracts_dir or CONTRACTS_DIR
+    contracts = {}
+    for path in sorted(directory.glob("*.yaml")):
+        contract = load_contract(path)
+        contracts[contract.name] = contract
+    return contracts

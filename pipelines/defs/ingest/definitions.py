@@ -1,0 +1,19 @@
+"""The ingest domain's definitions."""
+
+import dagster as dg
+
+from pipelines.defs.ingest.assets import ingest_assets
+from pipelines.defs.ingest.automation import (
+    ingest_daily_job,
+    ingest_daily_schedule,
+    ingest_reference_job,
+    landing_zone_sensor,
+    reference_schedule,
+)
+
+defs = dg.Definitions(
+    assets=ingest_assets,
+    jobs=[ingest_daily_job, ingest_reference_job],
+    schedules=[ingest_daily_schedule, reference_schedule],
+    sensors=[landing_zone_sensor],
+)

@@ -1,0 +1,95 @@
+"""Operational tables of the lake: the ingestion ledger, the quarantine and contract results.
+
+These are written by ingestion only and read by the data-quality page and asset checks.
+
+``ops.ingest_runs``
+    One row per dataset, partition and run: files read, records received, landed and
+    quarantined. The latest row per (dataset, partition_key) is the current state; older rows
+    are the history. ``received = landed + quarantined`` always (the conservation law).
+``ops.datasets``
+    The registry of landed datasets as their contracts declare them (owner, freshness SLA...),
+    rewritten at every ingestion so the dashboards never need to parse YAML.
+``ops.contract_results``
+    One row per contract rule evaluated (by Great Expectations) per dataset, partition and run.
+``quarantine.rejected_records``
+    Every record that did not land: the original text, where it came from and why.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+UNPARTITIONED = "__all__"
+
+DDL = {
+    "ops.ingest_runs": """
+        create table if not exists ops.ingest_runs (
+            run_id varchar not null,
+            dataset varchar not null,
+            partition_key varchar not null,
+            files integer not null,
+            received bigint not null,
+            landed bigint not null,
+            quarantined bigint not null,
+            unknown_codes bigint not null,
+            max_event_ts timestamptz,
+            started_at timestamptz not null,
+            finished_at timestamptz not null
+        )""",
+    "ops.datasets": """
+        create table if not exists ops.datasets (
+            dataset varchar not null,
+            title varchar,
+            description varchar,
+            domain varchar,
+            owner varchar,
+            contract_version varchar,
+            raw_table varchar not null,
+            partitioned boolean not null,
+            freshness_sla_hours double,
+            rules integer not null,
+            pii_columns varchar[]
+        )""",
+    "ops.contract_results": """
+        create table if not exists ops.contract_results (
+            run_id varchar not null,
+            dataset varchar not null,
+            partition_key varchar not null,
+            rule varchar not null,
+            column_name varchar,
+            expectation varchar not null,
+            success boolean not null,
+            unexpected_count bigint not null,
+            evaluated_rows bigint not null,
+            checked_at timestamptz not null
+        )""",
+    "quarantine.rejected_records": """
+        create table if not exists quarantine.rejected_records (
+            run_id varchar not null,
+            dataset varchar not null,
+            partition_key varchar not null,
+            source_file varchar not null,
+            record_no bigint,
+            reason varchar not null,
+            reasons varchar[] not null,
+            raw_record varchar,
+            quarantined_at timestamptz not null
+        )""",
+}
+
+#: The current state per dataset and partition (the latest run of each).
+CURRENT_INGEST_VIEW = """
+    create or replace view ops.ingest_status as
+    select * exclude (rn) from (
+        select *, row_number() over (
+            partition by dataset, partition_key order by finished_at desc, run_id desc) as rn
+        from ops.ingest_runs
+    ) where rn = 1
+"""
+
+
+def ensure_ops_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the ops and quarantine tables and views if they do not exist yet."""
+    for ddl in DDL.values():
+        con.execute(ddl)
+    con.execute(CURRENT_INGEST_VIEW)

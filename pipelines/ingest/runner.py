@@ -1,0 +1,549 @@
+"""Land a source's files for some partitions: read, normalise, enforce contracts, write.
+
+Everything received ends up in exactly one place: the raw table (valid records) or
+``quarantine.rejected_records`` (with the original text and every reason), and the counts go to
+``ops.ingest_runs`` so that ``received = landed + quarantined`` can be checked. Re-running a
+partition replaces its rows, its quarantine and nothing else, in one transaction per dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from pipelines.contracts import Contract, load_contract
+from pipelines.contracts.enforce import enforce
+from pipelines.contracts.expectations import RuleResult
+from pipelines.ingest import carriers as carrier_feeds
+from pipelines.ingest.ops import UNPARTITIONED, ensure_ops_tables
+from pipelines.ingest.readers import ParsedFile, Reject, flatten, read_csv, read_jsonl
+from pipelines.ingest.sources import Source
+
+log = logging.getLogger(__name__)
+
+LINEAGE_COLUMNS = {
+    "_partition_key": "varchar",
+    "_source_file": "varchar",
+    "_record_no": "bigint",
+    "_run_id": "varchar",
+    "_ingested_at": "timestamptz",
+}
+
+#: Partitions are processed in batches of about this many records, which bounds memory while
+#: keeping the fixed cost of a validation run small.
+BATCH_RECORDS = 400_000
+
+
+@dataclass
+class PartitionStats:
+    files: int = 0
+    received: int = 0
+    landed: int = 0
+    quarantined: int = 0
+    unknown_codes: int = 0
+    max_event_ts: datetime | None = None
+
+
+@dataclass
+class DatasetResult:
+    dataset: str
+    table: str
+    partitions: dict[str, PartitionStats] = field(default_factory=dict)
+    rules: dict[str, dict[str, Any]] = field(default_factory=dict)  # rule -> aggregated result
+    top_reasons: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def received(self) -> int:
+        return sum(p.received for p in self.partitions.values())
+
+    @property
+    def landed(self) -> int:
+        return sum(p.landed for p in self.partitions.values())
+
+    @property
+    def quarantined(self) -> int:
+        return sum(p.quarantined for p in self.partitions.values())
+
+    @property
+    def unknown_codes(self) -> int:
+        return sum(p.unknown_codes for p in self.partitions.values())
+
+    @property
+    def quarantine_rate(self) -> float:
+        return self.quarantined / self.received if self.received else 0.0
+
+    @property
+    def conserved(self) -> bool:
+        return all(p.received == p.landed + p.quarantined for p in self.partitions.values())
+
+
+@dataclass
+class _Collected:
+    """Records of one dataset gathered from the files of a batch, with where each came from."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    partition: list[str] = field(default_factory=list)
+    source_file: list[str] = field(default_factory=list)
+    record_no: list[int | None] = field(default_factory=list)
+    raw: list[str] = field(default_factory=list)
+    missing: dict[int, set[str]] = field(default_factory=dict)
+    # (partition, file, record_no, raw, reasons)
+    rejects: list[tuple[str, str, int | None, str, list[str]]] = field(default_factory=list)
+    files: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+
+
+# ---------------------------------------------------------------------------------- reading
+
+
+def source_files(source: Source, landing_dir: Path, partition_key: str) -> list[Path]:
+    pattern = source.pattern.format(date=partition_key) if source.partitioned else source.pattern
+    return sorted(p for p in landing_dir.glob(pattern) if p.is_file())
+
+
+def landed_partitions(source: Source, landing_dir: Path) -> list[str]:
+    """Partition keys (dates) for which the landing zone has files of this source."""
+    if not source.partitioned:
+        return [UNPARTITIONED]
+    head = source.pattern.split("date={date}")[0]
+    keys = {p.name.removeprefix("date=") for p in landing_dir.glob(f"{head}date=*") if p.is_dir()}
+    return sorted(keys)
+
+
+def _relative(path: Path, landing_dir: Path) -> str:
+    try:
+        return str(path.relative_to(landing_dir))
+    except ValueError:
+        return str(path)
+
+
+def _parse(
+    source: Source, path: Path, contract: Contract, registry: dict[str, dict[str, str]]
+) -> tuple[ParsedFile, list[dict[str, Any]]]:
+    """Parse one file into flat records of the source's top-level dataset."""
+    if source.file_format == "carrier":
+        carrier_id = path.parent.parent.name
+        info = registry.get(carrier_id, {})
+        feed = info.get("feed_format") or carrier_feeds.FILE_FORMATS.get(path.name)
+        if feed == "rail_csv":
+            parsed = read_csv(path, carrier_feeds.RAIL_COLUMNS, delimiter=";")
+        elif feed in carrier_feeds.FEED_FORMATS:
+            parsed = read_jsonl(path)
+        else:
+            parsed = ParsedFile(path)
+            text = path.read_text(encoding="utf-8", errors="replace")
+            for number, line in enumerate(text.splitlines(), start=1):
+                if line.strip():
+                    parsed.rejects.append(
+                        Reject(number, line, f"carrier {carrier_id!r} has no known feed format")
+                    )
+            return parsed, []
+        mode = info.get("mode")
+        return parsed, carrier_feeds.normalise(feed, carrier_id, parsed.records, mode)
+    if source.file_format == "csv":
+        parsed = read_csv(path, contract.column_names, delimiter=source.delimiter)
+        return parsed, parsed.records
+    parsed = read_jsonl(path)
+    return parsed, [flatten(r) for r in parsed.records]
+
+
+def _collect(
+    source: Source,
+    partitions: list[str],
+    landing_dir: Path,
+    contracts: dict[str, Contract],
+    registry: dict[str, dict[str, str]],
+    warnings: list[str],
+) -> dict[str, _Collected]:
+    collected = {name: _Collected() for name in source.datasets}
+    parent = collected[source.dataset]
+    for key in partitions:
+        for path in source_files(source, landing_dir, key):
+            rel = _relative(path, landing_dir)
+            parsed, records = _parse(source, path, contracts[source.dataset], registry)
+            warnings.extend(f"{rel}: {w}" for w in parsed.warnings)
+            for name in source.datasets:
+                collected[name].files[key].add(rel)
+            for rej in parsed.rejects:
+                parent.rejects.append((key, rel, rej.record_no, rej.raw, [rej.reason]))
+            for record, number, raw, flat in zip(
+                parsed.records, parsed.record_nos, parsed.raws, records, strict=True
+            ):
+                idx = len(parent.rows)
+                parent.rows.append(flat)
+                parent.partition.append(key)
+                parent.source_file.append(rel)
+                parent.record_no.append(number)
+                parent.raw.append(raw)
+                if parsed.missing_columns:
+                    parent.missing[idx] = parsed.missing_columns
+                for child in source.children:
+                    _collect_children(collected[child.dataset], child, record, key, rel, number)
+    return collected
+
+
+def _collect_children(
+    target: _Collected, child: Any, record: dict[str, Any], key: str, rel: str, number: int
+) -> None:
+    items = record.get(child.field)
+    if items is None:
+        return
+    if not isinstance(items, list):
+        target.rejects.append(
+            (
+                key,
+                rel,
+                number,
+                json.dumps(items, default=str)[:4000],
+                [f"{child.field}: is not a list"],
+            )
+        )
+        return
+    for item in items:
+        raw = json.dumps(item, ensure_ascii=False, default=str)
+        if not isinstance(item, dict):
+            target.rejects.append(
+                (key, rel, number, raw, [f"{child.field}: item is not an object"])
+            )
+            continue
+        row = flatten(item)
+        row[child.parent_key] = record.get(child.parent_key)
+        target.rows.append(row)
+        target.partition.append(key)
+        target.source_file.append(rel)
+        target.record_no.append(number)
+        target.raw.append(raw)
+
+
+# ---------------------------------------------------------------------------------- writing
+
+
+def raw_table_ddl(contract: Contract) -> str:
+    cols = [f'"{c.name}" {c.duckdb_type}' for c in contract.columns]
+    cols += [f"{name} {kind}" for name, kind in LINEAGE_COLUMNS.items()]
+    return f"create table if not exists {contract.table} (\n  " + ",\n  ".join(cols) + "\n)"
+
+
+def ensure_raw_table(con: duckdb.DuckDBPyConnection, contract: Contract) -> None:
+    """Create the raw table from the contract; add columns a newer contract version declares."""
+    con.execute(raw_table_ddl(contract))
+    schema, table = contract.table.split(".")
+    existing = {
+        r[0]
+        for r in con.execute(
+            "select column_name from information_schema.columns where table_schema = ? and table_name = ?",
+            [schema, table],
+        ).fetchall()
+    }
+    for column in contract.columns:
+        if column.name not in existing:
+            con.execute(
+                f'alter table {contract.table} add column "{column.name}" {column.duckdb_type}'
+            )
+
+
+def _timestamp_column(contract: Contract) -> str | None:
+    for c in contract.columns:
+        if c.logical_type == "timestamp":
+            return c.name
+    for c in contract.columns:
+        if c.logical_type == "date":
+            return c.name
+    return None
+
+
+def _write(
+    con: duckdb.DuckDBPyConnection,
+    contract: Contract,
+    partitions: list[str],
+    landed: pd.DataFrame,
+    rejected: pd.DataFrame,
+    stats: dict[str, PartitionStats],
+    run_id: str,
+    started: datetime,
+    result: DatasetResult,
+) -> None:
+    keys = list(partitions)
+    now = datetime.now(UTC)
+    con.execute("begin transaction")
+    try:
+        con.execute(
+            f"delete from {contract.table} where _partition_key in (select unnest(?))", [keys]
+        )
+        if len(landed):
+            con.register("_landed", landed)
+            cols = (
+                ", ".join(f'"{c.name}"' for c in contract.columns)
+                + ", "
+                + ", ".join(LINEAGE_COLUMNS)
+            )
+            casts = ", ".join(f'cast("{c.name}" as {c.duckdb_type})' for c in contract.columns)
+            casts += ", " + ", ".join(f"cast({n} as {t})" for n, t in LINEAGE_COLUMNS.items())
+            con.execute(f"insert into {contract.table} ({cols}) select {casts} from _landed")
+            con.unregister("_landed")
+        con.execute(
+            "delete from quarantine.rejected_records where dataset = ? "
+            "and partition_key in (select unnest(?))",
+            [contract.name, keys],
+        )
+        if len(rejected):
+            con.register("_rejected", rejected)
+            con.execute(
+                "insert into quarantine.rejected_records select run_id, dataset, "
+                "partition_key, source_file, record_no, reason, reasons, raw_record, "
+                "quarantined_at from _rejected"
+            )
+            con.unregister("_rejected")
+        rows = [
+            (
+                run_id,
+                contract.name,
+                key,
+                s.files,
+                s.received,
+                s.landed,
+                s.quarantined,
+                s.unknown_codes,
+                s.max_event_ts,
+                started,
+                now,
+            )
+            for key, s in stats.items()
+        ]
+        con.executemany(
+            "insert into ops.ingest_runs values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+        )
+        rule_rows = [
+            (
+                run_id,
+                contract.name,
+                ",".join(keys) if len(keys) <= 3 else f"{keys[0]}..{keys[-1]}",
+                name,
+                r["column"],
+                r["expectation"],
+                r["success"],
+                r["unexpected_count"],
+                r["evaluated_rows"],
+                now,
+            )
+            for name, r in result.rules.items()
+        ]
+        if rule_rows:
+            con.executemany(
+                "insert into ops.contract_results values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rule_rows
+            )
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+
+
+# ---------------------------------------------------------------------------------- enforcing
+
+
+def _merge_rules(result: DatasetResult, rule_results: list[RuleResult]) -> None:
+    for r in rule_results:
+        agg = result.rules.setdefault(
+            r.rule.name,
+            {
+                "column": r.rule.column,
+                "expectation": r.rule.expectation,
+                "severity": r.rule.severity,
+                "success": True,
+                "unexpected_count": 0,
+                "evaluated_rows": 0,
+            },
+        )
+        agg["success"] = agg["success"] and r.success
+        agg["unexpected_count"] += r.unexpected_count
+        agg["evaluated_rows"] += r.evaluated_rows
+
+
+def _rejected_rows(
+    dataset: str,
+    run_id: str,
+    now: datetime,
+    items: list[tuple[str, str, int | None, str, list[str]]],
+) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "run_id": run_id,
+            "dataset": dataset,
+            "partition_key": [i[0] for i in items],
+            "source_file": [i[1] for i in items],
+            "record_no": pd.array([i[2] for i in items], dtype="Int64"),
+            "reason": [i[4][0] for i in items],
+            "reasons": [i[4] for i in items],
+            "raw_record": [i[3] for i in items],
+            "quarantined_at": now,
+        }
+    )
+
+
+def _enforce_dataset(
+    contract: Contract,
+    data: _Collected,
+    rejected_parents: set[tuple[str, int]] | None,
+    parent_name: str | None,
+    result: DatasetResult,
+    run_id: str,
+    partitions: list[str],
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, PartitionStats], set[tuple[str, int]]]:
+    now = datetime.now(UTC)
+    frame = (
+        pd.DataFrame.from_records(data.rows) if data.rows else pd.DataFrame(index=pd.RangeIndex(0))
+    )
+    enforcement = enforce(frame, contract, data.missing)
+    _merge_rules(result, enforcement.results)
+    reasons = dict(enforcement.reasons)
+    if rejected_parents:
+        for i, (rel, number) in enumerate(zip(data.source_file, data.record_no, strict=True)):
+            if (rel, number) in rejected_parents:
+                reasons.setdefault(i, []).append(f"parent {parent_name} record rejected")
+    rejects = list(data.rejects)
+    for i, why in reasons.items():
+        rejects.append(
+            (data.partition[i], data.source_file[i], data.record_no[i], data.raw[i], why)
+        )
+    for item in rejects:
+        result.top_reasons[_reason_kind(item[4][0])] = (
+            result.top_reasons.get(_reason_kind(item[4][0]), 0) + 1
+        )
+    rejected_keys = {(r[1], r[2]) for r in rejects if r[2] is not None}
+
+    keep = ~frame.index.isin(list(reasons))
+    landed = enforcement.typed.loc[keep].copy()
+    landed["_partition_key"] = [data.partition[i] for i in landed.index]
+    landed["_source_file"] = [data.source_file[i] for i in landed.index]
+    landed["_record_no"] = pd.array([data.record_no[i] for i in landed.index], dtype="Int64")
+    landed["_run_id"] = run_id
+    landed["_ingested_at"] = now
+
+    stats = {key: PartitionStats(files=len(data.files.get(key, ()))) for key in partitions}
+    ts_col = _timestamp_column(contract)
+    if len(landed):
+        grouped = landed.groupby("_partition_key", sort=False)
+        for key, count in grouped.size().items():
+            stats[key].landed = int(count)
+        if ts_col is not None:
+            for key, value in grouped[ts_col].max().items():
+                stats[key].max_event_ts = _as_datetime(value)
+        if "is_unmapped" in landed.columns:
+            for key, value in grouped["is_unmapped"].sum().items():
+                stats[key].unknown_codes = int(value)
+    for item in rejects:
+        stats[item[0]].quarantined += 1
+    for s in stats.values():
+        s.received = s.landed + s.quarantined
+    return landed, _rejected_rows(contract.name, run_id, now, rejects), stats, rejected_keys
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    if value is None or pd.isna(value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    if isinstance(value, datetime):
+        return value
+    return datetime(value.year, value.month, value.day, tzinfo=UTC)
+
+
+def _reason_kind(reason: str) -> str:
+    """Group reasons by rule, not by value: "quantity: -3 is below..." -> "quantity: is below..."."""
+    if ": " not in reason:
+        return reason
+    column, rest = reason.split(": ", 1)
+    if rest.startswith(("'", '"')) or rest[:1].isdigit() or rest[:1] == "-":
+        parts = rest.split(" ", 1)
+        rest = parts[1] if len(parts) > 1 else rest
+    elif rest.startswith(("invalid JSON", "expected ")):
+        rest = rest.split(":")[0].split(",")[0]
+    return f"{column}: {rest}"[:160]
+
+
+# ---------------------------------------------------------------------------------- public
+
+
+def carrier_registry(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
+    """carrier_id -> feed_format and mode, from raw.carriers when it has landed."""
+    try:
+        rows = con.execute("select carrier_id, feed_format, modes from raw.carriers").fetchall()
+    except duckdb.Error:
+        return {}
+    return {
+        cid: {"feed_format": fmt, "mode": (modes or "").split("|")[0] or None}
+        for cid, fmt, modes in rows
+    }
+
+
+def _batches(source: Source, landing_dir: Path, partitions: list[str]) -> list[list[str]]:
+    """Group partitions so each batch holds about BATCH_RECORDS records (by file size)."""
+    batches: list[list[str]] = []
+    current: list[str] = []
+    size = 0
+    budget = BATCH_RECORDS * 250  # ~250 bytes per record
+    for key in partitions:
+        current.append(key)
+        size += sum(p.stat().st_size for p in source_files(source, landing_dir, key))
+        if size >= budget:
+            batches.append(current)
+            current, size = [], 0
+    if current:
+        batches.append(current)
+    return batches
+
+
+def ingest_source(
+    source: Source,
+    partitions: list[str],
+    con: duckdb.DuckDBPyConnection,
+    landing_dir: Path,
+    run_id: str,
+) -> dict[str, DatasetResult]:
+    """Land ``partitions`` of ``source`` (``["__all__"]`` for unpartitioned sources)."""
+    contracts = {name: load_contract(name) for name in source.datasets}
+    ensure_ops_tables(con)
+    for contract in contracts.values():
+        ensure_raw_table(con, contract)
+    registry = carrier_registry(con) if source.file_format == "carrier" else {}
+    results = {name: DatasetResult(name, contracts[name].table) for name in source.datasets}
+    for batch in _batches(source, landing_dir, partitions):
+        started = datetime.now(UTC)
+        warnings: list[str] = []
+        collected = _collect(source, batch, landing_dir, contracts, registry, warnings)
+        results[source.dataset].warnings.extend(warnings)
+        parent_rejects: set[tuple[str, int]] | None = None
+        for name in source.datasets:
+            contract, result = contracts[name], results[name]
+            is_child = name != source.dataset
+            landed, rejected, stats, rejected_keys = _enforce_dataset(
+                contract,
+                collected[name],
+                parent_rejects if is_child else None,
+                source.dataset if is_child else None,
+                result,
+                run_id,
+                batch,
+            )
+            if not is_child:
+                parent_rejects = rejected_keys
+            _write(con, contract, batch, landed, rejected, stats, run_id, started, result)
+            result.partitions.update(stats)
+            log.info(
+                "%s %s..%s: %d received, %d landed, %d quarantined",
+                name,
+                batch[0],
+                batch[-1],
+                sum(s.received for s in stats.values()),
+                len(landed),
+                len(rejected),
+            )
+    return results

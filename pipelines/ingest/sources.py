@@ -1,0 +1,134 @@
+"""The landing-zone sources: where each feed's files are and which datasets they land.
+
+Adding a source is adding an entry here and a contract in ``data_contracts/``; the Dagster
+assets, checks and the data-quality page pick it up from this registry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Child:
+    """A list nested in each parent record that lands as its own dataset."""
+
+    dataset: str
+    field: str  # the parent's list field, e.g. "lines"
+    parent_key: str  # copied from the parent into every child row, e.g. "order_id"
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    description: str
+    pattern: str  # glob under the landing zone; {date} is the partition's date
+    file_format: str  # "jsonl" | "csv" | "carrier"
+    dataset: str  # the contract of the top-level records
+    partitioned: bool = True
+    delimiter: str = ","
+    children: tuple[Child, ...] = field(default_factory=tuple)
+
+    @property
+    def datasets(self) -> tuple[str, ...]:
+        return (self.dataset, *(c.dataset for c in self.children))
+
+
+SOURCES: tuple[Source, ...] = (
+    Source(
+        "warehouses",
+        "Warehouse network (reference CSV).",
+        "reference/warehouses.csv",
+        "csv",
+        "warehouses",
+        partitioned=False,
+    ),
+    Source(
+        "carriers",
+        "Carriers and their feed formats (reference CSV).",
+        "reference/carriers.csv",
+        "csv",
+        "carriers",
+        partitioned=False,
+    ),
+    Source(
+        "skus",
+        "Product catalogue (reference CSV).",
+        "reference/skus.csv",
+        "csv",
+        "skus",
+        partitioned=False,
+    ),
+    Source(
+        "ip_ranges",
+        "IP geolocation ranges (reference CSV).",
+        "reference/ip_ranges.csv",
+        "csv",
+        "ip_ranges",
+        partitioned=False,
+    ),
+    Source(
+        "customers",
+        "CRM customer master (JSON lines).",
+        "crm/customers.jsonl",
+        "jsonl",
+        "customers",
+        partitioned=False,
+    ),
+    Source(
+        "orders",
+        "OMS order export (JSON lines, lines nested).",
+        "oms/orders/date={date}/*.jsonl",
+        "jsonl",
+        "orders",
+        children=(Child("order_lines", "lines", "order_id"),),
+    ),
+    Source(
+        "cancellations",
+        "OMS cancellations (CSV).",
+        "oms/cancellations/date={date}/*.csv",
+        "csv",
+        "cancellations",
+    ),
+    Source(
+        "inventory",
+        "WMS end-of-day inventory snapshots (CSV).",
+        "wms/inventory/date={date}/*.csv",
+        "csv",
+        "inventory_snapshots",
+    ),
+    Source(
+        "shipments",
+        "TMS shipments (JSON lines, lines and legs nested).",
+        "tms/shipments/date={date}/*.jsonl",
+        "jsonl",
+        "shipments",
+        children=(
+            Child("shipment_lines", "lines", "shipment_id"),
+            Child("shipment_legs", "legs", "shipment_id"),
+        ),
+    ),
+    Source(
+        "carrier_events",
+        "Carrier tracking feeds, each in its native format.",
+        "carriers/*/date={date}/*",
+        "carrier",
+        "carrier_events",
+    ),
+    Source(
+        "chargebacks",
+        "Payment provider fraud labels (CSV).",
+        "payments/chargebacks/date={date}/*.csv",
+        "csv",
+        "chargebacks",
+    ),
+    Source(
+        "reviews",
+        "CRM contacts and reviews (JSON lines).",
+        "crm/reviews/date={date}/*.jsonl",
+        "jsonl",
+        "reviews",
+    ),
+)
+
+SOURCES_BY_NAME = {s.name: s for s in SOURCES}

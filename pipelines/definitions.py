@@ -5,10 +5,10 @@ Domains live under ``pipelines/defs/<domain>/``; each exposes a ``defs`` object.
 
 import dagster as dg
 
-from pipelines.defs.ingest.definitions import defs as ingest_defs
+from pipelines.defs.ingest import definitions as ingest
 from pipelines.defs.resources import LakeResource
 
 defs = dg.Definitions.merge(
-    ingest_defs,
+    ingest.defs,
     dg.Definitions(resources={"lake": LakeResource()}),
 )

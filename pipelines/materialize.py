@@ -12,7 +12,10 @@ import os
 from dataclasses import dataclass, field
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 
 from ordertower.settings import get_settings
 from pipelines.defs.partitions import daily_partitions
@@ -31,10 +34,29 @@ class MaterializeSummary:
     assets: list[str] = field(default_factory=list)
 
 
-def instance() -> dg.DagsterInstance:
+DAGSTER_YAML = """\
+# Written by Order Control Tower on first use; edit freely.
+telemetry:
+  enabled: false
+concurrency:
+  pools:
+    # lake_writer: the embedded SQLite catalog takes one writer at a time
+    default_limit: 1
+"""
+
+
+def ensure_dagster_home() -> str:
+    """Create DAGSTER_HOME with its dagster.yaml (no telemetry, one lake writer at a time)."""
     home = get_settings().dagster_home
     home.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("DAGSTER_HOME", str(home))
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(DAGSTER_YAML)
+    return str(home)
+
+
+def instance() -> dg.DagsterInstance:
+    os.environ["DAGSTER_HOME"] = ensure_dagster_home()
     return dg.DagsterInstance.get()
 
 
@@ -55,7 +77,8 @@ def parse_partition(partition: str | None) -> tuple[str, str] | None:
         if key not in valid:
             raise MaterializeError(
                 f"partition {key!r} is not a day between {daily_partitions.start.date()} and today "
-                "(format YYYY-MM-DD, a range as START...END)")
+                "(format YYYY-MM-DD, a range as START...END)"
+            )
     if start > end:
         raise MaterializeError(f"partition range {start}...{end} ends before it starts")
     return start, end
@@ -65,7 +88,6 @@ def materialize(select: str | None = None, partition: str | None = None) -> Mate
     from pipelines.definitions import defs
 
     graph = defs.resolve_asset_graph()
-    all_keys = set(graph.get_all_asset_keys())
     try:
         selection = dg.AssetSelection.from_string(select) if select else dg.AssetSelection.all()
         keys = selection.resolve(graph)
@@ -81,8 +103,14 @@ def materialize(select: str | None = None, partition: str | None = None) -> Mate
     inst = instance()
 
     def run(selected: set[dg.AssetKey], **kwargs) -> None:
-        result = dg.materialize(assets, selection=list(selected), resources=resources,
-                                instance=inst, raise_on_error=False, **kwargs)
+        result = dg.materialize(
+            assets,
+            selection=list(selected),
+            resources=resources,
+            instance=inst,
+            raise_on_error=False,
+            **kwargs,
+        )
         summary.runs.append(result.run_id)
         if not result.success:
             failures = [e for e in result.all_events if e.is_failure]
@@ -96,7 +124,11 @@ def materialize(select: str | None = None, partition: str | None = None) -> Mate
         if window is None:
             raise MaterializeError("the landing zone is empty: run `ordertower simulate` first")
         summary.partition_range = window
-        run(partitioned, tags={ASSET_PARTITION_RANGE_START_TAG: window[0],
-                               ASSET_PARTITION_RANGE_END_TAG: window[1]})
-    del all_keys
+        run(
+            partitioned,
+            tags={
+                ASSET_PARTITION_RANGE_START_TAG: window[0],
+                ASSET_PARTITION_RANGE_END_TAG: window[1],
+            },
+        )
     return summary

@@ -22,7 +22,12 @@ _FALSE = {"false", "0", "no", "n", "f"}
 Reasons = dict[int, list[str]]
 
 
-def _short(value: object, limit: int = 40) -> str:
+def show_value(value: object, limit: int = 40) -> str:
+    """A value as a reason shows it: Python literals, numpy scalars unwrapped, long text cut."""
+    if hasattr(value, "item") and not isinstance(value, pd.Timestamp):
+        value = value.item()
+    if isinstance(value, pd.Timestamp):
+        value = value.isoformat()
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -37,7 +42,7 @@ def _present(series: pd.Series) -> pd.Series:
 
 def _flag(reasons: Reasons, series: pd.Series, failed: pd.Series, message: str) -> None:
     for idx in series.index[failed.to_numpy()]:
-        reasons[int(idx)].append(f"{series.name}: {_short(series.at[idx])} {message}")
+        reasons[int(idx)].append(f"{series.name}: {show_value(series.at[idx])} {message}")
 
 
 def _to_numeric(series: pd.Series, column: Column, reasons: Reasons) -> pd.Series:

@@ -6,7 +6,6 @@ landed + quarantined) and the contract (the quarantine rate within the contract'
 with every rule's Great Expectations result).
 """
 
-
 import dagster as dg
 
 from pipelines.contracts import load_contract

@@ -1,0 +1,78 @@
+# Order Control Tower: the few verbs people type.
+#   make demo   fresh clone -> environment -> simulated world -> every asset materialised -> summary
+#   make test   the test suite (offline); CI=true runs the slow, browser and service tests too
+#   make ui     Dagster UI, the Streamlit control tower and the MLflow UI on 127.0.0.1
+#   make bench  throughput of the simulator and ingestion -> bench/results/*.json, BENCHMARKS.md
+
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+export VIRTUAL_ENV := $(CURDIR)/$(VENV)
+export ORDERTOWER_HOME ?= $(CURDIR)/.ordertower
+export DAGSTER_HOME ?= $(ORDERTOWER_HOME)/dagster
+
+ORDERS ?= 200000
+DAYS ?= 90
+SEED ?= 42
+PYTEST_ARGS ?=
+# CI runs everything (slow, browser, service tests); a developer's default run skips slow ones
+ifeq ($(CI),true)
+PYTEST_MARKERS := -m ""
+else
+PYTEST_MARKERS :=
+endif
+
+.PHONY: help install demo simulate materialize status test lint ui bench clean
+
+help:
+	@grep -E '^#   make' Makefile | sed 's/^#   //'
+
+$(VENV)/.installed: pyproject.toml uv.lock
+	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv>=0.5"
+	uv sync --frozen --extra dev
+	$(BIN)/python -c "from ordertower.lake import import_extensions; import_extensions()"
+	@touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	@echo "== simulating $(ORDERS) orders over $(DAYS) days (seed $(SEED))"
+	rm -rf "$(ORDERTOWER_HOME)/landing"
+	ordertower simulate --orders $(ORDERS) --days $(DAYS) --seed $(SEED)
+	@echo "== materialising every asset"
+	ordertower materialize
+	@echo "== what was built"
+	@ordertower status
+	@echo
+	@echo "Open the UIs with: make ui"
+	@echo "  Dagster     http://127.0.0.1:3000"
+	@echo "  Dashboards  http://127.0.0.1:8501"
+	@echo "  MLflow      http://127.0.0.1:5000"
+	@echo "Query the lake: .venv/bin/ordertower sql \"select count(*) from raw.orders\""
+
+test: install
+	pytest $(PYTEST_MARKERS) $(PYTEST_ARGS)
+
+lint: install
+	ruff check .
+	ruff format --check .
+	ordertower contracts lint
+
+ui: install
+	@python -c "from pipelines.materialize import ensure_dagster_home; ensure_dagster_home()"
+	@mkdir -p "$(ORDERTOWER_HOME)/mlartifacts"
+	@echo "Dagster http://127.0.0.1:3000 | Dashboards http://127.0.0.1:8501 | MLflow http://127.0.0.1:5000 (Ctrl-C stops all)"
+	@trap 'kill 0' INT TERM EXIT; \
+	dg dev --host 127.0.0.1 --port 3000 & \
+	streamlit run dashboards/app.py --server.address 127.0.0.1 --server.port 8501 --server.headless true & \
+	mlflow ui --host 127.0.0.1 --port 5000 \
+	  --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(ORDERTOWER_HOME)/mlflow.db}" \
+	  --default-artifact-root "$(ORDERTOWER_HOME)/mlartifacts" & \
+	wait
+
+bench: install
+	ordertower bench
+
+clean:
+	rm -rf "$(ORDERTOWER_HOME)" $(VENV)

@@ -1,0 +1,250 @@
+"""The ``ordertower`` command line.
+
+Every command exits 0 on success and non-zero with one clear message (never a traceback) on
+bad input; ``contracts diff`` exits 1 when a change is breaking. Heavy libraries (Dagster,
+Great Expectations) are imported only by the commands that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import date
+from pathlib import Path
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line, exit code 1."""
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from exc
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from exc
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
+
+
+# ------------------------------------------------------------------------------- commands
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from ordertower.settings import get_settings
+    from pipelines.simulator import simulate
+
+    out = Path(args.out) if args.out else get_settings().landing_dir
+    try:
+        summary = simulate(
+            out,
+            orders=args.orders,
+            days=args.days,
+            seed=args.seed,
+            start=args.start,
+            dirty_rate=args.dirty_rate,
+        )
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    data = summary.as_dict()
+    print(json.dumps(data, indent=2, default=str) if args.json else _simulate_text(out, data))
+    return 0
+
+
+def _simulate_text(out: Path, data: dict) -> str:
+    rows = data.get("rows") or {}
+    lines = [f"simulated world written to {out}"]
+    lines += [f"  {name:28s} {count:>12,}" for name, count in rows.items()]
+    if "seconds" in data:
+        lines.append(f"  in {data['seconds']:.1f} s")
+    return "\n".join(lines)
+
+
+def cmd_materialize(args: argparse.Namespace) -> int:
+    from pipelines.materialize import MaterializeError, materialize
+
+    try:
+        summary = materialize(select=args.select, partition=args.partition)
+    except MaterializeError as exc:
+        raise CliError(str(exc)) from exc
+    window = (
+        f" over {summary.partition_range[0]}..{summary.partition_range[1]}"
+        if summary.partition_range
+        else ""
+    )
+    print(
+        f"materialised {len(summary.assets)} assets{window} in {len(summary.runs)} run(s): "
+        + ", ".join(summary.runs)
+    )
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from ordertower.lake import LakeError, connect
+
+    try:
+        con = connect(read_only=True)
+    except LakeError as exc:
+        raise CliError(str(exc)) from exc
+    try:
+        frame = con.execute(args.query).df()
+    except duckdb.Error as exc:
+        raise CliError(f"query failed: {str(exc).splitlines()[0]}") from exc
+    finally:
+        con.close()
+    if args.format == "csv":
+        frame.to_csv(sys.stdout, index=False)
+    elif args.format == "json":
+        print(frame.to_json(orient="records", date_format="iso", indent=2))
+    else:
+        import pandas as pd
+
+        with pd.option_context(
+            "display.max_rows", 200, "display.max_columns", 50, "display.width", 200
+        ):
+            print(frame.to_string(index=False) if len(frame) else "(no rows)")
+    return 0
+
+
+def cmd_contracts_lint(args: argparse.Namespace) -> int:
+    from ordertower.settings import CONTRACTS_DIR
+    from pipelines.contracts.lint import lint_paths
+
+    paths = [Path(p) for p in args.paths] or [CONTRACTS_DIR]
+    findings = lint_paths(paths)
+    for f in findings:
+        print(f)
+    errors = sum(f.severity == "error" for f in findings)
+    warnings = len(findings) - errors
+    print(f"{errors} error(s), {warnings} warning(s)", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def cmd_contracts_diff(args: argparse.Namespace) -> int:
+    from pipelines.contracts.diff import diff_contracts
+    from pipelines.contracts.model import ContractError, load_contract
+
+    try:
+        old, new = load_contract(Path(args.old)), load_contract(Path(args.new))
+    except ContractError as exc:
+        raise CliError(str(exc)) from exc
+    changes = diff_contracts(old, new)
+    for change in changes:
+        print(change)
+    breaking = sum(c.breaking for c in changes)
+    print(f"{len(changes)} change(s), {breaking} breaking", file=sys.stderr)
+    return 1 if breaking else 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from pipelines.status import lake_status
+
+    try:
+        print(lake_status())
+    except RuntimeError as exc:
+        raise CliError(str(exc)) from exc
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from pipelines.bench import run_bench
+
+    try:
+        path = run_bench(scales=args.scale, days=args.days)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    print(f"results written to {path} and BENCHMARKS.md")
+    return 0
+
+
+# ------------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ordertower", description="Order Control Tower command line."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("simulate", help="write a seeded, simulated world to the landing zone")
+    p.add_argument("--orders", type=_positive, default=200_000)
+    p.add_argument("--days", type=_positive, default=90)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--start", type=_date, default=date(2026, 8, 20), help="first day (YYYY-MM-DD)")
+    p.add_argument("--out", help="landing zone folder (default: $ORDERTOWER_HOME/landing)")
+    p.add_argument(
+        "--dirty-rate",
+        type=float,
+        default=0.0005,
+        help="share of records given real-world defects (0 for clean files)",
+    )
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser(
+        "materialize", help="materialise assets in-process (default: all, every landed day)"
+    )
+    p.add_argument(
+        "--select", help="Dagster asset selection, e.g. 'key:raw/orders' or 'group:ingest'"
+    )
+    p.add_argument("--partition", help="a day (YYYY-MM-DD) or a range START...END")
+    p.set_defaults(func=cmd_materialize)
+
+    p = sub.add_parser("sql", help="read-only SQL on the lake")
+    p.add_argument("query")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.set_defaults(func=cmd_sql)
+
+    p = sub.add_parser("status", help="what the lake holds: tables, row counts, quarantine")
+    p.set_defaults(func=cmd_status)
+
+    contracts = sub.add_parser("contracts", help="lint and diff data contracts").add_subparsers(
+        dest="contracts_command", required=True
+    )
+    p = contracts.add_parser("lint", help="validate contracts (default: data_contracts/)")
+    p.add_argument("paths", nargs="*")
+    p.set_defaults(func=cmd_contracts_lint)
+    p = contracts.add_parser(
+        "diff", help="classify the changes from OLD to NEW; exit 1 if breaking"
+    )
+    p.add_argument("old")
+    p.add_argument("new")
+    p.set_defaults(func=cmd_contracts_diff)
+
+    p = sub.add_parser("bench", help="measure simulator and ingestion throughput")
+    p.add_argument(
+        "--scale",
+        type=_positive,
+        action="append",
+        help="orders per run (repeatable; default 100000 and 1000000)",
+    )
+    p.add_argument("--days", type=_positive, default=90)
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except CliError as exc:
+        print(f"ordertower {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""Contracts: the project's contracts lint clean, rules compile from YAML, diff classifies changes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from ordertower.settings import CONTRACTS_DIR
+from pipelines.contracts import load_contract, load_contracts
+from pipelines.contracts.diff import diff_contracts
+from pipelines.contracts.enforce import enforce
+from pipelines.contracts.expectations import compile_rules
+from pipelines.contracts.lint import lint_paths
+from pipelines.contracts.model import parse_contract
+from pipelines.ingest.sources import SOURCES
+
+
+def test_every_landed_dataset_has_a_contract_that_lints_clean():
+    contracts = load_contracts()
+    landed = {d for s in SOURCES for d in s.datasets}
+    assert landed == set(contracts)
+    errors = [str(f) for f in lint_paths([CONTRACTS_DIR]) if f.severity == "error"]
+    assert errors == []
+
+
+def test_lint_reports_schema_and_platform_errors(tmp_path: Path):
+    doc = yaml.safe_load((CONTRACTS_DIR / "orders.yaml").read_text())
+    doc["apiVersion"] = "v9"
+    doc["schema"][0]["properties"][0]["primaryKey"] = False
+    path = tmp_path / "orders.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    messages = [f.message for f in lint_paths([path])]
+    assert any("ODCS schema" in m and "v9" in m for m in messages)
+
+    doc["apiVersion"] = "v3.2.0"
+    doc["schema"][0]["properties"].append({"name": "email", "logicalType": "string"})
+    path.write_text(yaml.safe_dump(doc))
+    messages = [f.message for f in lint_paths([path]) if f.severity == "error"]
+    assert any("no primaryKey" in m for m in messages)
+    assert any("personal data" in m for m in messages)
+
+
+def test_rules_come_from_the_contract():
+    rules = {r.name: r for r in compile_rules(load_contract("orders"))}
+    assert rules["order_id.required"].expectation == "expect_column_values_to_not_be_null"
+    assert rules["order_id.unique"].expectation == "expect_column_values_to_be_unique"
+    assert rules["channel.enum"].kwargs["value_set"] == ["web", "app", "marketplace", "call_center"]
+    assert rules["order_total.range"].kwargs["min_value"] == 0
+    legs = {r.name: r for r in compile_rules(load_contract("shipment_legs"))}
+    assert legs["shipment_id+leg_no.unique"].expectation == "expect_compound_columns_to_be_unique"
+    assert (
+        legs["arrival_after_departure"].expectation
+        == "expect_column_pair_values_a_to_be_greater_than_b"
+    )
+
+
+def test_a_steward_adds_a_rule_in_yaml_only(tmp_path: Path):
+    """A new range rule in the YAML quarantines records without any code change."""
+    doc = yaml.safe_load((CONTRACTS_DIR / "order_lines.yaml").read_text())
+    frame = pd.DataFrame(
+        [
+            {
+                "order_id": "ORD-000000001",
+                "line_no": 1,
+                "sku_id": "S",
+                "quantity": 40,
+                "unit_price": 1.0,
+                "discount": 0.0,
+            }
+        ]
+    )
+    assert enforce(frame, parse_contract(doc)).reasons == {}
+    for prop in doc["schema"][0]["properties"]:
+        if prop["name"] == "quantity":
+            prop["logicalTypeOptions"]["maximum"] = 20
+    reasons = enforce(frame, parse_contract(doc)).reasons
+    assert reasons == {0: ["quantity: 40 is outside [1, 20]"]}
+
+
+def test_warning_rules_report_without_quarantining():
+    contract = load_contract("carrier_events")
+    rows = [
+        {
+            "event_id": f"e{i}",
+            "carrier_id": "C",
+            "feed_format": "rail_csv",
+            "tracking_ref": "T",
+            "event_ts": "2026-08-20T10:00:00Z",
+            "event_code": "UNKNOWN",
+            "event_classifier": "ACT",
+            "carrier_status_code": "XX",
+            "is_unmapped": True,
+        }
+        for i in range(5)
+    ]
+    result = enforce(pd.DataFrame(rows), contract)
+    assert result.reasons == {}
+    failing = {r.rule.name for r in result.results if not r.success}
+    assert failing == {"unmapped_codes_are_rare"}
+
+
+def test_coercion_reasons_are_precise():
+    frame = pd.DataFrame(
+        [
+            {
+                "order_id": "ORD-000000001",
+                "line_no": "one",
+                "sku_id": "S",
+                "quantity": 2.5,
+                "unit_price": "1,5",
+                "discount": None,
+            }
+        ]
+    )
+    reasons = enforce(frame, load_contract("order_lines")).reasons[0]
+    assert "line_no: 'one' is not an integer" in reasons
+    assert "quantity: 2.5 is not an integer" in reasons
+    assert "discount: required value is missing" in reasons
+    assert not any(r.startswith("unit_price") for r in reasons)  # decimal comma accepted
+
+
+def _changed(mutate) -> list:
+    doc = yaml.safe_load((CONTRACTS_DIR / "orders.yaml").read_text())
+    old = parse_contract(doc)
+    new_doc = yaml.safe_load((CONTRACTS_DIR / "orders.yaml").read_text())
+    mutate(new_doc)
+    return diff_contracts(old, parse_contract(new_doc))
+
+
+def _prop(doc: dict, name: str) -> dict:
+    return next(p for p in doc["schema"][0]["properties"] if p["name"] == name)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "change", "breaking"),
+    [
+        (lambda d: d["schema"][0]["properties"].pop(), "removed", True),
+        (lambda d: _prop(d, "channel")["enum"].pop(), "enum values removed", True),
+        (
+            lambda d: _prop(d, "channel")["enum"].append({"value": "kiosk"}),
+            "enum values added",
+            False,
+        ),
+        (lambda d: _prop(d, "promo_code").update(required=True), "required added", True),
+        (
+            lambda d: _prop(d, "order_total")["logicalTypeOptions"].update(maximum=500),
+            "maximum tightened",
+            True,
+        ),
+        (
+            lambda d: _prop(d, "order_total")["logicalTypeOptions"].update(maximum=10**6),
+            "maximum loosened",
+            False,
+        ),
+        (lambda d: _prop(d, "order_total").update(logicalType="string"), "type changed", True),
+        (
+            lambda d: d["schema"][0]["properties"].append(
+                {"name": "gift_note", "logicalType": "string"}
+            ),
+            "added",
+            False,
+        ),
+        (
+            lambda d: _prop(d, "order_id").update(description="Order number."),
+            "description changed",
+            False,
+        ),
+    ],
+)
+def test_diff_classifies_changes(mutate, change, breaking):
+    changes = _changed(mutate)
+    match = [c for c in changes if c.change == change]
+    assert match, [str(c) for c in changes]
+    assert match[0].breaking is breaking

@@ -1,0 +1,54 @@
+"""The Dagster code location loads, and its asset graph is what we expect (snapshot)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipelines.definitions import defs
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_definitions_snapshot(snapshot):
+    repo = defs.get_repository_def()
+    graph = repo.asset_graph
+    assert {
+        "assets": sorted(k.to_user_string() for k in graph.get_all_asset_keys()),
+        "checks": sorted(
+            f"{c.asset_key.to_user_string()}:{c.name}" for c in graph.asset_check_keys
+        ),
+        "jobs": sorted(j for j in repo.job_names if not j.startswith("__")),
+        "schedules": sorted(s.name for s in repo.schedule_defs),
+        "sensors": sorted(s.name for s in repo.sensor_defs),
+    } == snapshot
+
+
+def test_conservation_checks_are_blocking():
+    graph = defs.get_repository_def().asset_graph
+    for key in graph.asset_check_keys:
+        spec = graph.get_check_spec(key)
+        assert spec.blocking == (key.name == "received_equals_landed_plus_quarantined")
+
+
+@pytest.mark.slow
+def test_dagster_definitions_validate(tmp_path: Path):
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(tmp_path),
+        "ORDERTOWER_HOME": str(tmp_path),
+        "VIRTUAL_ENV": str(Path(sys.executable).parent.parent),
+    }
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "dg"), "check", "defs"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,159 @@
+"""Ingestion: every received record lands or is quarantined with its reason; re-runs replace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import landing_factory as lf
+import pytest
+
+from ordertower.lake import connect
+from pipelines.ingest import carriers
+from pipelines.ingest.runner import ingest_source, landed_partitions
+from pipelines.ingest.sources import SOURCES, SOURCES_BY_NAME
+
+
+def _ingest_all(landing: Path, run_id: str = "run-1") -> dict:
+    con = connect()
+    try:
+        results = {}
+        for source in SOURCES:
+            results.update(
+                ingest_source(source, landed_partitions(source, landing), con, landing, run_id)
+            )
+        return results
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def landing(lake_home: Path) -> Path:
+    root = lake_home / "landing"
+    lf.reference(root)
+    lf.clean_day(root)
+    return root
+
+
+def _reasons(con, dataset: str) -> dict[int, list[str]]:
+    rows = con.execute(
+        "select record_no, reasons from quarantine.rejected_records where dataset = ? "
+        "order by record_no",
+        [dataset],
+    ).fetchall()
+    return {r[0]: list(r[1]) for r in rows}
+
+
+def test_clean_files_land_completely(landing: Path):
+    results = _ingest_all(landing)
+    assert {name: r.quarantined for name, r in results.items() if r.quarantined} == {}
+    assert results["orders"].landed == 3
+    assert results["order_lines"].landed == 3
+    assert results["carrier_events"].landed == 5
+    assert all(r.conserved for r in results.values())
+    con = connect(read_only=True)
+    # mixed offsets converted to UTC
+    ts = con.execute("select order_ts from raw.orders limit 1").fetchone()[0]
+    assert ts.utcoffset().total_seconds() == 0 and ts.hour == 8
+    assert (
+        con.execute(
+            "select count(*) from raw.order_lines where order_id = 'ORD-000000001'"
+        ).fetchone()[0]
+        == 1
+    )
+
+
+def test_broken_records_are_quarantined_with_reasons(landing: Path):
+    lf.broken_day(landing)
+    results = _ingest_all(landing)
+    for r in results.values():
+        assert r.conserved, r.dataset
+        for stats in r.partitions.values():
+            assert stats.received == stats.landed + stats.quarantined
+    assert results["orders"].partitions["2026-08-21"].received == 11
+    assert results["orders"].partitions["2026-08-21"].quarantined == 8
+    con = connect(read_only=True)
+    orders = _reasons(con, "orders")
+    assert "duplicate key" in orders[2][0]
+    assert orders[3] == ["order_id: required value is missing"]
+    assert "is not one of" in orders[4][0]
+    assert "outside [0, 100000]" in orders[5][0]
+    assert "no time zone offset" in orders[6][0]
+    assert "not an ISO-8601 timestamp" in orders[8][0]
+    assert orders[10][0].startswith("invalid JSON")
+    assert "truncated last line" in orders[11][0]
+    lines = _reasons(con, "order_lines")
+    assert "quantity: -1 is outside [1, 500]" in lines[9]
+    assert any("parent orders record rejected" in r for r in lines[4])
+    raw = con.execute(
+        "select raw_record from quarantine.rejected_records where dataset='orders' "
+        "and record_no = 4"
+    ).fetchone()[0]
+    assert '"teleshopping"' in raw  # the original record is kept
+    assert "wrong delimiter" in _reasons(con, "cancellations")[2][0]
+    assert "truncated line" in _reasons(con, "chargebacks")[3][0]
+    assert _reasons(con, "inventory_snapshots")[2] == [
+        "reserved: column missing from the file header"
+    ]
+    # the good other-time-zone order landed
+    assert (
+        con.execute("select count(*) from raw.orders where order_id = 'ORD-000000015'").fetchone()[
+            0
+        ]
+        == 1
+    )
+
+
+def test_rematerialising_a_partition_replaces_it(landing: Path):
+    lf.broken_day(landing)
+    _ingest_all(landing, "run-1")
+    con = connect(read_only=True)
+    tables = [
+        "raw.orders",
+        "raw.order_lines",
+        "raw.carrier_events",
+        "raw.inventory_snapshots",
+        "quarantine.rejected_records",
+        "raw.warehouses",
+    ]
+    before = {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in tables}
+    con.close()
+    _ingest_all(landing, "run-2")
+    source = SOURCES_BY_NAME["orders"]
+    c2 = connect()
+    ingest_source(source, ["2026-08-21"], c2, landing, "run-3")
+    after = {t: c2.execute(f"select count(*) from {t}").fetchone()[0] for t in tables}
+    assert after == before
+    status = c2.execute(
+        "select run_id from ops.ingest_status where dataset = 'orders' "
+        "and partition_key = '2026-08-21'"
+    ).fetchone()[0]
+    assert status == "run-3"
+
+
+def test_unknown_carrier_codes_are_kept_and_flagged(landing: Path):
+    results = _ingest_all(landing)
+    assert results["carrier_events"].unknown_codes == 1
+    con = connect(read_only=True)
+    row = con.execute(
+        "select event_code, carrier_status_code, is_unmapped, mode from raw.carrier_events "
+        "where carrier_status_code = 'XX'"
+    ).fetchone()
+    assert row == ("UNKNOWN", "XX", True, "rail")
+    exc = con.execute(
+        "select event_code, exception_reason from raw.carrier_events where event_id = 'm2'"
+    ).fetchone()
+    assert exc == ("EXCEPTION", "ADDRESS_ISSUE")
+
+
+def test_rail_local_times_use_the_station_time_zone():
+    # summer (CEST, +02:00) and winter (CET, +01:00) in Germany; Portugal is an hour behind
+    assert carriers.rail_local_to_utc("20.08.2026 14:30", "DEHBF") == "2026-08-20T14:30:00+02:00"
+    assert carriers.rail_local_to_utc("20.12.2026 14:30", "DEHBF") == "2026-12-20T14:30:00+01:00"
+    assert carriers.rail_local_to_utc("20.12.2026 14:30", "PTLIS") == "2026-12-20T14:30:00+00:00"
+    assert (
+        carriers.rail_local_to_utc("2026-12-20", "DEHBF") == "2026-12-20"
+    )  # left for the contract
+
+
+def test_every_carrier_feed_format_has_a_normaliser():
+    assert set(carriers.mappings()) == set(carriers.FEED_FORMATS) == set(carriers.NORMALISERS)

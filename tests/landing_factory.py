@@ -14,8 +14,8 @@ DAY = "2026-08-20"
 
 def order(n: int, **over) -> dict:
     base = {
-        "order_id": f"ORD-{n:09d}",
-        "customer_id": "C-00000001",
+        "order_id": f"ORD-{n:08d}",
+        "customer_id": "CUS-0000001",
         "order_ts": "2026-08-20T10:15:00+02:00",
         "channel": "web",
         "payment_method": "card",
@@ -94,7 +94,7 @@ def reference(landing: Path) -> None:
         landing / "crm/customers.jsonl",
         [
             {
-                "customer_id": "C-00000001",
+                "customer_id": "CUS-0000001",
                 "full_name": "Ada Example",
                 "email": "ada@example.org",
                 "phone": "+49 30 1234",
@@ -124,7 +124,7 @@ def clean_day(landing: Path, day: str = DAY, n_orders: int = 3) -> None:
     )
     write_text(
         landing / f"oms/cancellations/{d}/cancellations.csv",
-        "order_id,cancelled_at,reason\nORD-000000001,2026-08-20T12:00:00Z,customer_request\n",
+        "order_id,cancelled_at,reason\nORD-00000001,2026-08-20T12:00:00Z,customer_request\n",
     )
     write_text(
         landing / f"wms/inventory/{d}/inventory_snapshot.csv",
@@ -135,8 +135,8 @@ def clean_day(landing: Path, day: str = DAY, n_orders: int = 3) -> None:
         landing / f"tms/shipments/{d}/shipments.jsonl",
         [
             {
-                "shipment_id": "SHP-000000001",
-                "order_id": "ORD-000000001",
+                "shipment_id": "SHP-00000001",
+                "order_id": "ORD-00000001",
                 "warehouse_id": "WH-BER",
                 "created_at": "2026-08-20T11:00:00+02:00",
                 "service_level": "next_day",
@@ -226,15 +226,15 @@ def clean_day(landing: Path, day: str = DAY, n_orders: int = 3) -> None:
     write_text(
         landing / f"payments/chargebacks/{d}/chargebacks.csv",
         "label_id,order_id,label_type,reported_at,amount,reason_code\n"
-        "CB-1,ORD-000000002,chargeback,2026-08-20T08:00:00Z,24.9,10.4\n",
+        "CB-1,ORD-00000002,chargeback,2026-08-20T08:00:00Z,24.9,10.4\n",
     )
     write_jsonl(
         landing / f"crm/reviews/{d}/reviews.jsonl",
         [
             {
                 "review_id": "R-1",
-                "order_id": "ORD-000000001",
-                "customer_id": "C-00000001",
+                "order_id": "ORD-00000001",
+                "customer_id": "CUS-0000001",
                 "created_at": "2026-08-20T20:00:00+02:00",
                 "contact_channel": "survey",
                 "contact_reason": "review",
@@ -278,13 +278,13 @@ def broken_day(landing: Path, day: str = "2026-08-21") -> dict[str, int]:
     # wrong delimiter
     write_text(
         landing / f"oms/cancellations/{d}/cancellations.csv",
-        "order_id;cancelled_at;reason\nORD-000000010;2026-08-21T12:00:00Z;customer_request\n",
+        "order_id;cancelled_at;reason\nORD-00000010;2026-08-21T12:00:00Z;customer_request\n",
     )
     # truncated CSV line
     write_text(
         landing / f"payments/chargebacks/{d}/chargebacks.csv",
         "label_id,order_id,label_type,reported_at,amount,reason_code\n"
-        "CB-2,ORD-000000010,chargeback,2026-08-21T08:00:00Z,24.9,10.4\nCB-3,ORD-0000",
+        "CB-2,ORD-00000010,chargeback,2026-08-21T08:00:00Z,24.9,10.4\nCB-3,ORD-0000",
     )
     return {
         "orders": 8,

@@ -63,7 +63,7 @@ def test_a_steward_adds_a_rule_in_yaml_only(tmp_path: Path):
     frame = pd.DataFrame(
         [
             {
-                "order_id": "ORD-000000001",
+                "order_id": "ORD-00000001",
                 "line_no": 1,
                 "sku_id": "S",
                 "quantity": 40,
@@ -106,7 +106,7 @@ def test_coercion_reasons_are_precise():
     frame = pd.DataFrame(
         [
             {
-                "order_id": "ORD-000000001",
+                "order_id": "ORD-00000001",
                 "line_no": "one",
                 "sku_id": "S",
                 "quantity": 2.5,

@@ -56,7 +56,7 @@ def test_clean_files_land_completely(landing: Path):
     assert ts.utcoffset().total_seconds() == 0 and ts.hour == 8
     assert (
         con.execute(
-            "select count(*) from raw.order_lines where order_id = 'ORD-000000001'"
+            "select count(*) from raw.order_lines where order_id = 'ORD-00000001'"
         ).fetchone()[0]
         == 1
     )
@@ -96,9 +96,7 @@ def test_broken_records_are_quarantined_with_reasons(landing: Path):
     ]
     # the good other-time-zone order landed
     assert (
-        con.execute("select count(*) from raw.orders where order_id = 'ORD-000000015'").fetchone()[
-            0
-        ]
+        con.execute("select count(*) from raw.orders where order_id = 'ORD-00000015'").fetchone()[0]
         == 1
     )
 

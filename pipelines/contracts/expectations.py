@@ -406,9 +406,9 @@ def validate_frame(
         success = bool(res.success)
         results.append(RuleResult(rule, success, count, len(data), index))
         if rule.severity == ERROR and rule.row_level:
+            values = frame[rule.column].to_numpy() if rule.column in frame.columns else None
             for i in index:
-                value = frame[rule.column].iloc[i] if rule.column in frame.columns else None
-                shown = show_value(value)
+                shown = show_value(values[i] if values is not None else None)
                 prefix = (
                     f"{rule.column}: {shown} "
                     if rule.column

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -380,7 +381,8 @@ def _rejected_rows(
             "partition_key": [i[0] for i in items],
             "source_file": [i[1] for i in items],
             "record_no": pd.array([i[2] for i in items], dtype="Int64"),
-            "reason": [i[4][0] for i in items],
+            # the rule that failed, without the value: groups well on the data-quality page
+            "reason": [reason_kind(i[4][0]) for i in items],
             "reasons": [i[4] for i in items],
             "raw_record": [i[3] for i in items],
             "quarantined_at": now,
@@ -414,8 +416,8 @@ def _enforce_dataset(
             (data.partition[i], data.source_file[i], data.record_no[i], data.raw[i], why)
         )
     for item in rejects:
-        result.top_reasons[_reason_kind(item[4][0])] = (
-            result.top_reasons.get(_reason_kind(item[4][0]), 0) + 1
+        result.top_reasons[reason_kind(item[4][0])] = (
+            result.top_reasons.get(reason_kind(item[4][0]), 0) + 1
         )
     rejected_keys = {(r[1], r[2]) for r in rejects if r[2] is not None}
 
@@ -456,17 +458,20 @@ def _as_datetime(value: Any) -> datetime | None:
     return datetime(value.year, value.month, value.day, tzinfo=UTC)
 
 
-def _reason_kind(reason: str) -> str:
-    """Group reasons by rule, not by value: "quantity: -3 is below..." -> "quantity: is below..."."""
-    if ": " not in reason:
-        return reason
-    column, rest = reason.split(": ", 1)
-    if rest.startswith(("'", '"')) or rest[:1].isdigit() or rest[:1] == "-":
-        parts = rest.split(" ", 1)
-        rest = parts[1] if len(parts) > 1 else rest
-    elif rest.startswith(("invalid JSON", "expected ")):
-        rest = rest.split(":")[0].split(",")[0]
-    return f"{column}: {rest}"[:160]
+_LEADING_VALUE = re.compile(
+    r"""^(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|-?[0-9][^ ]*|None|True|False)\s+"""
+)
+
+
+def reason_kind(reason: str) -> str:
+    """The rule a reason names, without the offending value, so reasons group on the page:
+    "quantity: -3 is below the minimum 0" -> "quantity: is below the minimum 0"."""
+    head, sep, rest = reason.partition(": ")
+    if not sep:
+        return reason[:160]
+    if head.startswith(("invalid JSON", "not valid UTF-8")):
+        return head
+    return f"{head}: {_LEADING_VALUE.sub('', rest, count=1)}"[:160]
 
 
 # ---------------------------------------------------------------------------------- public
@@ -482,6 +487,40 @@ def carrier_registry(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]
         cid: {"feed_format": fmt, "mode": (modes or "").split("|")[0] or None}
         for cid, fmt, modes in rows
     }
+
+
+def register_datasets(
+    con: duckdb.DuckDBPyConnection, source: Source, contracts: dict[str, Contract]
+) -> None:
+    """Keep ``ops.datasets`` in step with the contracts, so readers need not parse YAML."""
+    from pipelines.contracts.expectations import compile_rules
+
+    rows = [
+        (
+            c.name,
+            c.title,
+            c.description,
+            c.domain,
+            c.owner,
+            c.version,
+            c.table,
+            source.partitioned,
+            c.freshness_hours,
+            len(compile_rules(c)),
+            list(c.pii_columns),
+        )
+        for c in contracts.values()
+    ]
+    con.execute("begin transaction")
+    try:
+        con.execute(
+            "delete from ops.datasets where dataset in (select unnest(?))", [list(contracts)]
+        )
+        con.executemany("insert into ops.datasets values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
 
 
 def _batches(source: Source, landing_dir: Path, partitions: list[str]) -> list[list[str]]:
@@ -513,6 +552,7 @@ def ingest_source(
     ensure_ops_tables(con)
     for contract in contracts.values():
         ensure_raw_table(con, contract)
+    register_datasets(con, source, contracts)
     registry = carrier_registry(con) if source.file_format == "carrier" else {}
     results = {name: DatasetResult(name, contracts[name].table) for name in source.datasets}
     for batch in _batches(source, landing_dir, partitions):

@@ -1,0 +1,228 @@
+"""``ordertower bench``: measure simulator and ingestion throughput, with a baseline in the same run.
+
+For each scale (orders over 90 days) it times:
+
+* the simulator writing the whole landing zone (rows of every file kind per second);
+* contract-checked ingestion of every source and partition into the lake (parse, normalise,
+  coerce, Great Expectations rules, quarantine, write) - the platform's path;
+* the baseline: DuckDB's own readers loading the same files with no contract at all, which is
+  the floor any ingestion could reach; the ratio is the price of governance.
+
+Results go to ``bench/results/<date>.json`` (with the machine) and ``BENCHMARKS.md`` is
+regenerated from every result file. Numbers are measured, never asserted in tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import time
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ordertower.settings import PROJECT_ROOT, get_settings
+
+RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
+BENCHMARKS_MD = PROJECT_ROOT / "BENCHMARKS.md"
+DEFAULT_SCALES = (100_000, 1_000_000)
+
+
+@contextmanager
+def _home(path: Path):
+    old = os.environ.get("ORDERTOWER_HOME")
+    os.environ["ORDERTOWER_HOME"] = str(path)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("ORDERTOWER_HOME", None)
+        else:
+            os.environ["ORDERTOWER_HOME"] = old
+
+
+def machine() -> dict[str, Any]:
+    mem_gb = None
+    try:
+        with open("/proc/meminfo") as fh:
+            mem_gb = round(int(fh.readline().split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next(
+                (line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), cpu
+            )
+    except OSError:
+        pass
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gb": mem_gb,
+        "python": platform.python_version(),
+        "system": platform.system(),
+    }
+
+
+def _baseline_load(landing: Path) -> tuple[int, float]:
+    """DuckDB's native readers over the same files, no validation: rows and seconds."""
+    import duckdb
+
+    con = duckdb.connect()
+    started = time.perf_counter()
+    rows = 0
+    globs = [
+        ("oms/orders/date=*/*.jsonl", "json"),
+        ("tms/shipments/date=*/*.jsonl", "json"),
+        ("crm/reviews/date=*/*.jsonl", "json"),
+        ("crm/customers.jsonl", "json"),
+        ("carriers/*/date=*/webhooks.jsonl", "json"),
+        ("carriers/*/date=*/events.jsonl", "json"),
+        ("wms/inventory/date=*/*.csv", "csv"),
+        ("oms/cancellations/date=*/*.csv", "csv"),
+        ("payments/chargebacks/date=*/*.csv", "csv"),
+        ("carriers/*/date=*/events.csv", "csv;"),
+        ("reference/*.csv", "csv"),
+    ]
+    for pattern, kind in globs:
+        if not list(landing.glob(pattern)):
+            continue
+        path = str(landing / pattern)
+        if kind == "json":
+            sql = f"select count(*) from read_json('{path}', format='newline_delimited', ignore_errors=true, union_by_name=true)"
+        else:
+            delim = ";" if kind == "csv;" else ","
+            sql = f"select count(*) from read_csv('{path}', delim='{delim}', header=true, ignore_errors=true, union_by_name=true)"
+        con.execute(f"create or replace table t as {sql.replace('select count(*)', 'select *')}")
+        rows += con.execute("select count(*) from t").fetchone()[0]
+    return rows, time.perf_counter() - started
+
+
+def bench_scale(orders: int, days: int, workdir: Path) -> dict[str, Any]:
+    from pipelines.ingest.runner import ingest_source, landed_partitions
+    from pipelines.ingest.sources import SOURCES
+    from pipelines.simulator import simulate
+
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    with _home(workdir):
+        landing = get_settings().landing_dir
+        started = time.perf_counter()
+        summary = simulate(landing, orders=orders, days=days, seed=7)
+        sim_seconds = time.perf_counter() - started
+        sim_rows = sum(summary.as_dict().get("rows", {}).values())
+
+        from ordertower.lake import connect
+
+        con = connect()
+        started = time.perf_counter()
+        received = landed = quarantined = 0
+        per_dataset = {}
+        for source in SOURCES:
+            t0 = time.perf_counter()
+            results = ingest_source(
+                source, landed_partitions(source, landing), con, landing, "bench"
+            )
+            for name, r in results.items():
+                received += r.received
+                landed += r.landed
+                quarantined += r.quarantined
+                per_dataset[name] = {
+                    "received": r.received,
+                    "seconds": round(time.perf_counter() - t0, 2),
+                }
+        ingest_seconds = time.perf_counter() - started
+        con.close()
+        base_rows, base_seconds = _baseline_load(landing)
+    size_mb = sum(p.stat().st_size for p in landing.rglob("*") if p.is_file()) / 1e6
+    return {
+        "orders": orders,
+        "days": days,
+        "simulator": {
+            "seconds": round(sim_seconds, 2),
+            "rows": sim_rows,
+            "rows_per_s": round(sim_rows / sim_seconds),
+            "landing_mb": round(size_mb, 1),
+            "rows_by_kind": summary.as_dict().get("rows", {}),
+        },
+        "ingestion": {
+            "seconds": round(ingest_seconds, 2),
+            "received": received,
+            "landed": landed,
+            "quarantined": quarantined,
+            "rows_per_s": round(received / ingest_seconds),
+            "by_dataset": per_dataset,
+        },
+        "baseline_duckdb_no_contracts": {
+            "seconds": round(base_seconds, 2),
+            "rows": base_rows,
+            "rows_per_s": round(base_rows / base_seconds) if base_seconds else None,
+        },
+        "governance_cost_ratio": round(
+            (received / ingest_seconds)
+            and (base_rows / base_seconds) / (received / ingest_seconds),
+            1,
+        ),
+    }
+
+
+def run_bench(scales: list[int] | None = None, days: int = 90) -> Path:
+    scales = list(scales or DEFAULT_SCALES)
+    workroot = get_settings().bench_dir
+    results = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "scales": [],
+    }
+    for orders in scales:
+        print(f"bench: {orders:,} orders over {days} days ...", flush=True)
+        results["scales"].append(bench_scale(orders, days, workroot / f"orders_{orders}"))
+        print(
+            json.dumps(
+                results["scales"][-1]["simulator"]
+                | {"ingest_rows_per_s": results["scales"][-1]["ingestion"]["rows_per_s"]}
+            ),
+            flush=True,
+        )
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{datetime.now(UTC).date().isoformat()}.json"
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    write_benchmarks_md()
+    return path
+
+
+def write_benchmarks_md() -> None:
+    """Regenerate BENCHMARKS.md from every result file (newest first)."""
+    files = sorted(RESULTS_DIR.glob("*.json"), reverse=True)
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `make bench` (`ordertower bench`) from `bench/results/*.json`; do not edit by hand.",
+        "Throughput is rows of every file kind (orders, lines, shipments, legs, events, inventory,",
+        "labels, reviews, reference) per second. The baseline loads the same files with DuckDB's own",
+        "readers and no contract: the ratio is what contract enforcement and quarantine cost.",
+        "",
+    ]
+    for f in files:
+        data = json.loads(f.read_text())
+        m = data["machine"]
+        lines += [
+            f"## {data['date']} ({m['cpus']} cores, {m['memory_gb']} GB, {m['cpu']}, Python {m['python']})",
+            "",
+            "| orders | simulator s | simulator rows | simulator rows/s | landing MB | ingest s | ingest rows/s | quarantined | DuckDB-only rows/s | ratio |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for s in data["scales"]:
+            sim, ing, base = s["simulator"], s["ingestion"], s["baseline_duckdb_no_contracts"]
+            lines.append(
+                f"| {s['orders']:,} | {sim['seconds']} | {sim['rows']:,} | {sim['rows_per_s']:,} | "
+                f"{sim['landing_mb']} | {ing['seconds']} | {ing['rows_per_s']:,} | {ing['quarantined']:,} | "
+                f"{base['rows_per_s']:,} | {s['governance_cost_ratio']}x |"
+            )
+        lines.append("")
+    BENCHMARKS_MD.write_text("\n".join(lines) + "\n")

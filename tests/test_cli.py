@@ -1,0 +1,80 @@
+"""The ordertower command line: clear errors, exit codes, and the demo path on a small world."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ordertower import lake
+from ordertower.settings import CONTRACTS_DIR
+from pipelines.cli import main
+
+ORDERTOWER = str(Path(sys.executable).parent / "ordertower")
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([ORDERTOWER, *args], capture_output=True, text=True, timeout=300)
+
+
+def test_sql_without_a_lake_fails_with_one_clear_line(lake_home: Path):
+    result = _run("sql", "select 1")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "make demo" in result.stderr
+
+
+def test_bad_arguments_fail_cleanly(lake_home: Path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["simulate", "--orders", "0"])
+    assert exc.value.code == 2
+    assert "must be at least 1" in capsys.readouterr().err
+    assert main(["materialize", "--partition", "2026-02-30"]) == 1
+    assert "is not a day" in capsys.readouterr().err
+
+
+def test_contracts_lint_and_diff_exit_codes(tmp_path: Path, capsys):
+    assert main(["contracts", "lint"]) == 0
+    old = CONTRACTS_DIR / "reviews.yaml"
+    new = tmp_path / "reviews.yaml"
+    new.write_text(old.read_text().replace("{value: phone}", "{value: phone}, {value: social}"))
+    assert main(["contracts", "diff", str(old), str(new)]) == 0
+    new.write_text(old.read_text().replace(", {value: phone}", ""))
+    assert main(["contracts", "diff", str(old), str(new)]) == 1
+    assert "BREAKING" in capsys.readouterr().out
+    assert main(["contracts", "diff", str(old), str(tmp_path / "missing.yaml")]) == 1
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("apiVersion: [unclosed")
+    assert main(["contracts", "lint", str(broken)]) == 1
+
+
+@pytest.mark.slow
+def test_demo_path_on_a_small_world(lake_home: Path, capsys):
+    """simulate -> materialize -> every raw table non-empty -> sql answers -> re-run is stable."""
+    assert main(["simulate", "--orders", "4000", "--days", "30", "--seed", "3"]) == 0
+    assert main(["materialize"]) == 0
+    con = lake.connect(read_only=True)
+    raw = [
+        r[0]
+        for r in con.execute(
+            "select table_name from information_schema.tables where table_schema = 'raw' order by 1"
+        ).fetchall()
+    ]
+    counts = {t: con.execute(f"select count(*) from raw.{t}").fetchone()[0] for t in raw}
+    con.close()
+    assert len(counts) == 15 and all(counts.values()), counts
+    capsys.readouterr()
+    assert main(["sql", "select count(*) as n from raw.orders", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["n"] == counts["orders"]
+    assert main(["materialize", "--partition", "2026-08-25...2026-08-27"]) == 0
+    con = lake.connect(read_only=True)
+    again = {t: con.execute(f"select count(*) from raw.{t}").fetchone()[0] for t in raw}
+    status = con.execute(
+        "select count(*) from ops.ingest_status where received <> landed + quarantined"
+    ).fetchone()[0]
+    con.close()
+    assert again == counts
+    assert status == 0

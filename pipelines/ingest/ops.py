@@ -58,6 +58,7 @@ DDL = {
             rule varchar not null,
             column_name varchar,
             expectation varchar not null,
+            severity varchar not null,
             success boolean not null,
             unexpected_count bigint not null,
             evaluated_rows bigint not null,

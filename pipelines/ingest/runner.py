@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -270,7 +270,7 @@ def _write(
     stats: dict[str, PartitionStats],
     run_id: str,
     started: datetime,
-    result: DatasetResult,
+    rule_rows: list[tuple],
 ) -> None:
     keys = list(partitions)
     now = datetime.now(UTC)
@@ -322,24 +322,10 @@ def _write(
         con.executemany(
             "insert into ops.ingest_runs values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
         )
-        rule_rows = [
-            (
-                run_id,
-                contract.name,
-                ",".join(keys) if len(keys) <= 3 else f"{keys[0]}..{keys[-1]}",
-                name,
-                r["column"],
-                r["expectation"],
-                r["success"],
-                r["unexpected_count"],
-                r["evaluated_rows"],
-                now,
-            )
-            for name, r in result.rules.items()
-        ]
         if rule_rows:
             con.executemany(
-                "insert into ops.contract_results values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rule_rows
+                "insert into ops.contract_results values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, contract.name, *row, now) for row in rule_rows],
             )
         con.execute("commit")
     except Exception:
@@ -366,6 +352,38 @@ def _merge_rules(result: DatasetResult, rule_results: list[RuleResult]) -> None:
         agg["success"] = agg["success"] and r.success
         agg["unexpected_count"] += r.unexpected_count
         agg["evaluated_rows"] += r.evaluated_rows
+
+
+def _rule_rows_per_partition(
+    results: list[RuleResult], row_partitions: list[str], partitions: list[str]
+) -> list[tuple]:
+    """Each rule's result per partition (a batch validates several partitions at once)."""
+    evaluated = Counter(row_partitions)
+    rows = []
+    for r in results:
+        failing = Counter(row_partitions[i] for i in r.unexpected_index)
+        mostly = r.rule.kwargs.get("mostly")
+        for key in partitions:
+            n, bad = evaluated.get(key, 0), failing.get(key, 0)
+            if not r.rule.row_level:
+                success, bad = r.success, r.unexpected_count
+            elif mostly is not None:
+                success = bad <= (1 - float(mostly)) * n
+            else:
+                success = bad == 0
+            rows.append(
+                (
+                    key,
+                    r.rule.name,
+                    r.rule.column,
+                    r.rule.expectation,
+                    r.rule.severity,
+                    success,
+                    bad,
+                    n,
+                )
+            )
+    return rows
 
 
 def _rejected_rows(
@@ -398,13 +416,16 @@ def _enforce_dataset(
     result: DatasetResult,
     run_id: str,
     partitions: list[str],
-) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, PartitionStats], set[tuple[str, int]]]:
+) -> tuple[
+    pd.DataFrame, pd.DataFrame, dict[str, PartitionStats], set[tuple[str, int]], list[tuple]
+]:
     now = datetime.now(UTC)
     frame = (
         pd.DataFrame.from_records(data.rows) if data.rows else pd.DataFrame(index=pd.RangeIndex(0))
     )
     enforcement = enforce(frame, contract, data.missing)
     _merge_rules(result, enforcement.results)
+    rule_rows = _rule_rows_per_partition(enforcement.results, data.partition, partitions)
     reasons = dict(enforcement.reasons)
     if rejected_parents:
         for i, (rel, number) in enumerate(zip(data.source_file, data.record_no, strict=True)):
@@ -445,7 +466,8 @@ def _enforce_dataset(
         stats[item[0]].quarantined += 1
     for s in stats.values():
         s.received = s.landed + s.quarantined
-    return landed, _rejected_rows(contract.name, run_id, now, rejects), stats, rejected_keys
+    rejected = _rejected_rows(contract.name, run_id, now, rejects)
+    return landed, rejected, stats, rejected_keys, rule_rows
 
 
 def _as_datetime(value: Any) -> datetime | None:
@@ -564,7 +586,7 @@ def ingest_source(
         for name in source.datasets:
             contract, result = contracts[name], results[name]
             is_child = name != source.dataset
-            landed, rejected, stats, rejected_keys = _enforce_dataset(
+            landed, rejected, stats, rejected_keys, rule_rows = _enforce_dataset(
                 contract,
                 collected[name],
                 parent_rejects if is_child else None,
@@ -575,7 +597,7 @@ def ingest_source(
             )
             if not is_child:
                 parent_rejects = rejected_keys
-            _write(con, contract, batch, landed, rejected, stats, run_id, started, result)
+            _write(con, contract, batch, landed, rejected, stats, run_id, started, rule_rows)
             result.partitions.update(stats)
             log.info(
                 "%s %s..%s: %d received, %d landed, %d quarantined",

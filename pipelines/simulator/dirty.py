@@ -119,7 +119,9 @@ def _replace(table: pa.Table, col: str, mask: np.ndarray, value: pa.Scalar) -> p
 
 def _negate(table: pa.Table, col: str, mask: np.ndarray) -> pa.Table:
     c = table.column(col)
-    new = pc.if_else(pa.array(mask), pc.subtract(pc.negate(c), pa.scalar(1, c.type)), c)
+    # a null (a contact without a rating) becomes -1: the defect must really be out of range
+    negated = pc.subtract(pc.negate(pc.fill_null(c, pa.scalar(0, c.type))), pa.scalar(1, c.type))
+    new = pc.if_else(pa.array(mask), negated, c)
     return table.set_column(table.column_names.index(col), col, new)
 
 

@@ -28,6 +28,8 @@ class Settings:
     catalog: str
     data_path: str
     partition_start: str
+    #: processes that parse and validate landing files in parallel (the lake has one writer)
+    ingest_workers: int
 
     @property
     def landing_dir(self) -> Path:
@@ -75,4 +77,7 @@ def get_settings() -> Settings:
         catalog=catalog,
         data_path=data_path.rstrip("/") + "/",
         partition_start=os.environ.get("ORDERTOWER_PARTITION_START", "2026-01-01"),
+        ingest_workers=int(
+            os.environ.get("ORDERTOWER_INGEST_WORKERS") or min(2, os.cpu_count() or 1)
+        ),
     )

@@ -52,3 +52,23 @@ def test_dagster_definitions_validate(tmp_path: Path):
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_landing_zone_sensor_requests_changed_days(lake_home: Path):
+    import dagster as dg
+
+    import landing_factory as lf
+    from pipelines.defs.ingest.automation import landing_zone_sensor
+
+    landing = lake_home / "landing"
+    lf.reference(landing)
+    lf.clean_day(landing)
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance)
+        first = list(landing_zone_sensor(context))
+        assert [r.partition_key for r in first] == ["2026-08-20"]
+        again = dg.build_sensor_context(instance=instance, cursor=context.cursor)
+        assert all(isinstance(r, dg.SkipReason) for r in landing_zone_sensor(again))
+        lf.broken_day(landing)
+        third = dg.build_sensor_context(instance=instance, cursor=again.cursor)
+        assert [r.partition_key for r in landing_zone_sensor(third)] == ["2026-08-21"]

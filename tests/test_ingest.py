@@ -155,3 +155,38 @@ def test_rail_local_times_use_the_station_time_zone():
 
 def test_every_carrier_feed_format_has_a_normaliser():
     assert set(carriers.mappings()) == set(carriers.FEED_FORMATS) == set(carriers.NORMALISERS)
+
+
+def test_worker_processes_land_exactly_what_one_process_lands(landing: Path, monkeypatch):
+    from pipelines.ingest import runner
+
+    lf.broken_day(landing)
+    lf.clean_day(landing, day="2026-08-22", n_orders=5)
+    source = SOURCES_BY_NAME["orders"]
+    monkeypatch.setattr(runner, "BATCH_RECORDS", 1)  # one partition per batch: three batches
+    keys = landed_partitions(source, landing)
+    con = connect()
+    try:
+        serial = ingest_source(source, keys, con, landing, "serial", workers=1)
+        snapshot = con.execute(
+            "select order_id, _partition_key from raw.orders order by all"
+        ).fetchall()
+        parallel = ingest_source(source, keys, con, landing, "parallel", workers=2)
+        again = con.execute(
+            "select order_id, _partition_key from raw.orders order by all"
+        ).fetchall()
+        quarantined = con.execute(
+            "select count(*) from quarantine.rejected_records where run_id = 'parallel'"
+        ).fetchone()[0]
+    finally:
+        con.close()
+    assert again == snapshot
+    for name in source.datasets:
+        assert parallel[name].partitions.keys() == serial[name].partitions.keys()
+        assert (parallel[name].received, parallel[name].landed, parallel[name].quarantined) == (
+            serial[name].received,
+            serial[name].landed,
+            serial[name].quarantined,
+        )
+        assert parallel[name].rules.keys() == serial[name].rules.keys()
+    assert quarantined == serial["orders"].quarantined + serial["order_lines"].quarantined

@@ -315,7 +315,8 @@ def _gx():
     return gx, context
 
 
-def _expectation(rule: Rule):
+def build_expectation(rule: Rule):
+    """The Great Expectations expectation object of a rule (raises if GX rejects it)."""
     gx, _ = _gx()
     cls = getattr(gx.expectations, _camel(rule.expectation), None)
     if cls is None:
@@ -365,7 +366,7 @@ def validate_frame(
         if rule.name in by_name:
             raise ContractError(f"{contract.name}: two rules are named {rule.name!r}")
         by_name[rule.name] = rule
-        suite.add_expectation(_expectation(rule))
+        suite.add_expectation(build_expectation(rule))
     source = context.data_sources.add_or_update_pandas(f"ingest-{contract.name}")
     asset = source.add_dataframe_asset(f"{contract.name}-{_SUITE_SEQ[0]}")
     batch = asset.add_batch_definition_whole_dataframe("all").get_batch(

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ordertower.settings import LAKE_SCHEMAS
-from pipelines.contracts.expectations import compile_rules
+from pipelines.contracts.expectations import build_expectation, compile_rules
 from pipelines.contracts.model import ContractError, _custom, parse_contract, read_yaml
 
 #: Column names that almost always hold personal data and must carry a classification.
@@ -112,7 +112,22 @@ def lint_document(doc: Any, path: str) -> list[Finding]:
                 findings.append(Finding(path, "error", where, f"pattern does not compile: {exc}"))
         if column.primary_key and not column.required:
             findings.append(Finding(path, "error", where, "a primary key column must be required"))
+    seen: set[str] = set()
     for rule in rules:
+        if rule.name in seen:
+            findings.append(Finding(path, "error", rule.name, "two rules have this name"))
+        seen.add(rule.name)
+        try:
+            build_expectation(rule)  # the expectation exists and accepts these arguments
+        except Exception as exc:  # GX raises pydantic and its own errors
+            findings.append(
+                Finding(
+                    path,
+                    "error",
+                    rule.name,
+                    f"not a valid Great Expectations rule: {str(exc).splitlines()[0][:200]}",
+                )
+            )
         if rule.row_level and rule.column and rule.column not in contract.column_names:
             findings.append(
                 Finding(path, "error", rule.name, f"rule refers to unknown column {rule.column!r}")

@@ -89,8 +89,14 @@ CURRENT_INGEST_VIEW = """
 """
 
 
+#: Columns added after a table was first released: lakes created earlier gain them in place.
+ADDED_COLUMNS = (("ops.contract_results", "severity", "varchar"),)
+
+
 def ensure_ops_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create the ops and quarantine tables and views if they do not exist yet."""
     for ddl in DDL.values():
         con.execute(ddl)
+    for table, column, kind in ADDED_COLUMNS:
+        con.execute(f"alter table {table} add column if not exists {column} {kind}")
     con.execute(CURRENT_INGEST_VIEW)

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import re
 from collections import Counter, defaultdict
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,13 +23,14 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from ordertower.settings import get_settings
 from pipelines.contracts import Contract, load_contract
 from pipelines.contracts.enforce import enforce
 from pipelines.contracts.expectations import RuleResult
 from pipelines.ingest import carriers as carrier_feeds
 from pipelines.ingest.ops import UNPARTITIONED, ensure_ops_tables
 from pipelines.ingest.readers import ParsedFile, Reject, flatten, read_csv, read_jsonl
-from pipelines.ingest.sources import Source
+from pipelines.ingest.sources import SOURCES_BY_NAME, Source
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +44,7 @@ LINEAGE_COLUMNS = {
 
 #: Partitions are processed in batches of about this many records, which bounds memory while
 #: keeping the fixed cost of a validation run small.
-BATCH_RECORDS = 400_000
+BATCH_RECORDS = 200_000
 
 
 @dataclass
@@ -320,11 +324,16 @@ def _write(
             for key, s in stats.items()
         ]
         con.executemany(
-            "insert into ops.ingest_runs values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+            "insert into ops.ingest_runs (run_id, dataset, partition_key, files, received, landed, "
+            "quarantined, unknown_codes, max_event_ts, started_at, finished_at) "
+            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
         )
         if rule_rows:
             con.executemany(
-                "insert into ops.contract_results values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "insert into ops.contract_results (run_id, dataset, partition_key, rule, column_name, "
+                "expectation, severity, success, unexpected_count, evaluated_rows, checked_at) "
+                "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(run_id, contract.name, *row, now) for row in rule_rows],
             )
         con.execute("commit")
@@ -538,7 +547,12 @@ def register_datasets(
         con.execute(
             "delete from ops.datasets where dataset in (select unnest(?))", [list(contracts)]
         )
-        con.executemany("insert into ops.datasets values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        con.executemany(
+            "insert into ops.datasets (dataset, title, description, domain, owner, contract_version, "
+            "raw_table, partitioned, freshness_sla_hours, rules, pii_columns) "
+            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
         con.execute("commit")
     except Exception:
         con.execute("rollback")
@@ -562,12 +576,99 @@ def _batches(source: Source, landing_dir: Path, partitions: list[str]) -> list[l
     return batches
 
 
+@dataclass
+class _DatasetBatch:
+    """One dataset's outcome for one batch of partitions, ready to write."""
+
+    name: str
+    landed: pd.DataFrame
+    rejected: pd.DataFrame
+    stats: dict[str, PartitionStats]
+    rule_rows: list[tuple]
+    partial: DatasetResult
+    started: datetime
+
+
+def _process_batch(
+    source_name: str,
+    batch: list[str],
+    landing_dir: Path,
+    registry: dict[str, dict[str, str]],
+    run_id: str,
+) -> list[_DatasetBatch]:
+    """Read, normalise and enforce one batch (no lake access: runs in a worker process)."""
+    source = SOURCES_BY_NAME[source_name]
+    contracts = {name: load_contract(name) for name in source.datasets}
+    started = datetime.now(UTC)
+    warnings: list[str] = []
+    collected = _collect(source, batch, landing_dir, contracts, registry, warnings)
+    out: list[_DatasetBatch] = []
+    parent_rejects: set[tuple[str, int]] | None = None
+    for name in source.datasets:
+        partial = DatasetResult(name, contracts[name].table)
+        is_child = name != source.dataset
+        if not is_child:
+            partial.warnings = warnings
+        landed, rejected, stats, rejected_keys, rule_rows = _enforce_dataset(
+            contracts[name],
+            collected[name],
+            parent_rejects if is_child else None,
+            source.dataset if is_child else None,
+            partial,
+            run_id,
+            batch,
+        )
+        if not is_child:
+            parent_rejects = rejected_keys
+        out.append(_DatasetBatch(name, landed, rejected, stats, rule_rows, partial, started))
+    return out
+
+
+def _merge_partial(result: DatasetResult, partial: DatasetResult) -> None:
+    for name, r in partial.rules.items():
+        agg = result.rules.setdefault(name, {**r, "unexpected_count": 0, "evaluated_rows": 0})
+        agg["success"] = agg["success"] and r["success"]
+        agg["unexpected_count"] += r["unexpected_count"]
+        agg["evaluated_rows"] += r["evaluated_rows"]
+    for reason, n in partial.top_reasons.items():
+        result.top_reasons[reason] = result.top_reasons.get(reason, 0) + n
+    result.warnings.extend(partial.warnings)
+
+
+def _outcomes(
+    source: Source,
+    batches: list[list[str]],
+    landing_dir: Path,
+    registry: dict[str, dict[str, str]],
+    run_id: str,
+    workers: int,
+) -> Iterator[list[_DatasetBatch]]:
+    """Batch outcomes as they are ready: in worker processes when there is more than one batch.
+
+    Parsing and validation are CPU-bound Python; the lake takes one writer, so workers only
+    compute and this process writes, batch by batch, as results arrive.
+    """
+    if workers <= 1 or len(batches) <= 1:
+        for batch in batches:
+            yield _process_batch(source.name, batch, landing_dir, registry, run_id)
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(batches)), mp_context=context) as pool:
+        futures = [
+            pool.submit(_process_batch, source.name, batch, landing_dir, registry, run_id)
+            for batch in batches
+        ]
+        for future in as_completed(futures):
+            yield future.result()
+
+
 def ingest_source(
     source: Source,
     partitions: list[str],
     con: duckdb.DuckDBPyConnection,
     landing_dir: Path,
     run_id: str,
+    workers: int | None = None,
 ) -> dict[str, DatasetResult]:
     """Land ``partitions`` of ``source`` (``["__all__"]`` for unpartitioned sources)."""
     contracts = {name: load_contract(name) for name in source.datasets}
@@ -577,35 +678,32 @@ def ingest_source(
     register_datasets(con, source, contracts)
     registry = carrier_registry(con) if source.file_format == "carrier" else {}
     results = {name: DatasetResult(name, contracts[name].table) for name in source.datasets}
-    for batch in _batches(source, landing_dir, partitions):
-        started = datetime.now(UTC)
-        warnings: list[str] = []
-        collected = _collect(source, batch, landing_dir, contracts, registry, warnings)
-        results[source.dataset].warnings.extend(warnings)
-        parent_rejects: set[tuple[str, int]] | None = None
-        for name in source.datasets:
-            contract, result = contracts[name], results[name]
-            is_child = name != source.dataset
-            landed, rejected, stats, rejected_keys, rule_rows = _enforce_dataset(
-                contract,
-                collected[name],
-                parent_rejects if is_child else None,
-                source.dataset if is_child else None,
-                result,
-                run_id,
+    batches = _batches(source, landing_dir, partitions)
+    workers = get_settings().ingest_workers if workers is None else workers
+    for outcome in _outcomes(source, batches, landing_dir, registry, run_id, workers):
+        for part in outcome:
+            batch = sorted(part.stats)
+            _write(
+                con,
+                contracts[part.name],
                 batch,
+                part.landed,
+                part.rejected,
+                part.stats,
+                run_id,
+                part.started,
+                part.rule_rows,
             )
-            if not is_child:
-                parent_rejects = rejected_keys
-            _write(con, contract, batch, landed, rejected, stats, run_id, started, rule_rows)
-            result.partitions.update(stats)
+            result = results[part.name]
+            _merge_partial(result, part.partial)
+            result.partitions.update(part.stats)
             log.info(
                 "%s %s..%s: %d received, %d landed, %d quarantined",
-                name,
+                part.name,
                 batch[0],
                 batch[-1],
-                sum(s.received for s in stats.values()),
-                len(landed),
-                len(rejected),
+                sum(st.received for st in part.stats.values()),
+                len(part.landed),
+                len(part.rejected),
             )
     return results

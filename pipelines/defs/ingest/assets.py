@@ -80,7 +80,16 @@ def _check_results(dataset: str, result: DatasetResult) -> list[dg.AssetCheckRes
         },
     )
     failing = {name: r["unexpected_count"] for name, r in result.rules.items() if not r["success"]}
-    within = result.quarantine_rate <= contract.max_quarantine_rate
+    # table-level error rules (row counts...) quarantine nothing but still fail the contract
+    table_failures = [
+        name
+        for name, r in result.rules.items()
+        if not r["success"]
+        and r["severity"] == "error"
+        and r["column"] is None
+        and r["expectation"].startswith("expect_table_")
+    ]
+    within = result.quarantine_rate <= contract.max_quarantine_rate and not table_failures
     contract_check = dg.AssetCheckResult(
         asset_key=key,
         check_name=CONTRACT,

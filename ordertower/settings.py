@@ -30,6 +30,8 @@ class Settings:
     partition_start: str
     #: processes that parse and validate landing files in parallel (the lake has one writer)
     ingest_workers: int
+    #: console log level of in-process runs (step events always go to the run's event log)
+    log_level: str
 
     @property
     def landing_dir(self) -> Path:
@@ -77,6 +79,7 @@ def get_settings() -> Settings:
         catalog=catalog,
         data_path=data_path.rstrip("/") + "/",
         partition_start=os.environ.get("ORDERTOWER_PARTITION_START", "2026-01-01"),
+        log_level=os.environ.get("ORDERTOWER_LOG_LEVEL", "INFO").upper(),
         ingest_workers=int(
             os.environ.get("ORDERTOWER_INGEST_WORKERS") or min(2, os.cpu_count() or 1)
         ),

@@ -95,22 +95,32 @@ def materialize(select: str | None = None, partition: str | None = None) -> Mate
         raise MaterializeError(f"invalid selection {select!r}: {exc}") from exc
     if not keys:
         raise MaterializeError(f"selection {select!r} matches no asset")
+    assets = list(defs.assets or [])
+    # a multi-asset that lands several datasets from one file is materialised whole
+    owner = {key: a for a in assets for key in a.keys}
+    keys = set().union(*(owner[k].keys if not owner[k].can_subset else {k} for k in keys))
     partitioned = {k for k in keys if graph.get(k).partitions_def is not None}
     unpartitioned = keys - partitioned
     summary = MaterializeSummary(assets=sorted(k.to_user_string() for k in keys))
-    assets = list(defs.assets or [])
     resources = defs.resources or {}
     inst = instance()
 
     def run(selected: set[dg.AssetKey], **kwargs) -> None:
-        result = dg.materialize(
-            assets,
-            selection=list(selected),
-            resources=resources,
-            instance=inst,
-            raise_on_error=False,
-            **kwargs,
-        )
+        try:
+            result = dg.materialize(
+                assets,
+                selection=list(selected),
+                resources=resources,
+                instance=inst,
+                raise_on_error=False,
+                # step events go to the run's event log (the UI); the console gets INFO and up
+                run_config={
+                    "loggers": {"console": {"config": {"log_level": get_settings().log_level}}}
+                },
+                **kwargs,
+            )
+        except dg.DagsterError as exc:  # a definition problem, before any step ran
+            raise MaterializeError(f"cannot start the run: {str(exc).splitlines()[0]}") from exc
         summary.runs.append(result.run_id)
         if not result.success:
             failures = [e for e in result.all_events if e.is_failure]

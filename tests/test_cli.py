@@ -70,6 +70,8 @@ def test_demo_path_on_a_small_world(lake_home: Path, capsys):
     assert main(["sql", "select count(*) as n from raw.orders", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["n"] == counts["orders"]
     assert main(["materialize", "--partition", "2026-08-25...2026-08-27"]) == 0
+    # one dataset of a multi-asset selects the whole multi-asset (orders + order_lines)
+    assert main(["materialize", "--select", "key:raw/orders", "--partition", "2026-08-26"]) == 0
     con = lake.connect(read_only=True)
     again = {t: con.execute(f"select count(*) from raw.{t}").fetchone()[0] for t in raw}
     status = con.execute(

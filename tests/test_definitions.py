@@ -56,8 +56,8 @@ def test_dagster_definitions_validate(tmp_path: Path):
 
 def test_landing_zone_sensor_requests_changed_days(lake_home: Path):
     import dagster as dg
-
     import landing_factory as lf
+
     from pipelines.defs.ingest.automation import landing_zone_sensor
 
     landing = lake_home / "landing"

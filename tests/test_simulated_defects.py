@@ -21,9 +21,11 @@ def test_every_injected_defect_is_quarantined(lake_home: Path):
     for source in SOURCES:
         ingest_source(source, landed_partitions(source, landing), con, landing, "defects")
     quarantined = con.execute(
-        "select source_file, record_no, reasons from quarantine.rejected_records").fetchall()
+        "select source_file, record_no, reasons from quarantine.rejected_records"
+    ).fetchall()
     unbalanced = con.execute(
-        "select count(*) from ops.ingest_status where received <> landed + quarantined").fetchone()[0]
+        "select count(*) from ops.ingest_status where received <> landed + quarantined"
+    ).fetchone()[0]
     con.close()
     defects = duckdb.sql(f"select * from '{landing}/truth/defects.parquet'").fetchall()
     assert len(defects) > 20

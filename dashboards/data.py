@@ -243,7 +243,7 @@ def partition_quality(
         with {_CURRENT},
         reason_rows as (
             select q.dataset, q.partition_key,
-                   unnest(case when len(q.reasons) > 0 then q.reasons else [q.reason] end)
+                   unnest(coalesce(q.rules, case when len(q.reasons) > 0 then q.reasons else [q.reason] end))
                        as reason
             from quarantine.rejected_records q
             join current_runs r using (run_id, dataset, partition_key)
@@ -321,7 +321,7 @@ def top_quarantine_reasons(
         with {_CURRENT},
         reason_rows as (
             select q.dataset, q.partition_key,
-                   unnest(case when len(q.reasons) > 0 then q.reasons else [q.reason] end)
+                   unnest(coalesce(q.rules, case when len(q.reasons) > 0 then q.reasons else [q.reason] end))
                        as reason
             from quarantine.rejected_records q
             join current_runs r using (run_id, dataset, partition_key)

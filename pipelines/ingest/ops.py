@@ -12,7 +12,8 @@ These are written by ingestion only and read by the data-quality page and asset 
 ``ops.contract_results``
     One row per contract rule evaluated (by Great Expectations) per dataset, partition and run.
 ``quarantine.rejected_records``
-    Every record that did not land: the original text, where it came from and why.
+    Every record that did not land: the original text, where it came from and why
+    (``reasons`` in full, ``rules`` the same without the offending values, ``reason`` the first).
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ DDL = {
             reason varchar not null,
             reasons varchar[] not null,
             raw_record varchar,
-            quarantined_at timestamptz not null
+            quarantined_at timestamptz not null,
+            rules varchar[]
         )""",
 }
 
@@ -90,7 +92,10 @@ CURRENT_INGEST_VIEW = """
 
 
 #: Columns added after a table was first released: lakes created earlier gain them in place.
-ADDED_COLUMNS = (("ops.contract_results", "severity", "varchar"),)
+ADDED_COLUMNS = (
+    ("ops.contract_results", "severity", "varchar"),
+    ("quarantine.rejected_records", "rules", "varchar[]"),
+)
 
 
 def ensure_ops_tables(con: duckdb.DuckDBPyConnection) -> None:

@@ -302,9 +302,10 @@ def _write(
         if len(rejected):
             con.register("_rejected", rejected)
             con.execute(
-                "insert into quarantine.rejected_records select run_id, dataset, "
-                "partition_key, source_file, record_no, reason, reasons, raw_record, "
-                "quarantined_at from _rejected"
+                "insert into quarantine.rejected_records (run_id, dataset, partition_key, "
+                "source_file, record_no, reason, reasons, raw_record, quarantined_at, rules) "
+                "select run_id, dataset, partition_key, source_file, record_no, reason, reasons, "
+                "raw_record, quarantined_at, rules from _rejected"
             )
             con.unregister("_rejected")
         rows = [
@@ -411,6 +412,7 @@ def _rejected_rows(
             # the rule that failed, without the value: groups well on the data-quality page
             "reason": [reason_kind(i[4][0]) for i in items],
             "reasons": [i[4] for i in items],
+            "rules": [[reason_kind(r) for r in i[4]] for i in items],
             "raw_record": [i[3] for i in items],
             "quarantined_at": now,
         }

@@ -53,6 +53,13 @@ class Settings:
     def bench_dir(self) -> Path:
         return self.home / "bench"
 
+    def dbt_env(self) -> dict[str, str]:
+        """What dbt's profiles.yml reads: where the lake's catalog and data files are."""
+        return {
+            "ORDERTOWER_DUCKLAKE_URI": self.ducklake_uri,
+            "ORDERTOWER_DATA_PATH": self.data_path,
+        }
+
     @property
     def ducklake_uri(self) -> str:
         if self.catalog_kind == "postgres":

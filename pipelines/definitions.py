@@ -7,8 +7,10 @@ import dagster as dg
 
 from pipelines.defs.ingest import definitions as ingest
 from pipelines.defs.resources import LakeResource
+from pipelines.defs.transform import definitions as transform
 
 defs = dg.Definitions.merge(
     ingest.defs,
+    transform.defs,
     dg.Definitions(resources={"lake": LakeResource()}),
 )

@@ -1,8 +1,8 @@
 """Materialise the project's assets in-process (what ``ordertower materialize`` runs).
 
-Unpartitioned assets run first, then the daily-partitioned ones over a partition range in a
-single run (their backfill policy is single-run), so a 90-day world lands in one pass instead
-of 90 runs. Runs are recorded in the Dagster instance under ``DAGSTER_HOME`` and show up in the
+Unpartitioned reference assets run first, then the daily-partitioned ones over a partition
+range in a single run (their backfill policy is single-run), so a 90-day world lands in one pass
+instead of 90 runs, then the unpartitioned assets built on them (the dbt models). Runs are recorded in the Dagster instance under ``DAGSTER_HOME`` and show up in the
 UI like any other run.
 """
 
@@ -101,6 +101,15 @@ def materialize(select: str | None = None, partition: str | None = None) -> Mate
     keys = set().union(*(owner[k].keys if not owner[k].can_subset else {k} for k in keys))
     partitioned = {k for k in keys if graph.get(k).partitions_def is not None}
     unpartitioned = keys - partitioned
+    # reference data first, then the daily partitions, then what is built on top of them (dbt)
+    downstream = {k for k in unpartitioned if _has_partitioned_ancestor(graph, k)}
+    # one dbt invocation builds a multi-asset: if part of it waits for the partitions, all of
+    # it does (dbt's indirect test selection would otherwise test models not built yet)
+    downstream |= {k for k in unpartitioned if owner[k].keys & downstream}
+    upstream = unpartitioned - downstream
+    window = parse_partition(partition) if partitioned else None  # fail before running anything
+    if partitioned and window is None:
+        raise MaterializeError("the landing zone is empty: run `ordertower simulate` first")
     summary = MaterializeSummary(assets=sorted(k.to_user_string() for k in keys))
     resources = defs.resources or {}
     inst = instance()
@@ -127,12 +136,9 @@ def materialize(select: str | None = None, partition: str | None = None) -> Mate
             detail = failures[0].message if failures else "see the run in the Dagster UI"
             raise MaterializeError(f"run {result.run_id} failed: {detail}")
 
-    if unpartitioned:
-        run(unpartitioned)
-    if partitioned:
-        window = parse_partition(partition)
-        if window is None:
-            raise MaterializeError("the landing zone is empty: run `ordertower simulate` first")
+    if upstream:
+        run(upstream)
+    if partitioned and window is not None:
         summary.partition_range = window
         run(
             partitioned,
@@ -141,4 +147,20 @@ def materialize(select: str | None = None, partition: str | None = None) -> Mate
                 ASSET_PARTITION_RANGE_END_TAG: window[1],
             },
         )
+    if downstream:
+        run(downstream)
     return summary
+
+
+def _has_partitioned_ancestor(graph, key: dg.AssetKey) -> bool:
+    seen: set[dg.AssetKey] = set()
+    stack = list(graph.get(key).parent_keys)
+    while stack:
+        parent = stack.pop()
+        if parent in seen or not graph.has(parent):
+            continue
+        seen.add(parent)
+        if graph.get(parent).partitions_def is not None:
+            return True
+        stack.extend(graph.get(parent).parent_keys)
+    return False

@@ -80,3 +80,54 @@ def test_demo_path_on_a_small_world(lake_home: Path, capsys):
     con.close()
     assert again == counts
     assert status == 0
+
+
+@pytest.mark.slow
+def test_no_pii_value_leaves_the_raw_layer(lake_home: Path):
+    """Values of every contract-classified PII column never appear in a staging model."""
+    from pipelines.contracts import load_contracts
+
+    assert main(["simulate", "--orders", "2000", "--days", "10", "--seed", "8"]) == 0
+    assert main(["materialize"]) == 0
+    con = lake.connect(read_only=True)
+    try:
+        samples: set[str] = set()
+        for contract in load_contracts().values():
+            for column in contract.pii_columns:
+                if contract.column(column).logical_type not in ("string",):
+                    continue
+                rows = con.execute(
+                    f'select distinct "{column}" from {contract.table} where "{column}" is not null limit 30'
+                ).fetchall()
+                samples.update(str(r[0]) for r in rows if len(str(r[0])) >= 6)
+        # values that non-personal columns also hold (a city that is a warehouse's city) are public
+        for contract in load_contracts().values():
+            for col in contract.columns:
+                if col.logical_type == "string" and not col.is_pii:
+                    rows = con.execute(
+                        f'select distinct "{col.name}" from {contract.table} limit 50000'
+                    ).fetchall()
+                    samples -= {str(r[0]) for r in rows}
+        assert len(samples) > 100
+        columns = con.execute(
+            "select table_name, column_name from information_schema.columns "
+            "where table_schema in ('staging', 'intermediate', 'marts') and data_type = 'VARCHAR'"
+        ).fetchall()
+        assert columns, "no staging models were built"
+        leaks = []
+        for table, column in columns:
+            schema = con.execute(
+                "select table_schema from information_schema.columns where table_name = ? limit 1",
+                [table],
+            ).fetchone()[0]
+            values = {
+                r[0]
+                for r in con.execute(
+                    f'select distinct "{column}" from {schema}."{table}"'
+                ).fetchall()
+            }
+            if hit := values & samples:
+                leaks.append((table, column, sorted(hit)[:2]))
+        assert leaks == []
+    finally:
+        con.close()

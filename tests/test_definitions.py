@@ -31,6 +31,8 @@ def test_definitions_snapshot(snapshot):
 def test_conservation_checks_are_blocking():
     graph = defs.get_repository_def().asset_graph
     for key in graph.asset_check_keys:
+        if key.name not in ("received_equals_landed_plus_quarantined", "contract"):
+            continue  # dbt tests: their blocking follows dbt build's semantics
         spec = graph.get_check_spec(key)
         assert spec.blocking == (key.name == "received_equals_landed_plus_quarantined")
 

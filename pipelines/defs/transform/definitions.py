@@ -1,0 +1,12 @@
+"""The transform domain: the dbt project on the lake."""
+
+import dagster as dg
+from dagster_dbt import DbtCliResource
+
+from pipelines.defs.transform.assets import dbt_lake
+from pipelines.defs.transform.project import DBT_EXECUTABLE, dbt_project
+
+defs = dg.Definitions(
+    assets=[dbt_lake],
+    resources={"dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE)},
+)

@@ -1,0 +1,75 @@
+"""The dbt project, its Dagster translator, and the manifest (built once, not on every load)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtProject
+
+from ordertower.settings import DBT_PROJECT_DIR, get_settings
+
+#: dbt from this environment, whether or not its bin folder is on PATH
+DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
+
+
+def export_dbt_env() -> None:
+    """dbt runs as a subprocess that reads the lake's location from the environment."""
+    os.environ.update(get_settings().dbt_env())
+    # the preparer (dbt parse) finds dbt on PATH
+    bin_dir = str(Path(DBT_EXECUTABLE).parent)
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+
+
+export_dbt_env()
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+# `dg dev` re-parses on start; everywhere else the manifest is re-built only when a file of the
+# dbt project is newer than it, not on every load of the code location.
+
+
+def _manifest_is_stale() -> bool:
+    manifest = dbt_project.manifest_path
+    if not manifest.exists():
+        return True
+    built = manifest.stat().st_mtime
+    sources = [DBT_PROJECT_DIR / "dbt_project.yml", DBT_PROJECT_DIR / "profiles.yml"]
+    for folder in ("models", "macros", "seeds", "tests", "snapshots"):
+        sources.extend(p for p in (DBT_PROJECT_DIR / folder).rglob("*") if p.is_file())
+    return any(p.stat().st_mtime > built for p in sources if p.exists())
+
+
+dbt_project.prepare_if_dev()
+if _manifest_is_stale():
+    dbt_project.preparer.prepare(dbt_project)
+
+
+class LakeTranslator(DagsterDbtTranslator):
+    """Asset keys and groups from where a node lives, never from a hand-kept list of names.
+
+    Sources are the raw tables the ingest assets land (``raw/<table>``), so ingestion and dbt
+    form one lineage graph; models are keyed ``<layer>/<model>`` by their folder
+    (staging, intermediate, marts), which is also their group.
+    """
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            return dg.AssetKey(["raw", dbt_resource_props["name"]])
+        return dg.AssetKey([self._layer(dbt_resource_props), dbt_resource_props["name"]])
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        if dbt_resource_props["resource_type"] == "source":
+            return "ingest"
+        return self._layer(dbt_resource_props)
+
+    @staticmethod
+    def _layer(props: Mapping[str, Any]) -> str:
+        fqn = props.get("fqn") or []
+        return fqn[1] if len(fqn) > 2 else "dbt"
+
+
+translator = LakeTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pipelines.contracts.expectations import is_warning
 from pipelines.contracts.model import Column, Contract
 
 
@@ -25,6 +26,11 @@ class Change:
     def __str__(self) -> str:
         flag = "BREAKING" if self.breaking else "ok      "
         return f"{flag}  {self.where}: {self.change} ({self.old!r} -> {self.new!r})"
+
+
+def _error_rules(quality: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
+    """Quality entries that quarantine records (warnings only report)."""
+    return [q for q in quality if not is_warning(q)]
 
 
 def _bound_change(where: str, name: str, old: Any, new: Any, lower: bool) -> Change | None:
@@ -120,16 +126,7 @@ def _column_changes(old: Column, new: Column) -> list[Change]:
         out.append(
             Change(w, "description changed", old.description[:40], new.description[:40], False)
         )
-    old_q = [
-        q
-        for q in old.quality
-        if str(q.get("severity", "error")).lower() not in ("warning", "warn", "info")
-    ]
-    new_q = [
-        q
-        for q in new.quality
-        if str(q.get("severity", "error")).lower() not in ("warning", "warn", "info")
-    ]
+    old_q, new_q = _error_rules(old.quality), _error_rules(new.quality)
     if old_q != new_q:
         out.append(Change(w, "error-severity quality rules changed", len(old_q), len(new_q), True))
     return out
@@ -167,16 +164,7 @@ def diff_contracts(old: Contract, new: Contract) -> list[Change]:
             changes.append(
                 Change("dataset", f"{attr} changed", getattr(old, attr), getattr(new, attr), False)
             )
-    old_q = [
-        q
-        for q in old.quality
-        if str(q.get("severity", "error")).lower() not in ("warning", "warn", "info")
-    ]
-    new_q = [
-        q
-        for q in new.quality
-        if str(q.get("severity", "error")).lower() not in ("warning", "warn", "info")
-    ]
+    old_q, new_q = _error_rules(old.quality), _error_rules(new.quality)
     if old_q != new_q:
         changes.append(
             Change("dataset", "error-severity quality rules changed", len(old_q), len(new_q), True)

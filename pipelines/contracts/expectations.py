@@ -160,11 +160,14 @@ def _column_rules(column: Column) -> list[Rule]:
     return rules
 
 
+def is_warning(quality: dict[str, Any]) -> bool:
+    """An ODCS quality entry that reports without quarantining (severity warning or info)."""
+    return str(quality.get("severity", "error")).lower() in ("warning", "warn", "info")
+
+
 def _quality_rule(q: dict[str, Any], column: str | None, default_name: str) -> Rule:
     """An ODCS ``quality`` entry (library metric or a custom GX expectation) as a rule."""
-    severity = (
-        WARNING if str(q.get("severity", "error")).lower() in ("warning", "warn", "info") else ERROR
-    )
+    severity = WARNING if is_warning(q) else ERROR
     name = q.get("name") or default_name
     kind = q.get("type", "library")
     message = q.get("description") or name

@@ -346,22 +346,30 @@ def _write(
 # ---------------------------------------------------------------------------------- enforcing
 
 
+def _add_rule(rules: dict[str, dict[str, Any]], name: str, outcome: dict[str, Any]) -> None:
+    """Aggregate one rule outcome into ``rules`` (passes only if every batch passed)."""
+    agg = rules.setdefault(
+        name, {**outcome, "success": True, "unexpected_count": 0, "evaluated_rows": 0}
+    )
+    agg["success"] = agg["success"] and outcome["success"]
+    agg["unexpected_count"] += outcome["unexpected_count"]
+    agg["evaluated_rows"] += outcome["evaluated_rows"]
+
+
 def _merge_rules(result: DatasetResult, rule_results: list[RuleResult]) -> None:
     for r in rule_results:
-        agg = result.rules.setdefault(
+        _add_rule(
+            result.rules,
             r.rule.name,
             {
                 "column": r.rule.column,
                 "expectation": r.rule.expectation,
                 "severity": r.rule.severity,
-                "success": True,
-                "unexpected_count": 0,
-                "evaluated_rows": 0,
+                "success": r.success,
+                "unexpected_count": r.unexpected_count,
+                "evaluated_rows": r.evaluated_rows,
             },
         )
-        agg["success"] = agg["success"] and r.success
-        agg["unexpected_count"] += r.unexpected_count
-        agg["evaluated_rows"] += r.evaluated_rows
 
 
 def _rule_rows_per_partition(
@@ -627,11 +635,8 @@ def _process_batch(
 
 
 def _merge_partial(result: DatasetResult, partial: DatasetResult) -> None:
-    for name, r in partial.rules.items():
-        agg = result.rules.setdefault(name, {**r, "unexpected_count": 0, "evaluated_rows": 0})
-        agg["success"] = agg["success"] and r["success"]
-        agg["unexpected_count"] += r["unexpected_count"]
-        agg["evaluated_rows"] += r["evaluated_rows"]
+    for name, outcome in partial.rules.items():
+        _add_rule(result.rules, name, outcome)
     for reason, n in partial.top_reasons.items():
         result.top_reasons[reason] = result.top_reasons.get(reason, 0) + n
     result.warnings.extend(partial.warnings)

@@ -122,6 +122,39 @@ def test_coercion_reasons_are_precise():
     assert not any(r.startswith("unit_price") for r in reasons)  # decimal comma accepted
 
 
+def test_default_timezone_reads_local_times_and_converts_them_to_utc(tmp_path: Path):
+    """ODCS defaultTimezone: an offset-less timestamp is that zone's wall-clock time (daylight
+    time included, as zoneinfo resolves it); a value with an offset keeps it."""
+    doc = yaml.safe_load((CONTRACTS_DIR / "orders.yaml").read_text())
+    _prop(doc, "order_ts")["logicalTypeOptions"] = {"defaultTimezone": "America/Sao_Paulo"}
+    contract = parse_contract(doc)
+    frame = pd.DataFrame(
+        {
+            "order_ts": [
+                "2017-10-02 10:56:33",  # standard time, UTC-3
+                "2017-11-18 19:28:06",  # daylight time, UTC-2
+                "2018-02-17 23:30:00",  # the hour that occurs twice: the earlier (daylight) one
+                "2017-10-15 00:30:00",  # the hour skipped by the change: the offset before it
+                "2017-10-02T10:56:33Z",  # an explicit offset wins
+            ]
+        }
+    )
+    typed = enforce(frame, contract).typed["order_ts"]
+    assert [t.isoformat() for t in typed] == [
+        "2017-10-02T13:56:33+00:00",
+        "2017-11-18T21:28:06+00:00",
+        "2018-02-18T01:30:00+00:00",
+        "2017-10-15T03:30:00+00:00",
+        "2017-10-02T10:56:33+00:00",
+    ]
+    _prop(doc, "order_ts")["logicalTypeOptions"]["defaultTimezone"] = "Mars/Base"
+    path = tmp_path / "orders.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    assert any("not an IANA time zone" in f.message for f in lint_paths([path]))
+    changes = diff_contracts(contract, parse_contract(doc))
+    assert ("default time zone changed", True) in [(c.change, c.breaking) for c in changes]
+
+
 def _changed(mutate) -> list:
     doc = yaml.safe_load((CONTRACTS_DIR / "orders.yaml").read_text())
     old = parse_contract(doc)

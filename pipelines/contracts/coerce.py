@@ -3,12 +3,14 @@
 Sources deliver text (CSV) or loosely typed JSON. Before any rule runs, every column is cast to
 its contract type; a value that cannot be cast becomes null and its record gets a reason such as
 ``quantity: 'three' is not an integer``. Timestamps are converted to UTC; when the contract says
-``timezone: true`` a timestamp without an offset is refused rather than guessed.
+``timezone: true`` a timestamp without an offset is refused rather than guessed, and when it
+names a ``defaultTimezone`` such a timestamp is read as that zone's local time.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -71,11 +73,34 @@ def _to_timestamp(series: pd.Series, column: Column, reasons: Reasons) -> pd.Ser
     values = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
     bad = present & values.isna()
     _flag(reasons, series, bad, "is not an ISO-8601 timestamp")
+    naive = present & ~bad & ~text.str.contains(_TZ_SUFFIX, regex=True, na=False)
     if column.timezone:
-        naive = present & ~bad & ~text.str.contains(_TZ_SUFFIX, regex=True, na=False)
         _flag(reasons, series, naive, "has no time zone offset")
         values = values.where(~naive)
+    elif column.default_timezone and naive.any():
+        values = values.where(~naive, _localise(values[naive], column.default_timezone))
     return values
+
+
+def _localise(parsed_as_utc: pd.Series, zone: str) -> pd.Series:
+    """Offset-less timestamps (parsed as if UTC) read as wall-clock time in ``zone``, in UTC.
+
+    Daylight-saving changes resolve as Python's ``zoneinfo`` does (PEP 495, ``fold=0``), like
+    the rail feed's local times: an hour that occurs twice is the earlier one (daylight time),
+    and an hour that does not exist (the gap) keeps the offset from before the change.
+    """
+    wall = parsed_as_utc.dt.tz_localize(None)
+    local = wall.dt.tz_localize(
+        zone, ambiguous=np.ones(len(wall), dtype=bool), nonexistent="NaT"
+    ).dt.tz_convert("UTC")
+    local = local.copy()  # an accessor's result is read-only
+    gap = local.isna() & wall.notna()
+    if gap.any():
+        tz = ZoneInfo(zone)
+        local[gap] = [
+            pd.Timestamp(w.to_pydatetime().replace(tzinfo=tz)).tz_convert("UTC") for w in wall[gap]
+        ]
+    return local
 
 
 def _to_date(series: pd.Series, reasons: Reasons) -> pd.Series:

@@ -107,6 +107,11 @@ def _column_changes(old: Column, new: Column) -> list[Change]:
                 w, "timezone requirement changed", old.timezone, new.timezone, bool(new.timezone)
             )
         )
+    if old.default_timezone != new.default_timezone:
+        # the same offset-less text lands as another instant
+        out.append(
+            Change(w, "default time zone changed", old.default_timezone, new.default_timezone, True)
+        )
     if old.is_pii != new.is_pii:
         # declassifying personal data is a governance decision a reviewer must see
         out.append(

@@ -46,6 +46,16 @@ def _validator():
     return jsonschema.Draft201909Validator(schema)
 
 
+def _is_zone(name: str) -> bool:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
 def _location(error: Any) -> str:
     return "/".join(str(p) for p in error.absolute_path) or "(root)"
 
@@ -110,6 +120,25 @@ def lint_document(doc: Any, path: str) -> list[Finding]:
                 re.compile(column.pattern)
             except re.error as exc:
                 findings.append(Finding(path, "error", where, f"pattern does not compile: {exc}"))
+        if column.default_timezone:
+            if not _is_zone(column.default_timezone):
+                findings.append(
+                    Finding(
+                        path,
+                        "error",
+                        where,
+                        f"defaultTimezone {column.default_timezone!r} is not an IANA time zone",
+                    )
+                )
+            elif column.timezone:
+                findings.append(
+                    Finding(
+                        path,
+                        "warning",
+                        where,
+                        "defaultTimezone is unused: timezone: true refuses timestamps without an offset",
+                    )
+                )
         if column.primary_key and not column.required:
             findings.append(Finding(path, "error", where, "a primary key column must be required"))
     seen: set[str] = set()

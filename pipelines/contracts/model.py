@@ -53,6 +53,8 @@ class Column:
     min_length: int | None = None
     max_length: int | None = None
     timezone: bool | None = None
+    #: IANA zone in which a timestamp without an offset is read (ODCS ``defaultTimezone``)
+    default_timezone: str | None = None
     classification: str | None = None
     tags: tuple[str, ...] = ()
     quality: tuple[dict[str, Any], ...] = ()
@@ -152,6 +154,7 @@ def _column(prop: dict[str, Any]) -> Column:
         min_length=opts.get("minLength"),
         max_length=opts.get("maxLength"),
         timezone=opts.get("timezone"),
+        default_timezone=opts.get("defaultTimezone"),
         classification=prop.get("classification"),
         tags=tuple(prop.get("tags") or ()),
         quality=tuple(prop.get("quality") or ()),

@@ -171,7 +171,11 @@ def _collect(
     collected = {name: _Collected() for name in source.datasets}
     parent = collected[source.dataset]
     for key in partitions:
-        for path in source_files(source, landing_dir, key):
+        paths = source_files(source, landing_dir, key)
+        if not paths and not source.partitioned:
+            # a full snapshot that was never delivered: say so rather than land nothing quietly
+            warnings.append(f"{source.pattern}: no such file in the landing zone, nothing received")
+        for path in paths:
             rel = _relative(path, landing_dir)
             parsed, records = _parse(source, path, contracts[source.dataset], registry)
             warnings.extend(f"{rel}: {w}" for w in parsed.warnings)

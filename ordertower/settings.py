@@ -14,6 +14,9 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONTRACTS_DIR = PROJECT_ROOT / "data_contracts"
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt"
+#: Real public data sets beside the checkout (never copied into it: their licences forbid it).
+#: A fresh clone has no such folder; whatever reads it skips with a clear message.
+SHARED_DATASETS_DIR = PROJECT_ROOT.parent / "shared" / "datasets"
 
 #: Lake schemas, in the order data flows through them.
 LAKE_SCHEMAS = ("raw", "quarantine", "staging", "intermediate", "marts", "ml", "ops")

@@ -156,6 +156,20 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_olist_land(args: argparse.Namespace) -> int:
+    from pipelines.ingest.olist import OlistError, land
+
+    try:
+        result = land(Path(args.source_dir) if args.source_dir else None)
+    except OlistError as exc:
+        raise CliError(str(exc)) from exc
+    print(
+        f"Olist landed in {result.target_dir} from {result.source_dir}: "
+        f"{len(result.copied)} file(s) copied, {len(result.unchanged)} unchanged"
+    )
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from pipelines.bench import run_bench
 
@@ -220,6 +234,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("old")
     p.add_argument("new")
     p.set_defaults(func=cmd_contracts_diff)
+
+    olist = sub.add_parser(
+        "olist", help="the real Olist marketplace extract, a second source system"
+    ).add_subparsers(dest="olist_command", required=True)
+    p = olist.add_parser(
+        "land", help="copy the Olist CSVs, unchanged, to $ORDERTOWER_HOME/landing/olist/"
+    )
+    p.add_argument(
+        "--from",
+        dest="source_dir",
+        metavar="DIR",
+        help="folder of the extract (default: ../shared/datasets/olist/subset_10k_2017 beside the project)",
+    )
+    p.set_defaults(func=cmd_olist_land)
 
     p = sub.add_parser("bench", help="measure simulator and ingestion throughput")
     p.add_argument(

@@ -129,6 +129,48 @@ SOURCES: tuple[Source, ...] = (
         "jsonl",
         "reviews",
     ),
+    # Olist, a second source system: the real Brazilian marketplace extract as its CSVs come
+    # (`ordertower olist land`). Full snapshots; an absent file lands nothing, with a warning.
+    Source(
+        "olist_orders",
+        "Olist marketplace orders (real data, CSV, Sao Paulo local times).",
+        "olist/orders.csv",
+        "csv",
+        "olist_orders",
+        partitioned=False,
+    ),
+    Source(
+        "olist_order_items",
+        "Olist order items, one row per unit sold (real data, CSV).",
+        "olist/order_items.csv",
+        "csv",
+        "olist_order_items",
+        partitioned=False,
+    ),
+    Source(
+        "olist_customers",
+        "Olist customers, one per order (real data, CSV).",
+        "olist/customers.csv",
+        "csv",
+        "olist_customers",
+        partitioned=False,
+    ),
+    Source(
+        "olist_products",
+        "Olist product catalogue (real data, CSV).",
+        "olist/products.csv",
+        "csv",
+        "olist_products",
+        partitioned=False,
+    ),
+    Source(
+        "olist_product_categories",
+        "Olist product category names, Portuguese to English (real data, CSV).",
+        "olist/product_category_name_translation.csv",
+        "csv",
+        "olist_product_categories",
+        partitioned=False,
+    ),
 )
 
 SOURCES_BY_NAME = {s.name: s for s in SOURCES}

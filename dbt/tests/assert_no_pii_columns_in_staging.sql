@@ -16,4 +16,5 @@ where table_catalog = '{{ target.database }}'
         'full_name|email|phone|street|postal|comment|ip_address|ip_addresses|device_id|devices'
         || '|payment_instrument|^destination_name$|^destination_lat$|^destination_lon$'
         || '|(home|billing|shipping)_(address_)?(city|lat|lon|latitude|longitude)$'
+        || '|zip_code|^customer_city$'
     )

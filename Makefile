@@ -15,6 +15,8 @@ export DAGSTER_HOME ?= $(ORDERTOWER_HOME)/dagster
 ORDERS ?= 200000
 DAYS ?= 90
 SEED ?= 42
+# the real Olist extract (never in the repository); the demo lands it when it is there
+OLIST_DIR ?= $(abspath $(CURDIR)/../shared/datasets/olist/subset_10k_2017)
 PYTEST_ARGS ?=
 # CI runs everything (slow, browser, service tests); a developer's default run skips slow ones
 ifeq ($(CI),true)
@@ -40,6 +42,12 @@ demo: install
 	@echo "== simulating $(ORDERS) orders over $(DAYS) days (seed $(SEED))"
 	rm -rf "$(ORDERTOWER_HOME)/landing"
 	ordertower simulate --orders $(ORDERS) --days $(DAYS) --seed $(SEED)
+	@if [ -d "$(OLIST_DIR)" ]; then \
+		echo "== landing the real Olist orders (a second source system)"; \
+		ordertower olist land --from "$(OLIST_DIR)"; \
+	else \
+		echo "== Olist skipped: no extract at $(OLIST_DIR) (the simulated world only)"; \
+	fi
 	@echo "== materialising every asset"
 	ordertower materialize
 	@echo "== what was built"

@@ -1,0 +1,210 @@
+-- Exceptions as operations works them (batch view): one row per exception episode of a
+-- shipment or order, with its severity, age and status SLA from seed exception_policy.
+--   carrier_exception / delivery_failed / customs_hold: an actual carrier event says so; it is
+--     resolved by the shipment's next actual progress event.
+--   stuck: no actual scan for longer than the leg's mode allows; opened when the threshold
+--     passed, resolved by the next scan.
+--   late_vs_promise: the end of the promised local day passed before delivery; resolved at
+--     delivery.
+-- Ages and open episodes are measured against the lake's clock (int_lake_clock).
+with
+
+events as (
+
+    select * from {{ ref('fct_tracking_events') }}
+    where is_actual and shipment_id is not null
+
+),
+
+orders as (
+
+    select * from {{ ref('fct_orders') }}
+
+),
+
+policy as (
+
+    select * from {{ ref('exception_policy') }}
+
+),
+
+clock as (
+
+    select * from {{ ref('int_lake_clock') }}
+
+),
+
+sequenced as (
+
+    select
+        events.*,
+        lead(event_at) over (
+            partition by shipment_id order by event_at, leg_no, event_seq
+        ) as next_event_at,
+        -- the next event that moves the shipment forward again
+        min(event_at) filter (
+            where event_code in (
+                'PICKED_UP', 'DEPARTED', 'IN_TRANSIT', 'ARRIVED', 'CUSTOMS_CLEARED',
+                'OUT_FOR_DELIVERY', 'AVAILABLE_FOR_PICKUP', 'DELIVERED'
+            )
+        ) over (
+            partition by shipment_id order by event_at, leg_no, event_seq
+            rows between 1 following and unbounded following
+        ) as next_progress_at,
+        max(event_code = 'DELIVERED' and mode = 'last_mile') over (partition by shipment_id)
+            as shipment_delivered,
+        max(exception_reason = 'LOST') over (partition by shipment_id) as shipment_lost
+    from events
+
+),
+
+event_exceptions as (
+
+    select
+        order_id,
+        shipment_id,
+        tracking_ref,
+        carrier_id,
+        mode,
+        case
+            when event_code = 'DELIVERY_FAILED' then 'delivery_failed'
+            when event_code = 'CUSTOMS_HOLD' then 'customs_hold'
+            else 'carrier_exception'
+        end as exception_type,
+        case when event_code = 'EXCEPTION' then coalesce(exception_reason, 'OTHER') else '*' end
+            as exception_reason,
+        event_at as opened_at,
+        case when exception_reason = 'LOST' then null else next_progress_at end as resolved_at
+    from sequenced
+    where event_code in ('EXCEPTION', 'DELIVERY_FAILED', 'CUSTOMS_HOLD')
+
+),
+
+gaps as (
+
+    select
+        sequenced.*,
+        policy.stuck_after_hours,
+        coalesce(
+            next_event_at,
+            case when not shipment_delivered and not shipment_lost then clock.as_of end
+        ) as gap_end_at
+    from sequenced
+    cross join clock
+    inner join policy
+        on policy.exception_type = 'stuck' and policy.exception_reason = sequenced.mode
+
+),
+
+stuck as (
+
+    select
+        order_id,
+        shipment_id,
+        tracking_ref,
+        carrier_id,
+        mode,
+        'stuck' as exception_type,
+        mode as exception_reason,
+        event_at + to_microseconds(cast(stuck_after_hours * 3600e6 as bigint)) as opened_at,
+        next_event_at as resolved_at
+    from gaps
+    where gap_end_at > event_at + to_microseconds(cast(stuck_after_hours * 3600e6 as bigint))
+        and not (event_code = 'DELIVERED' and mode = 'last_mile')
+
+),
+
+late as (
+
+    select
+        order_id,
+        cast(null as varchar) as shipment_id,
+        cast(null as varchar) as tracking_ref,
+        last_mile_carrier_id as carrier_id,
+        cast(null as varchar) as mode,
+        'late_vs_promise' as exception_type,
+        promise_type as exception_reason,
+        promised_by_at as opened_at,
+        delivered_at as resolved_at
+    from orders
+    cross join clock
+    where not is_cancelled
+        and promised_by_at < coalesce(delivered_at, clock.as_of)
+
+),
+
+unioned as (
+
+    select * from event_exceptions
+    union all
+    select * from stuck
+    union all
+    select * from late
+
+),
+
+with_policy as (
+
+    select
+        unioned.*,
+        coalesce(specific.severity, fallback.severity) as severity,
+        coalesce(specific.sla_hours, fallback.sla_hours) as sla_hours,
+        coalesce(specific.description, fallback.description) as recommended_action
+    from unioned
+    left join policy as specific
+        on unioned.exception_type = specific.exception_type
+        and unioned.exception_reason = specific.exception_reason
+    left join policy as fallback
+        on unioned.exception_type = fallback.exception_type
+        and fallback.exception_reason = '*'
+
+)
+
+select
+    -- ids
+    md5(
+        with_policy.exception_type || '|' || with_policy.order_id || '|'
+        || coalesce(with_policy.shipment_id, '') || '|' || cast(with_policy.opened_at as varchar)
+    ) as exception_id,
+    with_policy.order_id,
+    with_policy.shipment_id,
+    with_policy.tracking_ref,
+    with_policy.carrier_id,
+    orders.primary_warehouse_id as warehouse_id,
+
+    -- strings
+    with_policy.exception_type,
+    with_policy.exception_reason,
+    with_policy.severity,
+    with_policy.mode,
+    with_policy.recommended_action,
+    orders.channel,
+    orders.promise_type,
+    orders.source_system,
+
+    -- numerics
+    orders.order_total as order_value,
+    with_policy.sla_hours,
+    round(
+        epoch(coalesce(with_policy.resolved_at, clock.as_of) - with_policy.opened_at) / 3600.0, 2
+    ) as age_hours,
+
+    -- booleans
+    with_policy.resolved_at is null as is_open,
+    epoch(coalesce(with_policy.resolved_at, clock.as_of) - with_policy.opened_at) / 3600.0
+        > with_policy.sla_hours as is_sla_breached,
+    orders.is_delivered as is_order_delivered,
+
+    -- timestamps
+    with_policy.opened_at,
+    with_policy.resolved_at,
+    cast(timezone('UTC', with_policy.opened_at) as date) as opened_date,
+    cast(timezone('UTC', with_policy.resolved_at) as date) as resolved_date
+
+from with_policy
+inner join orders on with_policy.order_id = orders.order_id
+cross join clock
+-- a carrier may report the same exception twice at the same moment
+qualify row_number() over (
+    partition by exception_id order by with_policy.resolved_at nulls last
+) = 1

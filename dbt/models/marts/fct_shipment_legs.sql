@@ -1,0 +1,136 @@
+-- One row per shipment leg: where it goes, by which mode and carrier, planned vs actual
+-- times from the canonical events, and its cost and emissions.
+with
+
+legs as (
+
+    select * from {{ ref('stg_tms__shipment_legs') }}
+
+),
+
+costed as (
+
+    select * from {{ ref('int_shipment_legs__costed') }}
+
+),
+
+events as (
+
+    select * from {{ ref('fct_tracking_events') }}
+    where is_actual
+
+),
+
+clock as (
+
+    select * from {{ ref('int_lake_clock') }}
+
+),
+
+actuals as (
+
+    -- a van leg departs when it goes out for delivery and arrives when it delivers; every
+    -- other leg reports its own departure and arrival
+    select
+        tracking_ref,
+        min(event_at) as first_scan_at,
+        max(event_at) as last_scan_at,
+        arg_max(event_code, event_seq) as last_event_code,
+        min(event_at) filter (
+            where (mode = 'last_mile' and event_code = 'OUT_FOR_DELIVERY')
+            or (mode <> 'last_mile' and event_code = 'DEPARTED')
+        ) as actual_departure_at,
+        min(event_at) filter (
+            where (mode = 'last_mile' and event_code = 'DELIVERED')
+            or (mode <> 'last_mile' and event_code = 'ARRIVED')
+        ) as actual_arrival_at,
+        min(event_at) filter (where event_code = 'OUT_FOR_DELIVERY') as out_for_delivery_at,
+        count(*) as scan_count,
+        count(*) filter (where event_code = 'DELIVERY_FAILED') as failed_attempt_count,
+        count(*) filter (where event_code in ('EXCEPTION', 'DELIVERY_FAILED', 'CUSTOMS_HOLD'))
+            as exception_event_count,
+        bool_or(event_code = 'CUSTOMS_HOLD') as had_customs_hold,
+        bool_or(exception_reason = 'DAMAGED') as was_damaged,
+        bool_or(exception_reason = 'LOST') as was_reported_lost,
+        bool_or(exception_reason = 'ADDRESS_ISSUE') as had_address_issue
+    from events
+    group by tracking_ref
+
+)
+
+select
+    -- ids
+    legs.shipment_id || '/' || legs.leg_no as leg_id,
+    legs.shipment_id,
+    legs.leg_no,
+    costed.order_id,
+    legs.carrier_id,
+    legs.tracking_ref,
+
+    -- strings
+    legs.mode,
+    legs.vehicle_class,
+    legs.origin_name,
+    legs.origin_country_code,
+    legs.destination_hub_name,
+    legs.destination_country_code,
+    case
+        when actuals.actual_arrival_at is not null then 'arrived'
+        when coalesce(actuals.was_reported_lost, false) then 'lost'
+        when actuals.actual_departure_at is not null then 'in_transit'
+        when actuals.first_scan_at is not null then 'announced'
+        else 'planned'
+    end as leg_status,
+    actuals.last_event_code,
+
+    -- numerics
+    legs.origin_lat,
+    legs.origin_lon,
+    legs.destination_lat_approx,
+    legs.destination_lon_approx,
+    legs.distance_km,
+    costed.weight_kg,
+    costed.tonne_km,
+    costed.wtw_g_co2e_per_tkm,
+    costed.ttw_kg_co2e,
+    costed.wtt_kg_co2e,
+    costed.kg_co2e,
+    costed.transport_cost_eur,
+    costed.green_mode,
+    costed.green_kg_co2e,
+    cast(costed.green_extra_days as integer) as green_extra_days,
+    cast(coalesce(actuals.scan_count, 0) as integer) as scan_count,
+    cast(coalesce(actuals.failed_attempt_count, 0) as integer) as failed_attempt_count,
+    cast(coalesce(actuals.exception_event_count, 0) as integer) as exception_event_count,
+    round(epoch(actuals.actual_departure_at - legs.planned_departure_at) / 3600.0, 2)
+        as departure_delay_hours,
+    round(epoch(actuals.actual_arrival_at - legs.planned_arrival_at) / 3600.0, 2)
+        as arrival_delay_hours,
+    case
+        when actuals.actual_arrival_at is null
+            then round(epoch(clock.as_of - actuals.last_scan_at) / 3600.0, 2)
+    end as hours_since_last_scan,
+
+    -- booleans
+    legs.is_last_mile,
+    legs.is_cross_border,
+    coalesce(actuals.had_customs_hold, false) as had_customs_hold,
+    coalesce(actuals.was_damaged, false) as was_damaged,
+    coalesce(actuals.was_reported_lost, false) as was_reported_lost,
+    coalesce(actuals.had_address_issue, false) as had_address_issue,
+    actuals.actual_arrival_at > legs.planned_arrival_at as is_arrived_late,
+
+    -- timestamps
+    legs.planned_departure_at,
+    legs.planned_arrival_at,
+    actuals.actual_departure_at,
+    actuals.actual_arrival_at,
+    actuals.out_for_delivery_at,
+    actuals.first_scan_at,
+    actuals.last_scan_at
+
+from legs
+inner join costed
+    on legs.shipment_id = costed.shipment_id and legs.leg_no = costed.leg_no
+left join actuals on legs.tracking_ref = actuals.tracking_ref
+cross join clock

@@ -146,6 +146,38 @@ def cmd_contracts_diff(args: argparse.Namespace) -> int:
     return 1 if breaking else 0
 
 
+def cmd_contracts_scaffold(args: argparse.Namespace) -> int:
+    from pipelines.contracts.marts import write_scaffold
+
+    try:
+        path = write_scaffold(args.model, force=args.force)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    print(f"wrote {path}: complete its owner, purpose and SLA, then `ordertower contracts lint`")
+    return 0
+
+
+def cmd_contracts_drift(args: argparse.Namespace) -> int:
+    from pipelines.contracts.marts import dbt_models, drift, mart_contracts
+    from pipelines.contracts.model import ContractError
+
+    try:
+        contracts = mart_contracts()
+    except ContractError as exc:
+        raise CliError(str(exc)) from exc
+    models = {n: m for n, m in dbt_models().items() if m.enforced}
+    problems = [
+        f"{n}: enforced dbt contract has no ODCS contract" for n in models.keys() - contracts.keys()
+    ]
+    problems += [f"{n}: ODCS contract has no dbt mart" for n in contracts.keys() - models.keys()]
+    for name in sorted(contracts.keys() & models.keys()):
+        problems += drift(contracts[name], models[name])
+    for p in problems:
+        print(p)
+    print(f"{len(contracts)} mart contract(s), {len(problems)} disagreement(s)", file=sys.stderr)
+    return 1 if problems else 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from pipelines.status import lake_status
 
@@ -179,6 +211,30 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
     print(f"results written to {path} and BENCHMARKS.md")
     return 0
+
+
+def cmd_dbt(args: argparse.Namespace) -> int:
+    """Run dbt on the lake's project, with the lake's location exported (e.g. ``docs generate``)."""
+    import os
+    import subprocess
+
+    from ordertower.settings import DBT_PROJECT_DIR, get_settings
+
+    dbt = Path(sys.executable).parent / "dbt"
+    if not dbt.exists():
+        raise CliError(f"dbt is not installed in this environment ({dbt}); run `make install`")
+    dbt_args = list(args.dbt_args)
+    if dbt_args[:1] == ["--"]:
+        dbt_args = dbt_args[1:]
+    if not dbt_args:
+        raise CliError(
+            "give dbt arguments, e.g. `ordertower dbt build` or `ordertower dbt docs generate`"
+        )
+    env = {**os.environ, **get_settings().dbt_env()}
+    cmd = [str(dbt), *dbt_args]
+    if "--profiles-dir" not in dbt_args:
+        cmd += ["--profiles-dir", str(DBT_PROJECT_DIR)]
+    return subprocess.call(cmd, cwd=DBT_PROJECT_DIR, env=env)
 
 
 # ------------------------------------------------------------------------------- parser
@@ -234,6 +290,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("old")
     p.add_argument("new")
     p.set_defaults(func=cmd_contracts_diff)
+    p = contracts.add_parser(
+        "scaffold", help="write a first ODCS contract for a dbt mart from its model yml"
+    )
+    p.add_argument("model")
+    p.add_argument("--force", action="store_true", help="overwrite an existing contract")
+    p.set_defaults(func=cmd_contracts_scaffold)
+    p = contracts.add_parser(
+        "drift", help="check the marts' ODCS contracts against dbt's model contracts"
+    )
+    p.set_defaults(func=cmd_contracts_drift)
+
+    p = sub.add_parser(
+        "dbt",
+        help="run dbt on the lake's project (e.g. `ordertower dbt docs generate`)",
+        prefix_chars="\0",  # everything after `dbt` belongs to dbt
+    )
+    p.add_argument("dbt_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_dbt)
 
     olist = sub.add_parser(
         "olist", help="the real Olist marketplace extract, a second source system"

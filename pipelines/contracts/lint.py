@@ -168,7 +168,7 @@ def lint_paths(paths: list[Path]) -> list[Finding]:
     files: list[Path] = []
     for p in paths:
         if p.is_dir():
-            files.extend(sorted(p.glob("*.yaml")) + sorted(p.glob("*.yml")))
+            files.extend(sorted(p.rglob("*.yaml")) + sorted(p.rglob("*.yml")))
         elif p.exists():
             files.append(p)
         else:

@@ -114,7 +114,7 @@ def materialize(select: str | None = None, partition: str | None = None) -> Mate
     resources = defs.resources or {}
     inst = instance()
 
-    def run(selected: set[dg.AssetKey], **kwargs) -> None:
+    def run(selected: set[dg.AssetKey], extra_run_config: dict | None = None, **kwargs) -> None:
         try:
             result = dg.materialize(
                 assets,
@@ -124,7 +124,8 @@ def materialize(select: str | None = None, partition: str | None = None) -> Mate
                 raise_on_error=False,
                 # step events go to the run's event log (the UI); the console gets INFO and up
                 run_config={
-                    "loggers": {"console": {"config": {"log_level": get_settings().log_level}}}
+                    "loggers": {"console": {"config": {"log_level": get_settings().log_level}}},
+                    **(extra_run_config or {}),
                 },
                 **kwargs,
             )
@@ -148,7 +149,13 @@ def materialize(select: str | None = None, partition: str | None = None) -> Mate
             },
         )
     if downstream:
-        run(downstream)
+        # dbt re-derives the incremental models over the window the partitions just covered
+        window_config = (
+            {"ops": {"dbt_lake": {"config": {"events_from": window[0], "events_to": window[1]}}}}
+            if window is not None and any(owner[k].node_def.name == "dbt_lake" for k in downstream)
+            else {}
+        )
+        run(downstream, extra_run_config=window_config)
     return summary
 
 

@@ -1,10 +1,42 @@
 """dbt models as Dagster assets: `dbt build` (models, then their tests as asset checks)."""
 
+import json
+
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
 from pipelines.defs.resources import LAKE_WRITER_POOL
 from pipelines.defs.transform.project import dbt_project, export_dbt_env, translator
+
+
+class DbtBuildConfig(dg.Config):
+    """The partition window a run covers, passed to dbt as vars.
+
+    The marts are rebuilt whole; the incremental ones (fct_tracking_events) re-derive what was
+    ingested since their last run and, in addition, whatever landed in this window, so
+    re-ingesting a partition range and building with its window re-derives exactly that range.
+    """
+
+    events_from: str | None = None  # first partition key (YYYY-MM-DD) of the window
+    events_to: str | None = None  # last partition key of the window
+    full_refresh: bool = False  # rebuild the incremental models from scratch
+
+
+def dbt_build_args(config: DbtBuildConfig) -> list[str]:
+    """The `dbt build` command line for a run's config."""
+    args = ["build"]
+    if bool(config.events_from) != bool(config.events_to):
+        raise ValueError("events_from and events_to go together")
+    if config.events_from and config.events_to:
+        if config.events_from > config.events_to:
+            raise ValueError(
+                f"window {config.events_from}..{config.events_to} ends before it starts"
+            )
+        window = {"events_from": config.events_from, "events_to": config.events_to}
+        args += ["--vars", json.dumps(window)]
+    if config.full_refresh:
+        args.append("--full-refresh")
+    return args
 
 
 @dbt_assets(
@@ -14,6 +46,6 @@ from pipelines.defs.transform.project import dbt_project, export_dbt_env, transl
     pool=LAKE_WRITER_POOL,
     name="dbt_lake",
 )
-def dbt_lake(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+def dbt_lake(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig):
     export_dbt_env()  # the lake may have been repointed since the code location loaded
-    yield from dbt.cli(["build"], context=context).stream()
+    yield from dbt.cli(dbt_build_args(config), context=context).stream()

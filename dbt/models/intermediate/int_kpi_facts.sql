@@ -18,6 +18,7 @@ exceptions as (
 order_facts as (
 
     select
+        'order/' || order_id as fact_id,
         order_date as kpi_date,
         source_system,
         channel,
@@ -68,6 +69,7 @@ order_facts as (
 exception_facts as (
 
     select
+        'opened/' || exception_id as fact_id,
         opened_date as kpi_date,
         source_system,
         channel,
@@ -80,6 +82,7 @@ exception_facts as (
     from exceptions
     union all
     select
+        'resolved/' || exception_id,
         resolved_date,
         source_system,
         channel,

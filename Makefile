@@ -2,7 +2,8 @@
 #   make demo   fresh clone -> environment -> simulated world -> every asset materialised -> summary
 #   make test   the test suite (offline); CI=true runs the slow, browser and service tests too
 #   make ui     Dagster UI, the Streamlit control tower and the MLflow UI on 127.0.0.1
-#   make bench  throughput of the simulator and ingestion -> bench/results/*.json, BENCHMARKS.md
+#   make bench  throughput of the simulator, ingestion and dbt -> bench/results/*.json, BENCHMARKS.md
+#   make docs   the dbt documentation of the lake (models, columns, lineage) on 127.0.0.1:8080
 
 SHELL := /bin/bash
 VENV := .venv
@@ -25,7 +26,7 @@ else
 PYTEST_MARKERS :=
 endif
 
-.PHONY: help install demo simulate materialize status test lint ui bench clean
+.PHONY: help install demo simulate materialize status test lint ui bench docs clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -81,6 +82,11 @@ ui: install
 
 bench: install
 	ordertower bench
+
+docs: install
+	ordertower dbt docs generate
+	@echo "dbt docs on http://127.0.0.1:8080 (Ctrl-C stops)"
+	ordertower dbt docs serve --host 127.0.0.1 --port 8080 --no-browser
 
 clean:
 	rm -rf "$(ORDERTOWER_HOME)" $(VENV)

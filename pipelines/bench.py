@@ -6,7 +6,10 @@ For each scale (orders over 90 days) it times:
 * contract-checked ingestion of every source and partition into the lake (parse, normalise,
   coerce, Great Expectations rules, quarantine, write) - the platform's path;
 * the baseline: DuckDB's own readers loading the same files with no contract at all, which is
-  the floor any ingestion could reach; the ratio is the price of governance.
+  the floor any ingestion could reach; the ratio is the price of governance;
+* ``dbt build`` of the whole lake on what was ingested (every model, data test and unit test),
+  the marts' row counts, and as its baseline in the same run ``dbt run`` (the models without
+  their tests) and a second, incremental ``dbt run`` (nothing new arrived).
 
 Results go to ``bench/results/<date>.json`` (with the machine) and ``BENCHMARKS.md`` is
 regenerated from every result file. Numbers are measured, never asserted in tests.
@@ -102,6 +105,61 @@ def _baseline_load(landing: Path) -> tuple[int, float]:
     return rows, time.perf_counter() - started
 
 
+def _dbt(args: list[str], target: Path) -> tuple[float, dict[str, int]]:
+    """Run dbt on the current lake: seconds and node statuses (from run_results.json)."""
+    import subprocess
+    import sys
+
+    from ordertower.settings import DBT_PROJECT_DIR
+
+    dbt = str(Path(sys.executable).parent / "dbt")
+    env = {**os.environ, **get_settings().dbt_env()}
+    cmd = [dbt, *args, "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(target)]
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stdout.splitlines()[-15:])
+        raise RuntimeError(f"dbt {' '.join(args)} failed:\n{tail}")
+    statuses: dict[str, int] = {}
+    results = json.loads((target / "run_results.json").read_text())
+    for r in results["results"]:
+        statuses[r["status"]] = statuses.get(r["status"], 0) + 1
+    return seconds, statuses
+
+
+def _mart_rows() -> dict[str, int]:
+    from ordertower.lake import connect
+
+    con = connect(read_only=True)
+    try:
+        tables = [
+            r[0]
+            for r in con.execute(
+                "select table_name from information_schema.tables "
+                "where table_schema = 'marts' and table_catalog = 'lake' order by 1"
+            ).fetchall()
+        ]
+        return {t: con.execute(f"select count(*) from marts.{t}").fetchone()[0] for t in tables}
+    finally:
+        con.close()
+
+
+def bench_dbt(workdir: Path) -> dict[str, Any]:
+    target = workdir / "dbt_target"
+    build_s, statuses = _dbt(["build", "--full-refresh"], target)
+    rows = _mart_rows()
+    run_s, _ = _dbt(["run", "--full-refresh"], target)
+    incremental_s, _ = _dbt(["run"], target)
+    return {
+        "build_seconds": round(build_s, 2),
+        "nodes": statuses,
+        "baseline_run_seconds": round(run_s, 2),
+        "incremental_run_seconds": round(incremental_s, 2),
+        "mart_rows": rows,
+    }
+
+
 def bench_scale(orders: int, days: int, workdir: Path) -> dict[str, Any]:
     from pipelines.ingest.runner import ingest_source, landed_partitions
     from pipelines.ingest.sources import SOURCES
@@ -139,6 +197,7 @@ def bench_scale(orders: int, days: int, workdir: Path) -> dict[str, Any]:
         ingest_seconds = time.perf_counter() - started
         con.close()
         base_rows, base_seconds = _baseline_load(landing)
+        dbt = bench_dbt(workdir)
     size_mb = sum(p.stat().st_size for p in landing.rglob("*") if p.is_file()) / 1e6
     return {
         "orders": orders,
@@ -164,6 +223,7 @@ def bench_scale(orders: int, days: int, workdir: Path) -> dict[str, Any]:
             "rows_per_s": round(base_rows / base_seconds) if base_seconds else None,
         },
         "cost_ratio_seconds": round(ingest_seconds / base_seconds, 1) if base_seconds else None,
+        "dbt": dbt,
     }
 
 
@@ -217,6 +277,10 @@ def write_benchmarks_md() -> None:
         "- **Baseline**, same run, same files: DuckDB's own readers loading them with no contract at",
         "  all. *Cost* = ingestion seconds / baseline seconds: the price of contracts, quarantine and",
         "  lineage over a bare load.",
+        "- **dbt**: `dbt build --full-refresh` of the whole lake after ingestion (every model, data",
+        "  test and unit test; `threads: 1` on the SQLite catalog). Baselines in the same run:",
+        "  `dbt run --full-refresh` (the models without their tests) and a second, incremental",
+        "  `dbt run` with nothing new. Below each table, the marts' row counts.",
         "",
     ]
     for f in files:
@@ -238,4 +302,27 @@ def write_benchmarks_md() -> None:
                 f"{base['rows_per_s']:,} | {ing['seconds'] / base['seconds']:.1f}x |"
             )
         lines.append("")
+        dbt_scales = [s for s in data["scales"] if "dbt" in s]
+        if dbt_scales:
+            lines += [
+                "| orders | dbt build s | nodes (pass / warn / error) | dbt run s (no tests) | incremental run s |",
+                "|---:|---:|---|---:|---:|",
+            ]
+            for s in dbt_scales:
+                d = s["dbt"]
+                n = d["nodes"]
+                passed = n.get("pass", 0) + n.get("success", 0)
+                lines.append(
+                    f"| {s['orders']:,} | {d['build_seconds']} | {passed} / {n.get('warn', 0)} / "
+                    f"{n.get('error', 0) + n.get('fail', 0)} | {d['baseline_run_seconds']} | "
+                    f"{d['incremental_run_seconds']} |"
+                )
+            lines.append("")
+            marts = sorted({m for s in dbt_scales for m in s["dbt"]["mart_rows"]})
+            header = "| mart | " + " | ".join(f"{s['orders']:,} orders" for s in dbt_scales) + " |"
+            lines += [header, "|---|" + "---:|" * len(dbt_scales)]
+            for m in marts:
+                cells = " | ".join(f"{s['dbt']['mart_rows'].get(m, 0):,}" for s in dbt_scales)
+                lines.append(f"| {m} | {cells} |")
+            lines.append("")
     BENCHMARKS_MD.write_text("\n".join(lines) + "\n")

@@ -36,3 +36,43 @@ def test_every_dbt_source_is_landed_by_an_ingest_asset():
         for parent in graph.get(key).parent_keys:
             if parent.path[0] == "raw":
                 assert graph.get(parent).is_materializable, f"{parent} is not produced by ingestion"
+
+
+def test_partition_window_goes_to_dbt_as_vars():
+    import json
+
+    import pytest
+
+    from pipelines.defs.transform.assets import DbtBuildConfig, dbt_build_args
+
+    assert dbt_build_args(DbtBuildConfig()) == ["build"]
+    args = dbt_build_args(DbtBuildConfig(events_from="2026-09-01", events_to="2026-09-03"))
+    assert args[:2] == ["build", "--vars"]
+    assert json.loads(args[2]) == {"events_from": "2026-09-01", "events_to": "2026-09-03"}
+    assert dbt_build_args(DbtBuildConfig(full_refresh=True))[-1] == "--full-refresh"
+    with pytest.raises(ValueError, match="go together"):
+        dbt_build_args(DbtBuildConfig(events_from="2026-09-01"))
+    with pytest.raises(ValueError, match="ends before it starts"):
+        dbt_build_args(DbtBuildConfig(events_from="2026-09-03", events_to="2026-09-01"))
+
+
+def test_seeds_and_marts_are_grouped_by_layer_too():
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert {"marts/fct_orders", "intermediate/int_orders", "reference/countries"} <= keys
+    assert graph.get(dg.AssetKey(["marts", "fct_orders"])).group_name == "marts"
+
+
+def test_an_ingest_run_window_becomes_the_dbt_window():
+    from pipelines.defs.transform.automation import window_of
+
+    assert window_of({"dagster/partition": "2026-09-02"}) == ("2026-09-02", "2026-09-02")
+    assert window_of(
+        {
+            "dagster/asset_partition_range_start": "2026-09-01",
+            "dagster/asset_partition_range_end": "2026-09-05",
+        }
+    ) == ("2026-09-01", "2026-09-05")
+    assert window_of({}) is None
+    assert defs.resolve_job_def("transform_lake") is not None
+    assert "lake_after_ingest_sensor" in {s.name for s in defs.sensors or []}

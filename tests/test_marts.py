@@ -377,3 +377,17 @@ def test_timeline_has_every_milestone_in_order_for_a_delivered_order(world: Path
     done = rows.dropna(subset=["actual_at"])
     assert list(done.actual_at) == sorted(done.actual_at)
     assert timedelta(0) <= rows.actual_at.iloc[-1] - rows.actual_at.iloc[0]
+
+
+def test_dbt_docs_generate_works_on_the_lake(world: Path, tmp_path: Path):
+    target = tmp_path / "docs_target"
+    assert main(["dbt", "docs", "generate", "--target-path", str(target)]) == 0
+    catalog = json.loads((target / "catalog.json").read_text())
+    nodes = {n.split(".")[-1] for n in catalog["nodes"]}
+    assert {"fct_orders", "fct_order_timeline", "kpi_weekly"} <= nodes
+    assert (target / "index.html").exists()
+
+
+def test_cli_dbt_needs_arguments(capsys):
+    assert main(["dbt"]) == 1
+    assert "give dbt arguments" in capsys.readouterr().err

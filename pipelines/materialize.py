@@ -9,6 +9,7 @@ UI like any other run.
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -113,6 +114,9 @@ def materialize(select: str | None = None, partition: str | None = None) -> Mate
     summary = MaterializeSummary(assets=sorted(k.to_user_string() for k in keys))
     resources = defs.resources or {}
     inst = instance()
+    for run_id in release_dead_runs(inst):
+        print(f"released run {run_id}: its process died before it finished", flush=True)
+    run_tags = {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
 
     def run(selected: set[dg.AssetKey], extra_run_config: dict | None = None, **kwargs) -> None:
         try:
@@ -127,6 +131,7 @@ def materialize(select: str | None = None, partition: str | None = None) -> Mate
                     "loggers": {"console": {"config": {"log_level": get_settings().log_level}}},
                     **(extra_run_config or {}),
                 },
+                tags={**run_tags, **kwargs.pop("tags", {})},
                 **kwargs,
             )
         except dg.DagsterError as exc:  # a definition problem, before any step ran
@@ -157,6 +162,44 @@ def materialize(select: str | None = None, partition: str | None = None) -> Mate
         )
         run(downstream, extra_run_config=window_config)
     return summary
+
+
+#: tags every run ``ordertower materialize`` starts, so a later one can tell if it died
+PID_TAG = "ordertower/pid"
+HOST_TAG = "ordertower/host"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def release_dead_runs(inst: dg.DagsterInstance) -> list[str]:
+    """Fail the runs a killed ``ordertower materialize`` left behind, and free their slots.
+
+    An in-process run whose process was killed (SIGKILL, OOM, a closed laptop) stays STARTED in
+    the instance and keeps its ``lake_writer`` concurrency slot, so every later run would wait
+    for that slot forever. Runs this command started carry their process id and host; one whose
+    process no longer exists on this host is marked failed and its slots are freed.
+    """
+    released = []
+    host = socket.gethostname()
+    active = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING]
+    for run in inst.get_runs(filters=dg.RunsFilter(statuses=active)):
+        pid, run_host = run.tags.get(PID_TAG), run.tags.get(HOST_TAG)
+        if not pid or run_host != host or _process_alive(int(pid)):
+            continue
+        inst.report_run_failed(
+            run, message=f"ordertower materialize (pid {pid}) died before the run finished"
+        )
+        inst.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        released.append(run.run_id)
+    return released
 
 
 def _has_partitioned_ancestor(graph, key: dg.AssetKey) -> bool:

@@ -21,7 +21,8 @@ OLIST_DIR ?= $(abspath $(CURDIR)/../shared/datasets/olist/subset_10k_2017)
 PYTEST_ARGS ?=
 # CI runs everything (slow, browser, service tests); a developer's default run skips slow ones
 ifeq ($(CI),true)
-PYTEST_MARKERS := -m ""
+# two workers, each module on one worker (modules share one built world)
+PYTEST_MARKERS := -m "" -n 2 --dist loadfile
 else
 PYTEST_MARKERS :=
 endif

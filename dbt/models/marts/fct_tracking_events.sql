@@ -54,7 +54,10 @@ legs as (
 deduplicated as (
 
     select
-        *,
+        * replace (
+            -- the latest landing of any copy: the next incremental run starts after it
+            max(ingested_at) over (partition by event_id) as ingested_at
+        ),
         count(*) over (partition by event_id) as received_count,
         cast(partition_key as date) as received_date
     from events

@@ -23,11 +23,19 @@ from pipelines.ingest.ops import UNPARTITIONED, ensure_ops_tables
 
 @pytest.fixture
 def lake_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point ``ORDERTOWER_HOME`` (and so the lake) at an empty temporary directory."""
+    """Point ``ORDERTOWER_HOME`` (and so the lake and the Dagster instance) at an empty
+    temporary directory. ``DAGSTER_HOME`` is unset so the instance lives there too: a test's runs
+    never land in the developer's instance, nor share its ``lake_writer`` pool with a test
+    running beside it."""
     home = tmp_path / "ordertower_home"
     home.mkdir()
     monkeypatch.setenv("ORDERTOWER_HOME", str(home))
-    for var in ("ORDERTOWER_CATALOG", "ORDERTOWER_CATALOG_DSN", "ORDERTOWER_DATA_PATH"):
+    for var in (
+        "ORDERTOWER_CATALOG",
+        "ORDERTOWER_CATALOG_DSN",
+        "ORDERTOWER_DATA_PATH",
+        "DAGSTER_HOME",
+    ):
         monkeypatch.delenv(var, raising=False)
     return home
 

@@ -51,3 +51,35 @@
     -- net sentiment from 1-5 ratings, -100..100: share of 4-5 minus share of 1-2
     100.0 * (promoter_reviews - detractor_reviews) / nullif(reviews, 0) as sentiment_index
 {%- endmacro %}
+
+
+{#- One KPI mart at a time grain: the facts summed per period and dimension, then the rates.
+    period_expr turns kpi_date into the period (kpi_date itself, or its week), period_column
+    names it, id_column names the grain's hash key. -#}
+{% macro kpi_mart(period_expr, period_column, id_column) -%}
+with
+
+sums as (
+
+    select
+        {{ period_expr }} as {{ period_column }},
+        source_system,
+        channel,
+        warehouse_id,
+        carrier_id,
+        {{ kpi_sums() }}
+    from {{ ref('int_kpi_facts') }}
+    where kpi_date is not null
+    group by all
+
+)
+
+select
+    md5(
+        cast({{ period_column }} as varchar) || '|' || source_system || '|' || channel || '|'
+        || warehouse_id || '|' || carrier_id
+    ) as {{ id_column }},
+    *,
+    {{ kpi_rates() }}
+from sums
+{%- endmacro %}

@@ -15,6 +15,10 @@ renamed as (
         {{ hash_pii('payment_instrument_id') }} as payment_instrument_id_hash,
         {{ hash_pii('device_id') }} as device_id_hash,
         {{ hash_pii('ip_address') }} as ip_address_hash,
+        -- the shipping address as an entity (how many cards and accounts ship to it), normalised
+        -- so that case and spacing do not make a new address
+        {{ hash_pii("upper(regexp_replace(concat_ws('|', shipping_address_street, shipping_address_postal_code, shipping_address_country_code), '\\s+', '', 'g'))") }}
+            as shipping_address_hash,
 
         -- strings
         channel,

@@ -1,0 +1,1 @@
+"""Order risk review: point-in-time features, a calibrated LightGBM model, rules baseline."""

@@ -1,0 +1,540 @@
+"""Point-in-time risk features, computed in SQL on DuckDB, and their catalogue.
+
+Every feature of an order is computed from what was known at the order's timestamp: the
+order's own checkout facts, the entity's orders up to and including that moment (window frames
+end at the current row; orders placed at the very same instant count as known), and fraud
+verdicts whose ``fraud_known_at`` is not later than it. Nothing looks forward, which
+``tests/test_risk_features.py`` proves by changing the data after a cut-off and comparing.
+
+The input is a relation of *order facts* with the columns of :data:`FACT_COLUMNS` (in the lake:
+``intermediate.int_order_risk_facts``; for the real fraud data set: the adapter in
+:mod:`ml.risk.fraud_ecommerce`) and optionally a relation of verdicts
+(``order_id, is_fraud, fraud_known_at``). The feature set is generated from one specification
+(entities x windows x aggregates), so the SQL and the catalogue cannot disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+import pandas as pd
+
+#: entity -> its key column in the facts relation
+ENTITIES: dict[str, str] = {
+    "customer": "customer_key",
+    "device": "device_key",
+    "ip": "ip_key",
+    "ip_network": "ip_network_key",
+    "card": "card_key",
+    "ship_address": "ship_address_key",
+}
+ENTITY_KEYS = dict(ENTITIES)
+#: entities whose distinct counts are "counterparts" (accounts per device, cards per address...)
+COUNTERPARTS = ("customer", "device", "ip", "card", "ship_address")
+PLURAL = {
+    "customer": "customers",
+    "device": "devices",
+    "ip": "ips",
+    "card": "cards",
+    "ship_address": "ship_addresses",
+}
+#: window name -> DuckDB interval; the longest is also the history the features look back on
+WINDOWS: dict[str, str] = {
+    "1h": "1 hour",
+    "24h": "24 hours",
+    "7d": "7 days",
+    "30d": "30 days",
+    "90d": "90 days",
+}
+#: distinct counterparts are counted over these windows only (the costliest aggregate; within an
+#: hour there is rarely more than one, and 90 days adds little over 30)
+DISTINCT_WINDOWS = ("24h", "7d", "30d")
+LOOKBACK = "90 days"
+LOOKBACK_DAYS = 90
+
+#: the columns a facts relation must provide (nullable where a source has no such data)
+FACT_COLUMNS = (
+    "order_id", "ordered_at", *ENTITIES.values(),
+    "channel", "payment_method", "promise_type", "acquisition_source", "browser_family",
+    "device_class", "has_promo_code", "billing_differs_from_shipping", "order_total",
+    "shipping_fee", "ip_country_code", "shipping_country_code", "billing_country_code",
+    "home_country_code", "ip_lat", "ip_lon", "shipping_lat", "shipping_lon", "home_lat",
+    "home_lon", "signed_up_at", "customer_tier", "customer_age_years", "line_count",
+    "unit_count", "max_unit_price", "category_count", "high_risk_value_share",
+    "medium_risk_value_share", "discount_share", "local_hour", "local_dow",
+)  # fmt: skip
+
+#: categorical features (LightGBM categories; their vocabulary is fixed at training time)
+CATEGORICAL = (
+    "channel", "payment_method", "promise_type", "acquisition_source", "browser_family",
+    "device_class", "customer_tier", "ip_country_code", "shipping_country_code",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    entity: str  # "order" for the order's own facts
+    window: str  # "" when the feature has no time window
+    family: str
+    definition: str  # what a reviewer reads in the catalogue
+    sql: str  # the expression in the feature query
+    categorical: bool = False
+
+
+def _haversine(lat1: str, lon1: str, lat2: str, lon2: str) -> str:
+    return (
+        f"2 * 6371 * asin(sqrt(pow(sin(radians({lat2} - {lat1}) / 2), 2) + cos(radians({lat1})) "
+        f"* cos(radians({lat2})) * pow(sin(radians({lon2} - {lon1}) / 2), 2)))"
+    )
+
+
+def _order_features() -> list[Feature]:
+    def f(name: str, family: str, definition: str, sql: str, categorical: bool = False):
+        return Feature(name, "order", "", family, definition, sql, categorical)
+
+    ip_ship = _haversine("f.ip_lat", "f.ip_lon", "f.shipping_lat", "f.shipping_lon")
+    ip_home = _haversine("f.ip_lat", "f.ip_lon", "f.home_lat", "f.home_lon")
+    ship_home = _haversine("f.shipping_lat", "f.shipping_lon", "f.home_lat", "f.home_lon")
+    age_h = "date_diff('second', f.signed_up_at, f.ordered_at) / 3600.0"
+    feats = [
+        f("order_total", "amount", "Order value incl. shipping (EUR).", "f.order_total"),
+        f("log_order_total", "amount", "ln(1 + order value).", "ln(1 + f.order_total)"),
+        f("shipping_fee", "amount", "Shipping fee charged (EUR).", "f.shipping_fee"),
+        f(
+            "shipping_fee_share",
+            "amount",
+            "Shipping fee / order value.",
+            "f.shipping_fee / nullif(f.order_total, 0)",
+        ),
+        f("line_count", "basket", "Order lines.", "f.line_count"),
+        f("unit_count", "basket", "Units ordered.", "f.unit_count"),
+        f("max_unit_price", "basket", "Highest unit price in the basket.", "f.max_unit_price"),
+        f("category_count", "basket", "Distinct product categories.", "f.category_count"),
+        f(
+            "high_risk_value_share",
+            "sku_risk_mix",
+            "Share of the basket's value in high-risk (resellable) SKUs.",
+            "f.high_risk_value_share",
+        ),
+        f(
+            "medium_risk_value_share",
+            "sku_risk_mix",
+            "Share of the basket's value in medium-risk SKUs.",
+            "f.medium_risk_value_share",
+        ),
+        f("discount_share", "basket", "Discount / gross basket value.", "f.discount_share"),
+        f("has_promo_code", "checkout", "A promo code was used.", "f.has_promo_code::int"),
+        f(
+            "billing_differs_from_shipping",
+            "geo",
+            "Billing and shipping address differ.",
+            "f.billing_differs_from_shipping::int",
+        ),
+        f(
+            "ip_country_differs_shipping",
+            "geo",
+            "The IP geolocates to another country than the shipping address.",
+            "(f.ip_country_code is distinct from f.shipping_country_code)::int",
+        ),
+        f(
+            "ip_country_differs_billing",
+            "geo",
+            "The IP geolocates to another country than the billing address.",
+            "(f.ip_country_code is distinct from f.billing_country_code)::int",
+        ),
+        f(
+            "ip_country_differs_home",
+            "geo",
+            "The IP geolocates to another country than the customer's home.",
+            "(f.ip_country_code is distinct from f.home_country_code)::int",
+        ),
+        f(
+            "shipping_country_differs_home",
+            "geo",
+            "Shipping to another country than the customer's home.",
+            "(f.shipping_country_code is distinct from f.home_country_code)::int",
+        ),
+        f(
+            "ip_unlocated",
+            "geo",
+            "The IP is in no known range (no country).",
+            "(f.ip_country_code is null)::int",
+        ),
+        f("ip_to_shipping_km", "geo", "Distance IP location to shipping address (km).", ip_ship),
+        f("ip_to_home_km", "geo", "Distance IP location to the customer's home (km).", ip_home),
+        f(
+            "shipping_to_home_km",
+            "geo",
+            "Distance shipping address to the customer's home (km).",
+            ship_home,
+        ),
+        f("account_age_hours", "account", "Hours from signup to this order.", age_h),
+        f(
+            "account_age_log_hours",
+            "account",
+            "ln(1 + hours from signup to this order).",
+            f"ln(1 + greatest({age_h}, 0))",
+        ),
+        f(
+            "signed_up_within_1h",
+            "account",
+            "The account was created less than an hour before the order.",
+            f"({age_h} < 1)::int",
+        ),
+        f(
+            "customer_age_years",
+            "account",
+            "Customer's age, where the source has it.",
+            "f.customer_age_years",
+        ),
+        f("local_hour", "time", "Hour of day on the shopper's clock.", "f.local_hour"),
+        f(
+            "local_dow",
+            "time",
+            "ISO day of week (1 = Monday) on the shopper's clock.",
+            "f.local_dow",
+        ),
+        f(
+            "is_night",
+            "time",
+            "Ordered between 00:00 and 05:59 local time.",
+            "(f.local_hour < 6)::int",
+        ),
+        f("is_weekend", "time", "Ordered on a Saturday or Sunday.", "(f.local_dow >= 6)::int"),
+        f(
+            "hour_sin",
+            "time",
+            "Hour of day on a circle (sine), so 23:00 and 01:00 are close.",
+            "sin(2 * pi() * f.local_hour / 24)",
+        ),
+        f(
+            "hour_cos",
+            "time",
+            "Hour of day on a circle (cosine).",
+            "cos(2 * pi() * f.local_hour / 24)",
+        ),
+    ]
+    for col in CATEGORICAL:
+        feats.append(
+            f(
+                col,
+                "checkout",
+                f"{col.replace('_', ' ').capitalize()} (category).",
+                f"f.{col}",
+                True,
+            )
+        )
+    return feats
+
+
+def _in(win: str) -> str:
+    """Pair rows whose order falls in the window ending at the scored order (inclusive)."""
+    if win == "90d":  # the join itself is bounded by the 90-day look-back
+        return "true"
+    return f"p.ordered_at > o.ordered_at - interval {WINDOWS[win]}"
+
+
+PRIOR = "p.order_id <> o.order_id"  # the entity's other orders (earlier or at the same instant)
+
+
+def _entity_features() -> list[Feature]:
+    """Per entity and window: aggregates over the entity's orders in the window.
+
+    ``sql`` is an aggregate over the pairs (o = the scored order, p = an order of the same
+    entity placed in the 90 days up to and including o's timestamp).
+    """
+    feats: list[Feature] = []
+    for entity in ENTITIES:
+        label = entity.replace("_", " ")
+
+        def add(
+            name: str, window: str, family: str, definition: str, sql: str, entity: str = entity
+        ) -> None:
+            feats.append(Feature(f"{entity}__{name}", entity, window, family, definition, sql))
+
+        for win in WINDOWS:
+            period = {"1h": "hour", "24h": "24 hours"}.get(win, win.replace("d", " days"))
+            cond = _in(win)
+            add(
+                f"orders__{win}",
+                win,
+                "velocity",
+                f"Orders by this {label} in the last {period} (incl. this one).",
+                f"count(*) filter (where {cond})",
+            )
+            add(
+                f"amount_sum__{win}",
+                win,
+                "amount",
+                f"Value ordered by this {label} in the last {period}.",
+                f"sum(p.order_total) filter (where {cond})",
+            )
+            add(
+                f"amount_max__{win}",
+                win,
+                "amount",
+                f"Largest order of this {label} in the last {period}.",
+                f"max(p.order_total) filter (where {cond})",
+            )
+            add(
+                f"amount_mean__{win}",
+                win,
+                "amount",
+                f"Mean order value of this {label} in the last {period}.",
+                f"avg(p.order_total) filter (where {cond})",
+            )
+            for other in COUNTERPARTS:
+                if other == entity or win not in DISTINCT_WINDOWS:
+                    continue
+                add(
+                    f"distinct_{PLURAL[other]}__{win}",
+                    win,
+                    "linkage",
+                    f"Distinct {PLURAL[other].replace('_', ' ')} seen with this {label} in the last {period}.",
+                    f"count(distinct p.{ENTITY_KEYS[other]}) filter (where {cond})",
+                )
+            add(
+                f"foreign_ip_orders__{win}",
+                win,
+                "geo",
+                f"Orders of this {label} in the last {period} whose IP is in another country than "
+                "the shipping address.",
+                f"count(*) filter (where {cond} "
+                "and p.ip_country_code is distinct from p.shipping_country_code)",
+            )
+            add(
+                f"night_orders__{win}",
+                win,
+                "time",
+                f"Orders of this {label} in the last {period} placed 00:00-05:59 local time.",
+                f"count(*) filter (where {cond} and p.local_hour < 6)",
+            )
+        add(
+            "minutes_since_previous",
+            "90d",
+            "velocity",
+            f"Minutes since this {label}'s previous order (within 90 days).",
+            f"date_diff('second', max(p.ordered_at) filter (where {PRIOR}), o.ordered_at) / 60.0",
+        )
+        add(
+            "hours_since_first_seen",
+            "90d",
+            "history",
+            f"Hours since this {label} was first seen (within 90 days; 0 = new).",
+            "date_diff('second', min(p.ordered_at), o.ordered_at) / 3600.0",
+        )
+        add(
+            "amount_ratio__90d",
+            "90d",
+            "deviation",
+            f"Order value / the mean of this {label}'s other orders in 90 days.",
+            f"o.order_total / nullif(avg(p.order_total) filter (where {PRIOR}), 0)",
+        )
+        add(
+            "amount_zscore__90d",
+            "90d",
+            "deviation",
+            f"Order value in standard deviations from this {label}'s other orders in 90 days.",
+            f"(o.order_total - avg(p.order_total) filter (where {PRIOR})) "
+            f"/ nullif(stddev_samp(p.order_total) filter (where {PRIOR}), 0)",
+        )
+        add(
+            "known_fraud__90d",
+            "90d",
+            "matured_fraud",
+            f"Fraud verdicts known at order time (reported in the last 90 days) on this {label}'s orders.",
+            "coalesce(any_value(lf.known_fraud), 0)",
+        )
+        add(
+            "known_fraud_rate__90d",
+            "90d",
+            "matured_fraud",
+            f"Known fraud verdicts / orders of this {label} in the last 90 days.",
+            "coalesce(any_value(lf.known_fraud), 0) / count(*)",
+        )
+    return feats
+
+
+def catalogue() -> list[Feature]:
+    """Every feature, in the model's column order."""
+    return _order_features() + _entity_features()
+
+
+def feature_names() -> list[str]:
+    return [f.name for f in catalogue()]
+
+
+def catalogue_frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "name": f.name,
+                "entity": f.entity,
+                "window": f.window,
+                "family": f.family,
+                "type": "categorical" if f.categorical else "numeric",
+                "definition": f.definition,
+            }
+            for f in catalogue()
+        ]
+    )
+
+
+def catalogue_markdown() -> str:
+    """The catalogue as a Markdown page (docs/risk_features.md is this, generated)."""
+    frame = catalogue_frame()
+    lines = [
+        "# Risk feature catalogue",
+        "",
+        "Generated by `ordertower risk catalogue` from `ml/risk/features.py`; do not edit by hand.",
+        f"{len(frame)} features: {', '.join(f'{n} {k}' for k, n in frame['family'].value_counts().items())}.",
+        "Every feature is point-in-time: computed from what was known at the order's timestamp.",
+        "",
+        "| name | entity | window | type | definition |",
+        "|---|---|---|---|---|",
+    ]
+    for row in frame.itertuples():
+        lines.append(
+            f"| `{row.name}` | {row.entity} | {row.window} | {row.type} | {row.definition} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _label_cte(entity: str, labels: str | None) -> str:
+    """Fraud verdicts on the entity's orders known (in the look-back) at each order's time."""
+    key = ENTITIES[entity]
+    if labels is None:
+        return f"lf_{entity} as (select null::varchar as order_id, 0 as known_fraud where false)"
+    return f"""lf_{entity} as (
+    select o.order_id, count(*) as known_fraud
+    from hist o
+    join (
+        select v.{key} as k, l.fraud_known_at as known_at
+        from {labels} l join all_facts v using (order_id)
+        where l.is_fraud and v.{key} is not null
+            and l.fraud_known_at >= $lookback_from and l.fraud_known_at < $to_ts
+    ) ev on ev.k = o.{key}
+        and ev.known_at <= o.ordered_at and ev.known_at > o.ordered_at - interval {LOOKBACK}
+    where o.ordered_at >= $from_ts
+    group by o.order_id
+)"""
+
+
+def _cast(f: Feature) -> str:
+    return f"cast({f.sql} as {'varchar' if f.categorical else 'float'}) as {f.name}"
+
+
+def feature_sql(facts: str, labels: str | None) -> str:
+    """The feature query: parameters ``$from_ts``, ``$to_ts``, ``$lookback_from``.
+
+    Per entity, each scored order ``o`` is joined to the entity's orders ``p`` of the 90 days
+    up to its own timestamp, and every window's aggregate is a filtered aggregate over those
+    pairs (one hash aggregation per entity: about 30x faster here than 40 window frames).
+    """
+    feats = catalogue()
+    order_select = ",\n    ".join(_cast(f) for f in feats if f.entity == "order")
+    ctes = []
+    for entity, key in ENTITIES.items():
+        select = ",\n        ".join(_cast(f) for f in feats if f.entity == entity)
+        ctes.append(_label_cte(entity, labels))
+        ctes.append(
+            f"""e_{entity} as (
+    select o.order_id,
+        {select}
+    from hist o
+    join hist p on p.{key} = o.{key}
+        and p.ordered_at <= o.ordered_at and p.ordered_at > o.ordered_at - interval {LOOKBACK}
+    left join lf_{entity} lf on lf.order_id = o.order_id
+    where o.ordered_at >= $from_ts
+    group by o.order_id, o.ordered_at, o.order_total
+)"""
+        )
+    entity_sql = ",\n".join(ctes)
+    joins = "\n".join(f"left join e_{e} using (order_id)" for e in ENTITIES)
+    entity_cols = ",\n    ".join(f"e_{f.entity}.{f.name}" for f in feats if f.entity != "order")
+    return f"""
+with
+all_facts as (select * from {facts}),
+hist as materialized (
+    select * from all_facts where ordered_at >= $lookback_from and ordered_at < $to_ts
+),
+{entity_sql},
+features as (
+select
+    f.order_id,
+    f.ordered_at,
+    {order_select},
+    {entity_cols}
+from hist f
+{joins}
+where f.ordered_at >= $from_ts
+)
+select * from features order by ordered_at, order_id
+"""
+
+
+def build_features(
+    con: duckdb.DuckDBPyConnection,
+    facts: str,
+    labels: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> pd.DataFrame:
+    """Features of the orders placed in ``[start, end)`` (all orders when both are None).
+
+    ``facts`` and ``labels`` are relation names (or parenthesised queries) on ``con``. The
+    history before ``start`` is read back 90 days, the longest window, so a day scored alone
+    gets the same features as in a full rebuild.
+    """
+    bounds = con.execute(f"select min(ordered_at), max(ordered_at) from {facts}").fetchone()
+    if bounds is None or bounds[0] is None:
+        return _empty_frame()
+    lo, hi = bounds
+    start = start or lo
+    end = end or (hi + pd.Timedelta(seconds=1))
+    params = {
+        "from_ts": start,
+        "to_ts": end,
+        "lookback_from": pd.Timestamp(start) - pd.Timedelta(days=LOOKBACK_DAYS),
+    }
+    frame = con.execute(feature_sql(facts, labels), params).df()
+    return frame
+
+
+def _empty_frame() -> pd.DataFrame:
+    cols = ["order_id", "ordered_at", *feature_names()]
+    return pd.DataFrame({c: pd.Series(dtype="float32") for c in cols})
+
+
+def model_matrix(
+    frame: pd.DataFrame, categories: dict[str, list[str]] | None = None
+) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    """The LightGBM input: numeric features as float32, categoricals with a fixed vocabulary.
+
+    At training time ``categories`` is None and the vocabulary is taken from ``frame``; scoring
+    passes the training vocabulary so that codes mean the same (unseen values become missing).
+    """
+    names = feature_names()
+    cat_names = [f.name for f in catalogue() if f.categorical]
+    x = frame[names].copy()
+    learned: dict[str, list[str]] = {}
+    for col in cat_names:
+        values = x[col].astype("string")
+        vocab = (
+            categories[col] if categories is not None else sorted(values.dropna().unique().tolist())
+        )
+        learned[col] = list(vocab)
+        x[col] = pd.Categorical(values, categories=vocab)
+    for col in names:
+        if col not in learned:
+            x[col] = pd.to_numeric(x[col], errors="coerce").astype("float32")
+    return x, learned
+
+
+def describe(names: Iterable[str]) -> dict[str, Feature]:
+    by_name = {f.name: f for f in catalogue()}
+    return {n: by_name[n] for n in names}

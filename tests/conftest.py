@@ -35,6 +35,7 @@ def lake_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "ORDERTOWER_CATALOG_DSN",
         "ORDERTOWER_DATA_PATH",
         "DAGSTER_HOME",
+        "MLFLOW_TRACKING_URI",
     ):
         monkeypatch.delenv(var, raising=False)
     return home

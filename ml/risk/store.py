@@ -1,0 +1,199 @@
+"""The risk tables in the lake: stored features, scores and analysts' review decisions.
+
+Functions take an open DuckDB connection with the lake attached (``ordertower.lake.connect``),
+so this module knows table layouts, not where the lake lives. Writes replace a time window
+(delete, then insert, in one transaction): re-running a day never duplicates it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import duckdb
+import pandas as pd
+
+from ml.risk.features import build_features, feature_names
+
+FACTS = "intermediate.int_order_risk_facts"
+VERDICTS = "intermediate.int_order_fraud_labels"
+FEATURES = "ml.order_risk_features"
+SCORES = "ml.order_risk_scores"
+DECISIONS = "ops.risk_review_decisions"
+
+SCORE_COLUMNS = {
+    "order_id": "varchar",
+    "partition_key": "varchar",
+    "ordered_at": "timestamptz",
+    "order_total": "double",
+    "risk_score": "double",
+    "raw_score": "double",
+    "decision": "varchar",
+    "reason_1": "varchar",
+    "reason_1_feature": "varchar",
+    "reason_1_contribution": "double",
+    "reason_2": "varchar",
+    "reason_2_feature": "varchar",
+    "reason_2_contribution": "double",
+    "reason_3": "varchar",
+    "reason_3_feature": "varchar",
+    "reason_3_contribution": "double",
+    "model_name": "varchar",
+    "model_version": "varchar",
+    "scored_at": "timestamptz",
+}
+DECISION_COLUMNS = {
+    "decision_id": "varchar",
+    "order_id": "varchar",
+    "decision": "varchar",
+    "reviewer": "varchar",
+    "note": "varchar",
+    "decided_at": "timestamptz",
+    "model_version": "varchar",
+}
+
+
+def _exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
+    schema, table = qualified.split(".")
+    return bool(
+        con.execute(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+            [schema, table],
+        ).fetchone()[0]
+    )
+
+
+def window_bounds(first_day: str, last_day: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """[first day 00:00 UTC, the day after the last 00:00 UTC)."""
+    start = pd.Timestamp(first_day, tz="UTC")
+    end = pd.Timestamp(last_day, tz="UTC") + pd.Timedelta(days=1)
+    return start, end
+
+
+def write_features(con: duckdb.DuckDBPyConnection, start: pd.Timestamp, end: pd.Timestamp) -> int:
+    """Compute the features of the orders placed in ``[start, end)`` and store them."""
+    frame = build_features(con, FACTS, VERDICTS, start=start, end=end)
+    keys = con.execute(
+        f"select order_id, partition_key from {FACTS} where ordered_at >= ? and ordered_at < ?",
+        [start, end],
+    ).df()
+    frame = frame.merge(keys, on="order_id", how="left")
+    frame["computed_at"] = pd.Timestamp(datetime.now(UTC))
+    con.register("new_features", frame)
+    try:
+        con.execute("begin")
+        if not _exists(con, FEATURES):
+            con.execute(f"create table {FEATURES} as select * from new_features where false")
+        con.execute(
+            f"delete from {FEATURES} where ordered_at >= ? and ordered_at < ?", [start, end]
+        )
+        con.execute(f"insert into {FEATURES} by name select * from new_features")
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    finally:
+        con.unregister("new_features")
+    return len(frame)
+
+
+def read_features(
+    con: duckdb.DuckDBPyConnection,
+    start: pd.Timestamp | None = None,
+    end: pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """Stored features (with order_total) of the orders placed in ``[start, end)``."""
+    if not _exists(con, FEATURES):
+        return pd.DataFrame(columns=["order_id", "ordered_at", *feature_names()])
+    where, params = [], []
+    if start is not None:
+        where.append("ordered_at >= ?")
+        params.append(start)
+    if end is not None:
+        where.append("ordered_at < ?")
+        params.append(end)
+    clause = f"where {' and '.join(where)}" if where else ""
+    return con.execute(
+        f"select * from {FEATURES} {clause} order by ordered_at, order_id", params
+    ).df()
+
+
+def read_verdicts(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    return con.execute(f"select order_id, is_fraud, fraud_known_at from {VERDICTS}").df()
+
+
+def lake_clock(con: duckdb.DuckDBPyConnection) -> pd.Timestamp:
+    """The latest order in the lake: "now" for a world that is replayed, not live."""
+    value = con.execute(f"select max(ordered_at) from {FACTS}").fetchone()[0]
+    if value is None:
+        raise LookupError(f"no orders in {FACTS}: build the lake first")
+    return pd.Timestamp(value)
+
+
+def write_scores(
+    con: duckdb.DuckDBPyConnection,
+    scores: pd.DataFrame,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+) -> int:
+    """Replace the scores of the orders placed in ``[start, end)``."""
+    cols = ", ".join(f"{c} {t}" for c, t in SCORE_COLUMNS.items())
+    con.execute(f"create table if not exists {SCORES} ({cols})")
+    con.register("new_scores", scores[list(SCORE_COLUMNS)])
+    try:
+        con.execute("begin")
+        con.execute(f"delete from {SCORES} where ordered_at >= ? and ordered_at < ?", [start, end])
+        con.execute(f"insert into {SCORES} by name select * from new_scores")
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    finally:
+        con.unregister("new_scores")
+    return len(scores)
+
+
+class ReviewError(ValueError):
+    """A review decision is invalid (unknown order, not in review, bad decision, no name)."""
+
+
+def record_review(
+    con: duckdb.DuckDBPyConnection,
+    order_id: str,
+    decision: str,
+    reviewer: str,
+    note: str = "",
+) -> dict:
+    """The one write path for an analyst's decision: validated, appended, never updated.
+
+    The decision becomes a label for the next training (``int_order_fraud_labels``).
+    """
+    decision = decision.strip().lower()
+    if decision not in ("approve", "reject"):
+        raise ReviewError(f"decision must be approve or reject, not {decision!r}")
+    reviewer = (reviewer or "").strip()
+    if not reviewer:
+        raise ReviewError("a reviewer's name is required")
+    if not _exists(con, SCORES):
+        raise ReviewError("no orders have been scored yet")
+    row = con.execute(
+        f"select decision, model_version from {SCORES} where order_id = ?", [order_id]
+    ).fetchone()
+    if row is None:
+        raise ReviewError(f"order {order_id!r} has no risk score")
+    cols = ", ".join(f"{c} {t}" for c, t in DECISION_COLUMNS.items())
+    con.execute(f"create table if not exists {DECISIONS} ({cols})")
+    record = {
+        "decision_id": str(uuid.uuid4()),
+        "order_id": order_id,
+        "decision": decision,
+        "reviewer": reviewer[:200],
+        "note": (note or "")[:2000],
+        "decided_at": datetime.now(UTC),
+        "model_version": row[1],
+    }
+    con.execute(
+        f"insert into {DECISIONS} ({', '.join(record)}) values ({', '.join('?' * len(record))})",
+        list(record.values()),
+    )
+    return record

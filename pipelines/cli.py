@@ -237,6 +237,54 @@ def cmd_dbt(args: argparse.Namespace) -> int:
     return subprocess.call(cmd, cwd=DBT_PROJECT_DIR, env=env)
 
 
+def cmd_risk_catalogue(args: argparse.Namespace) -> int:
+    """Write the generated feature catalogue (docs/risk_features.md)."""
+    from ml.risk.features import catalogue, catalogue_markdown
+    from ordertower.settings import PROJECT_ROOT
+
+    path = Path(args.out) if args.out else PROJECT_ROOT / "docs" / "risk_features.md"
+    path.write_text(catalogue_markdown())
+    print(f"{len(catalogue())} features written to {path}")
+    return 0
+
+
+def cmd_risk_decide(args: argparse.Namespace) -> int:
+    """An analyst's decision on a held order, through the one audited write path."""
+    from ml.risk.store import ReviewError, record_review
+    from ordertower.lake import LakeError, connect
+
+    try:
+        con = connect()
+    except LakeError as exc:
+        raise CliError(str(exc)) from exc
+    try:
+        record = record_review(con, args.order_id, args.decision, args.reviewer, args.note or "")
+    except ReviewError as exc:
+        raise CliError(str(exc)) from exc
+    finally:
+        con.close()
+    print(
+        f"{record['decision']} {record['order_id']} by {record['reviewer']} at "
+        f"{record['decided_at']:%Y-%m-%d %H:%M:%S} UTC (decision {record['decision_id']}); "
+        "it becomes a label at the next training"
+    )
+    return 0
+
+
+def cmd_risk_fraud_data(args: argparse.Namespace) -> int:
+    """The same features and training on the public Fraud_Data set; prints the report."""
+    import json
+
+    from ml.risk.fraud_ecommerce import FraudDataError, run_report
+
+    try:
+        report = run_report(Path(args.source_dir) if args.source_dir else None)
+    except FraudDataError as exc:
+        raise CliError(str(exc)) from exc
+    print(json.dumps(report, indent=1, default=str))
+    return 0
+
+
 # ------------------------------------------------------------------------------- parser
 
 
@@ -322,6 +370,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder of the extract (default: ../shared/datasets/olist/subset_10k_2017 beside the project)",
     )
     p.set_defaults(func=cmd_olist_land)
+
+    risk = sub.add_parser(
+        "risk", help="the order risk model: catalogue, review decisions"
+    ).add_subparsers(dest="risk_command", required=True)
+    p = risk.add_parser("catalogue", help="write the feature catalogue (docs/risk_features.md)")
+    p.add_argument("--out", help="write elsewhere")
+    p.set_defaults(func=cmd_risk_catalogue)
+    p = risk.add_parser("decide", help="record an analyst's approve / reject on a scored order")
+    p.add_argument("order_id")
+    p.add_argument("decision", choices=["approve", "reject"])
+    p.add_argument("--reviewer", required=True, help="who decides")
+    p.add_argument("--note", help="why")
+    p.set_defaults(func=cmd_risk_decide)
+    p = risk.add_parser(
+        "fraud-data", help="run the feature and training pipeline on the public Fraud_Data set"
+    )
+    p.add_argument("--from", dest="source_dir", help="folder with fraud_data.csv")
+    p.set_defaults(func=cmd_risk_fraud_data)
 
     p = sub.add_parser("bench", help="measure simulator and ingestion throughput")
     p.add_argument(

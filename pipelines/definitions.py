@@ -7,10 +7,12 @@ import dagster as dg
 
 from pipelines.defs.ingest import definitions as ingest
 from pipelines.defs.resources import LakeResource
+from pipelines.defs.risk import definitions as risk
 from pipelines.defs.transform import definitions as transform
 
 defs = dg.Definitions.merge(
     ingest.defs,
     transform.defs,
+    risk.defs,
     dg.Definitions(resources={"lake": LakeResource()}),
 )

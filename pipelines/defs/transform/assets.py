@@ -8,6 +8,9 @@ from dagster_dbt import DbtCliResource, dbt_assets
 from pipelines.defs.resources import LAKE_WRITER_POOL
 from pipelines.defs.transform.project import dbt_project, export_dbt_env, translator
 
+#: dbt tag of the models built on the risk scores (built by dbt_risk_marts, not dbt_lake)
+RISK_SCORES_TAG = "risk_scores"
+
 
 class DbtBuildConfig(dg.Config):
     """The partition window a run covers, passed to dbt as vars.
@@ -45,7 +48,23 @@ def dbt_build_args(config: DbtBuildConfig) -> list[str]:
     dagster_dbt_translator=translator,
     pool=LAKE_WRITER_POOL,
     name="dbt_lake",
+    # the marts built on the risk model's scores come after scoring (dbt_risk_marts)
+    exclude=f"tag:{RISK_SCORES_TAG}",
 )
 def dbt_lake(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig):
     export_dbt_env()  # the lake may have been repointed since the code location loaded
     yield from dbt.cli(dbt_build_args(config), context=context).stream()
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    dagster_dbt_translator=translator,
+    pool=LAKE_WRITER_POOL,
+    name="dbt_risk_marts",
+    select=f"tag:{RISK_SCORES_TAG}",
+)
+def dbt_risk_marts(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+    """The marts on the risk model's scores (fct_order_risk, the review queue), after scoring."""
+    export_dbt_env()
+    yield from dbt.cli(["build"], context=context).stream()

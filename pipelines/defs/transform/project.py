@@ -58,12 +58,18 @@ class LakeTranslator(DagsterDbtTranslator):
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source":
+            # tables the platform writes itself (ml scores, ops decisions) name their asset
+            key = (dbt_resource_props.get("meta") or {}).get("dagster", {}).get("asset_key")
+            if key:
+                return dg.AssetKey(key)
             return dg.AssetKey(["raw", dbt_resource_props["name"]])
         return dg.AssetKey([self._layer(dbt_resource_props), dbt_resource_props["name"]])
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         if dbt_resource_props["resource_type"] == "source":
-            return "ingest"
+            return (
+                "ingest" if dbt_resource_props.get("source_name") not in ("ml", "ops") else "risk"
+            )
         return self._layer(dbt_resource_props)
 
     @staticmethod

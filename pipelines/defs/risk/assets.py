@@ -1,0 +1,260 @@
+"""Risk assets: thin wrappers around :mod:`ml.risk.pipeline`.
+
+``order_risk_features`` (daily) stores point-in-time features; ``risk_model_candidate`` trains
+and registers a challenger; ``risk_model_evaluation`` takes that candidate as its input and
+compares it with the rules and the champion on the same held-out period (a blocking check stops
+a model that is not sound); ``risk_model_champion`` applies the promotion gate;
+``order_risk_scores`` (daily) scores each day with the champion, with a drift check.
+"""
+
+
+import math
+
+import dagster as dg
+import pandas as pd
+
+from ml.risk import pipeline, registry, store
+from ml.risk.config import MODEL_NAME, load_policy
+from ordertower.lake import current_snapshot_id
+from pipelines.defs.partitions import daily_partitions
+from pipelines.defs.resources import LAKE_WRITER_POOL, LakeResource
+
+GROUP = "risk"
+FEATURES = dg.AssetKey(["ml", "order_risk_features"])
+CANDIDATE = dg.AssetKey(["ml", "risk_model_candidate"])
+EVALUATION = dg.AssetKey(["ml", "risk_model_evaluation"])
+CHAMPION = dg.AssetKey(["ml", "risk_model_champion"])
+SCORES = dg.AssetKey(["ml", "order_risk_scores"])
+
+
+def _window(context: dg.AssetExecutionContext) -> tuple[pd.Timestamp, pd.Timestamp]:
+    keys = context.partition_key_range
+    return store.window_bounds(keys.start, keys.end)
+
+
+@dg.asset(
+    key=FEATURES,
+    group_name=GROUP,
+    kinds={"duckdb", "python"},
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=LAKE_WRITER_POOL,
+    deps=[
+        dg.AssetKey(["intermediate", "int_order_risk_facts"]),
+        dg.AssetKey(["intermediate", "int_order_fraud_labels"]),
+    ],
+    description="Point-in-time risk features of each day's orders (docs/risk_features.md), "
+    "stored in ml.order_risk_features; a re-run replaces the day.",
+)
+def order_risk_features(
+    context: dg.AssetExecutionContext, lake: LakeResource
+) -> dg.MaterializeResult:
+    start, end = _window(context)
+    con = lake.connect()
+    try:
+        rows = store.write_features(con, start, end)
+    finally:
+        con.close()
+    return dg.MaterializeResult(metadata={"orders": rows, "from": str(start), "to": str(end)})
+
+
+class TrainConfig(dg.Config):
+    """Training knobs a run may override (the rest is ml/risk/policy.yaml)."""
+
+    cutoff: str | None = None  # "as of" time (ISO); default: the latest order in the lake
+    maturity_days: int | None = None  # label maturity override
+
+
+@dg.asset(
+    key=CANDIDATE,
+    group_name=GROUP,
+    kinds={"lightgbm", "mlflow"},
+    deps=[FEATURES],
+    pool=LAKE_WRITER_POOL,
+    description="Train: LightGBM on matured labels, calibrated, thresholds from the review "
+    "capacity and costs; logged to MLflow and registered as the challenger.",
+)
+def risk_model_candidate(
+    context: dg.AssetExecutionContext, config: TrainConfig, lake: LakeResource
+) -> dg.Output[registry.Candidate]:
+    overrides = {"maturity_days": config.maturity_days} if config.maturity_days else {}
+    policy = load_policy(**overrides)
+    con = lake.connect(read_only=True)
+    try:
+        trained = pipeline.train_candidate(
+            con,
+            policy,
+            cutoff=pd.Timestamp(config.cutoff) if config.cutoff else None,
+            snapshot_id=current_snapshot_id(con),
+        )
+    finally:
+        con.close()
+    m = trained.result.metrics
+    c = trained.candidate
+    return dg.Output(
+        c,
+        metadata={
+            "model_version": c.version,
+            "mlflow_run_id": c.run_id,
+            "lake_snapshot_id": c.snapshot_id,
+            "cutoff": c.cutoff,
+            "test_period": f"{c.test_from} .. {c.test_to}",
+            "train_orders": int(m["train_orders"]),
+            "test_frauds": int(m["test_frauds"]),
+            "best_iteration": int(m["best_iteration"]),
+            "validation_pr_auc": m["validation_pr_auc"],
+            "test_roc_auc_model": trained.comparison["model"]["roc_auc"],
+            "test_roc_auc_rules": trained.comparison["rules"]["roc_auc"],
+        },
+    )
+
+
+@dg.asset(
+    key=EVALUATION,
+    group_name=GROUP,
+    kinds={"mlflow"},
+    ins={"candidate": dg.AssetIn(CANDIDATE)},
+    description="Evaluate: the candidate vs the static rules and vs the champion on the "
+    "candidate's held-out test period; report logged to the MLflow run.",
+)
+def risk_model_evaluation(
+    context: dg.AssetExecutionContext, candidate: registry.Candidate, lake: LakeResource
+):
+    con = lake.connect(read_only=True)
+    try:
+        report = pipeline.evaluate_candidate(con, candidate)
+    finally:
+        con.close()
+    mvr = report["model_vs_rules"]
+    eq = mvr["at_equal_recall"]
+    return dg.Output(
+        report,
+        metadata={
+            "model_version": candidate.version,
+            "test_orders": mvr["orders"],
+            "test_frauds": mvr["frauds"],
+            **{f"model_{k}": v for k, v in mvr["model"].items()},
+            **{f"rules_{k}": v for k, v in mvr["rules"].items()},
+            "fewer_legit_intercepted_at_equal_recall": eq.get("a_fewer_legit_intercepted"),
+            "gate": "promote" if report["gate"]["promote"] else "keep champion",
+            "gate_reason": report["gate"]["reason"],
+        },
+    )
+
+
+@dg.asset_check(
+    asset=EVALUATION,
+    blocking=True,
+    description=(
+        "The evaluation is sound: enough known fraud in the test period, finite metrics, and the "
+        "model beats the static rules on ROC-AUC and PR-AUC. Blocks promotion otherwise."
+    ),
+)
+def risk_evaluation_is_sound(context: dg.AssetCheckExecutionContext, risk_model_evaluation: dict):
+    mvr = risk_model_evaluation["model_vs_rules"]
+    policy = load_policy()
+    problems = []
+    if mvr["frauds"] < policy.min_test_frauds:
+        problems.append(
+            f"{mvr['frauds']} known frauds in the test period (< {policy.min_test_frauds})"
+        )
+    for k, v in mvr["model"].items():
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            problems.append(f"model metric {k} is not a number")
+    for k in ("roc_auc", "pr_auc"):
+        if not mvr["model_beats_rules"][k]:
+            problems.append(f"the model does not beat the rules on {k}")
+    return dg.AssetCheckResult(
+        passed=not problems,
+        metadata={"problems": "; ".join(problems) or "none", "frauds": mvr["frauds"]},
+    )
+
+
+@dg.asset(
+    key=CHAMPION,
+    group_name=GROUP,
+    kinds={"mlflow"},
+    ins={"candidate": dg.AssetIn(CANDIDATE), "report": dg.AssetIn(EVALUATION)},
+    description="Promote: move the champion alias to the candidate only if it beats the "
+    "champion by the configured margin; the decision is recorded in the registry either way.",
+)
+def risk_model_champion(
+    context: dg.AssetExecutionContext, candidate: registry.Candidate, report: dict
+):
+    gate = pipeline.promote(candidate, report)
+    champion = registry.alias_version("champion")
+    return dg.MaterializeResult(
+        metadata={
+            "champion_version": champion,
+            "candidate_version": candidate.version,
+            "promoted": gate["promote"],
+            "reason": gate["reason"],
+            "model": MODEL_NAME,
+        }
+    )
+
+
+@dg.asset(
+    key=SCORES,
+    group_name=GROUP,
+    kinds={"lightgbm", "duckdb"},
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=LAKE_WRITER_POOL,
+    deps=[FEATURES, CHAMPION],
+    check_specs=[
+        dg.AssetCheckSpec("every_order_scored_with_reasons", asset=SCORES),
+        dg.AssetCheckSpec("risk_drift", asset=SCORES),
+    ],
+    description="Score each day's orders with the champion: risk_score, decision and three "
+    "readable reasons in ml.order_risk_scores (a re-run replaces the day).",
+)
+def order_risk_scores(context: dg.AssetExecutionContext, lake: LakeResource):
+    start, end = _window(context)
+    current = registry.champion()
+    if current is None:
+        raise dg.Failure(
+            "no champion in the MLflow registry: materialise risk_model_champion first"
+        )
+    version, model = current
+    con = lake.connect()
+    try:
+        feats = store.read_features(con, start, end)
+        scored = pipeline.score_window(con, model, version, start, end)
+    finally:
+        con.close()
+    decisions = scored["decision"].value_counts().to_dict() if len(scored) else {}
+    yield dg.MaterializeResult(
+        metadata={
+            "orders": len(scored),
+            "model_version": version,
+            **{f"decision_{k}": int(v) for k, v in decisions.items()},
+        }
+    )
+    missing = (
+        int(scored[["reason_1", "reason_2", "reason_3"]].isna().any(axis=1).sum())
+        if len(scored)
+        else 0
+    )
+    unscored = len(feats) - len(scored)
+    yield dg.AssetCheckResult(
+        check_name="every_order_scored_with_reasons",
+        passed=missing == 0 and unscored == 0,
+        metadata={"orders": len(scored), "without_three_reasons": missing, "unscored": unscored},
+    )
+    drift = pipeline.drift_report(
+        model, feats, scored["risk_score"] if len(scored) else pd.Series(dtype=float)
+    )
+    psi_values = {**drift["features"], "score": drift["score"]}
+    worst = max((v for v in psi_values.values() if v is not None), default=0.0)
+    policy = load_policy()
+    yield dg.AssetCheckResult(
+        check_name="risk_drift",
+        passed=worst < policy.drift_warn_psi,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "max_psi": worst,
+            "score_psi": drift["score"],
+            **{f"psi_{k}": v for k, v in drift["features"].items()},
+        },
+    )

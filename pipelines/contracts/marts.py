@@ -104,7 +104,7 @@ def _test_names(tests: list[Any] | None) -> tuple[str, ...]:
 def dbt_models(directory: Path = MARTS_DIR) -> dict[str, DbtModel]:
     """The models declared in the yml files of a dbt folder, by name."""
     models: dict[str, DbtModel] = {}
-    for path in sorted(directory.glob("*.yml")):
+    for path in sorted(directory.rglob("*.yml")):
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         for m in doc.get("models") or []:
             config = m.get("config") or {}

@@ -85,6 +85,54 @@ def parse_partition(partition: str | None) -> tuple[str, str] | None:
     return start, end
 
 
+def plan_stages(graph, keys: set, partitioned: set, owner: dict) -> list[tuple[bool, set]]:
+    """The runs to materialise ``keys`` in: each run holds one kind (daily-partitioned or not).
+
+    A key's phase is the number of changes of kind on the way down to it from the selection's
+    roots (through unselected assets too), so a run starts only once everything it reads was
+    built by an earlier run: reference data, the partitioned ingest, dbt, the partitioned risk
+    features, the model, the partitioned scores, the marts on them. All keys of one
+    multi-asset share the latest phase among them (one dbt invocation builds them together).
+    Unpartitioned roots run before partitioned ones (the reference data the ingest reads).
+    """
+    order = [k for k in graph.toposorted_asset_keys if k in keys]
+
+    def nearest_selected(k) -> set:
+        found, stack, seen = set(), list(graph.get(k).parent_keys), set()
+        while stack:  # look through unselected assets to the selected ones above them
+            a = stack.pop()
+            if a in seen:
+                continue
+            seen.add(a)
+            if a in keys:
+                found.add(a)
+            else:
+                stack.extend(graph.get(a).parent_keys)
+        return found
+
+    parents = {k: nearest_selected(k) for k in order}
+    # phases alternate kinds: even = unpartitioned, odd = partitioned
+    phase: dict = {}
+    changed = True
+    while changed:
+        changed = False
+        for k in order:
+            kind = k in partitioned
+            lower = max(
+                [phase.get(a, 0) + ((a in partitioned) != kind) for a in parents[k]]
+                + [phase.get(g, 0) for g in owner[k].keys & keys]
+                + [0]
+            )
+            p = lower if lower % 2 == int(kind) else lower + 1
+            if phase.get(k) != p:
+                phase[k] = p
+                changed = True
+    stages: dict[int, set] = {}
+    for k in order:
+        stages.setdefault(phase[k], set()).add(k)
+    return [(p % 2 == 1, stages[p]) for p in sorted(stages)]
+
+
 def materialize(select: str | None = None, partition: str | None = None) -> MaterializeSummary:
     from pipelines.definitions import defs
 
@@ -97,17 +145,15 @@ def materialize(select: str | None = None, partition: str | None = None) -> Mate
     if not keys:
         raise MaterializeError(f"selection {select!r} matches no asset")
     assets = list(defs.assets or [])
-    # a multi-asset that lands several datasets from one file is materialised whole
+    # a multi-asset that lands several datasets from one file is materialised whole; keys no
+    # asset here defines (tables other tools write, e.g. ops.risk_review_decisions) are skipped
     owner = {key: a for a in assets for key in a.keys}
+    keys = {k for k in keys if k in owner}
+    if not keys:
+        raise MaterializeError(f"selection {select!r} matches no materialisable asset")
     keys = set().union(*(owner[k].keys if not owner[k].can_subset else {k} for k in keys))
     partitioned = {k for k in keys if graph.get(k).partitions_def is not None}
-    unpartitioned = keys - partitioned
-    # reference data first, then the daily partitions, then what is built on top of them (dbt)
-    downstream = {k for k in unpartitioned if _has_partitioned_ancestor(graph, k)}
-    # one dbt invocation builds a multi-asset: if part of it waits for the partitions, all of
-    # it does (dbt's indirect test selection would otherwise test models not built yet)
-    downstream |= {k for k in unpartitioned if owner[k].keys & downstream}
-    upstream = unpartitioned - downstream
+    stages = plan_stages(graph, keys, partitioned, owner)
     window = parse_partition(partition) if partitioned else None  # fail before running anything
     if partitioned and window is None:
         raise MaterializeError("the landing zone is empty: run `ordertower simulate` first")
@@ -142,25 +188,24 @@ def materialize(select: str | None = None, partition: str | None = None) -> Mate
             detail = failures[0].message if failures else "see the run in the Dagster UI"
             raise MaterializeError(f"run {result.run_id} failed: {detail}")
 
-    if upstream:
-        run(upstream)
-    if partitioned and window is not None:
-        summary.partition_range = window
-        run(
-            partitioned,
-            tags={
-                ASSET_PARTITION_RANGE_START_TAG: window[0],
-                ASSET_PARTITION_RANGE_END_TAG: window[1],
-            },
-        )
-    if downstream:
+    for stage_partitioned, stage in stages:
+        if stage_partitioned:
+            summary.partition_range = window
+            run(
+                stage,
+                tags={
+                    ASSET_PARTITION_RANGE_START_TAG: window[0],
+                    ASSET_PARTITION_RANGE_END_TAG: window[1],
+                },
+            )
+            continue
         # dbt re-derives the incremental models over the window the partitions just covered
         window_config = (
             {"ops": {"dbt_lake": {"config": {"events_from": window[0], "events_to": window[1]}}}}
-            if window is not None and any(owner[k].node_def.name == "dbt_lake" for k in downstream)
+            if window is not None and any(owner[k].node_def.name == "dbt_lake" for k in stage)
             else {}
         )
-        run(downstream, extra_run_config=window_config)
+        run(stage, extra_run_config=window_config)
     return summary
 
 

@@ -15,6 +15,7 @@ The input is a relation of *order facts* with the columns of :data:`FACT_COLUMNS
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -359,13 +360,19 @@ def _entity_features() -> list[Feature]:
     return feats
 
 
-def catalogue() -> list[Feature]:
+@functools.cache
+def catalogue() -> tuple[Feature, ...]:
     """Every feature, in the model's column order."""
-    return _order_features() + _entity_features()
+    return tuple(_order_features() + _entity_features())
+
+
+@functools.cache
+def _by_name() -> dict[str, Feature]:
+    return {f.name: f for f in catalogue()}
 
 
 def feature_names() -> list[str]:
-    return [f.name for f in catalogue()]
+    return [f.name for f in catalogue()]  # a new list: callers may change it
 
 
 def catalogue_frame() -> pd.DataFrame:
@@ -536,5 +543,5 @@ def model_matrix(
 
 
 def describe(names: Iterable[str]) -> dict[str, Feature]:
-    by_name = {f.name: f for f in catalogue()}
+    by_name = _by_name()
     return {n: by_name[n] for n in names}

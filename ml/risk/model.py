@@ -19,7 +19,7 @@ import pandas as pd
 
 from ml import evaluation
 from ml.risk.config import DecisionPolicy, RiskPolicy
-from ml.risk.features import catalogue, feature_names, model_matrix
+from ml.risk.features import catalogue, describe, feature_names, model_matrix
 
 DECISIONS = ("approve", "review", "reject")
 
@@ -157,7 +157,7 @@ def _fmt(value: object) -> str:
 
 def reason_text(name: str, value: object) -> str:
     """A feature and its value as a sentence a reviewer can read."""
-    feat = {f.name: f for f in catalogue()}[name]
+    feat = describe([name])[name]
     text = feat.definition.rstrip(".")
     binary = feat.sql.endswith("::int)") or feat.sql.endswith("::int")
     if binary and not feat.categorical:
@@ -190,8 +190,18 @@ class RiskModel:
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         return self.calibration(self.raw_score(frame))
 
-    def score(self, frame: pd.DataFrame, reasons: int = 3) -> pd.DataFrame:
-        """``risk_score``, ``decision`` and the top reasons of every order in ``frame``."""
+    def score(self, frame: pd.DataFrame, reasons: int = 3, batch: int = 50_000) -> pd.DataFrame:
+        """``risk_score``, ``decision`` and the top reasons of every order in ``frame``.
+
+        Scored in batches: SHAP contributions are one float per feature and order.
+        """
+        parts = [
+            self._score_batch(frame.iloc[i : i + batch], reasons)
+            for i in range(0, max(len(frame), 1), batch)
+        ]
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+    def _score_batch(self, frame: pd.DataFrame, reasons: int) -> pd.DataFrame:
         x = self.matrix(frame)
         raw = self.booster.predict(x, num_iteration=self.booster.best_iteration)
         prob = self.calibration(raw)
@@ -209,14 +219,15 @@ class RiskModel:
                 "decision": decision,
             }
         )
-        values = frame[self.features]
+        values = frame[self.features].to_numpy(dtype=object)
+        rows = np.arange(len(frame))
         for k in range(reasons):
             cols = top[:, k]
             out[f"reason_{k + 1}_feature"] = names[cols]
             out[f"reason_{k + 1}"] = [
-                reason_text(names[c], values.iat[i, c]) for i, c in enumerate(cols)
+                reason_text(names[c], values[i, c]) for i, c in zip(rows, cols, strict=True)
             ]
-            out[f"reason_{k + 1}_contribution"] = contrib[np.arange(len(cols)), cols]
+            out[f"reason_{k + 1}_contribution"] = contrib[rows, cols]
         return out
 
     # -- persistence: one folder, what MLflow logs as the model's artifacts

@@ -7,7 +7,6 @@ a model that is not sound); ``risk_model_champion`` applies the promotion gate;
 ``order_risk_scores`` (daily) scores each day with the champion, with a drift check.
 """
 
-
 import math
 
 import dagster as dg
@@ -15,6 +14,7 @@ import pandas as pd
 
 from ml.risk import pipeline, registry, store
 from ml.risk.config import MODEL_NAME, load_policy
+from ml.risk.model import TrainingError
 from ordertower.lake import current_snapshot_id
 from pipelines.defs.partitions import daily_partitions
 from pipelines.defs.resources import LAKE_WRITER_POOL, LakeResource
@@ -71,12 +71,13 @@ class TrainConfig(dg.Config):
     kinds={"lightgbm", "mlflow"},
     deps=[FEATURES],
     pool=LAKE_WRITER_POOL,
+    output_required=False,
     description="Train: LightGBM on matured labels, calibrated, thresholds from the review "
     "capacity and costs; logged to MLflow and registered as the challenger.",
 )
 def risk_model_candidate(
     context: dg.AssetExecutionContext, config: TrainConfig, lake: LakeResource
-) -> dg.Output[registry.Candidate]:
+):
     overrides = {"maturity_days": config.maturity_days} if config.maturity_days else {}
     policy = load_policy(**overrides)
     con = lake.connect(read_only=True)
@@ -87,11 +88,16 @@ def risk_model_candidate(
             cutoff=pd.Timestamp(config.cutoff) if config.cutoff else None,
             snapshot_id=current_snapshot_id(con),
         )
+    except TrainingError as exc:
+        # a young lake: nothing to train on yet is not a failure of the run; evaluation,
+        # promotion and scoring are skipped until enough labels have matured
+        context.log.warning(f"no risk model trained: {exc}")
+        return
     finally:
         con.close()
     m = trained.result.metrics
     c = trained.candidate
-    return dg.Output(
+    yield dg.Output(
         c,
         metadata={
             "model_version": c.version,
@@ -202,6 +208,7 @@ def risk_model_champion(
     backfill_policy=dg.BackfillPolicy.single_run(),
     pool=LAKE_WRITER_POOL,
     deps=[FEATURES, CHAMPION],
+    output_required=False,
     check_specs=[
         dg.AssetCheckSpec("every_order_scored_with_reasons", asset=SCORES),
         dg.AssetCheckSpec("risk_drift", asset=SCORES),

@@ -45,6 +45,7 @@ def lake_status() -> str:
             if reasons:
                 lines += ["", "Top quarantine reasons:"]
                 lines += [f"  {n:>8,}  {d}: {r[:90]}" for d, r, n in reasons]
+        lines += _risk_lines(con)
         snapshot = con.execute(
             "select max(snapshot_id) from ducklake_snapshots('lake')"
         ).fetchone()[0]
@@ -52,3 +53,25 @@ def lake_status() -> str:
         return "\n".join(lines)
     finally:
         con.close()
+
+
+def _risk_lines(con) -> list[str]:
+    """The risk model's outcome: decisions, the review queue, the champion in MLflow."""
+    try:
+        rows = con.execute(
+            "select model_decision, count(*), max(model_version) from marts.fct_order_risk "
+            "group by 1 order by 1"
+        ).fetchall()
+        queue = con.execute("select count(*) from marts.fct_risk_review_queue").fetchone()[0]
+    except Exception:  # not built yet (a lake too young to train a model on)
+        return []
+    if not rows:
+        return ["", "Risk: no order scored yet (no champion model: too little matured history)"]
+    total = sum(n for _, n, _ in rows)
+    version = max(v for _, _, v in rows)
+    lines = ["", f"Risk: {total:,} orders scored by order_risk version {version} (MLflow champion)"]
+    lines += [f"  {d:10s} {n:>10,}  {n / total:6.2%}" for d, n, _ in rows]
+    lines.append(
+        f"  review queue: {queue:,} orders awaiting an analyst (marts.fct_risk_review_queue)"
+    )
+    return lines

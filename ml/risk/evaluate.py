@@ -62,13 +62,16 @@ class Comparison:
 def compare_with_rules(model: RiskModel, rules: RuleSet, test: pd.DataFrame) -> Comparison:
     """Model and rules on the same orders (``test`` holds features, ``label``, ``order_total``)."""
     y = test["label"].to_numpy().astype(int)
-    prob = model.predict_proba(test)
+    # ranking metrics on the raw score: the isotonic calibration is monotone but makes steps,
+    # and ties would blur the operating points; decisions use the calibrated probability
+    raw = model.raw_score(test)
+    prob = model.calibration(raw)
     model_held = model.thresholds.decide(prob, test["order_total"].to_numpy()) != "approve"
     points = rules.points(test)
     rules_held = points >= rules.hold_at
-    m = score_metrics(y, prob, model_held)
+    m = score_metrics(y, raw, model_held)
     r = score_metrics(y, points, rules_held)
-    eq = evaluation.compare_at_equal_recall(y, prob, rules_held)
+    eq = evaluation.compare_at_equal_recall(y, raw, rules_held)
     beats = {k: bool(m[k] > r[k]) for k in METRICS}
     beats["fewer_legit_intercepted_at_equal_recall"] = bool(
         eq.get("a_fewer_legit_intercepted") is not None and eq["a_fewer_legit_intercepted"] > 0
@@ -112,13 +115,13 @@ def promotion_gate(
             math.nan,
             None,
         )
-    ch = fn(y, challenger.predict_proba(test))
+    ch = fn(y, challenger.raw_score(test))
     if champion is None:
         return GateDecision(
             True, "no champion yet: the first model becomes champion", metric, ch, None
         )
     try:
-        cp = fn(y, champion.predict_proba(test))
+        cp = fn(y, champion.raw_score(test))
     except Exception as exc:  # a champion on an older feature set cannot score: replace it
         return GateDecision(
             True, f"the champion cannot score today's features ({exc}); replaced", metric, ch, None

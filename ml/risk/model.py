@@ -333,8 +333,8 @@ def train(frame: pd.DataFrame, policy: RiskPolicy) -> TrainResult:
     test["prob"] = model.predict_proba(test)
     metrics = {
         "best_iteration": float(booster.best_iteration),
-        "validation_roc_auc": evaluation.roc_auc(parts["validation"]["label"], prob_val),
-        "validation_pr_auc": evaluation.pr_auc(parts["validation"]["label"], prob_val),
+        "validation_roc_auc": evaluation.roc_auc(parts["validation"]["label"], raw_val),
+        "validation_pr_auc": evaluation.pr_auc(parts["validation"]["label"], raw_val),
         "review_min_expected_loss": thresholds.review_min_expected_loss,
     }
     for s in splits:

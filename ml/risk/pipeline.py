@@ -51,7 +51,7 @@ def _plots(result: TrainResult, rules: RuleSet, out: Path) -> dict[str, Path]:
     test = result.test
     y = test["label"].to_numpy()
     points = rules.points(test)
-    curves = {"model": (y, test["prob"].to_numpy()), "rules": (y, points)}
+    curves = {"model": (y, result.model.raw_score(test)), "rules": (y, points)}
     x = result.model.matrix(test.head(2000))
     contrib = result.model.booster.predict(
         x, num_iteration=result.model.booster.best_iteration, pred_contrib=True

@@ -1,0 +1,143 @@
+"""The risk model end to end on a simulated world, through Dagster as `make demo` runs it.
+
+simulate -> ingest -> dbt -> features -> train -> evaluate (blocking check) -> promote -> score
+-> risk marts; then an analyst's decision, a re-scored day and a retraining that must not
+replace the champion with an equal model.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ordertower import lake
+from pipelines.cli import main
+
+pytestmark = pytest.mark.slow
+
+# 90 days so that 30 days of orders have matured labels (60 days) when the world ends
+WORLD = ["--orders", "60000", "--days", "90", "--seed", "11"]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    home = tmp_path_factory.mktemp("risk_world")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ORDERTOWER_HOME", str(home))
+        for var in (
+            "ORDERTOWER_CATALOG",
+            "ORDERTOWER_CATALOG_DSN",
+            "ORDERTOWER_DATA_PATH",
+            "DAGSTER_HOME",
+            "MLFLOW_TRACKING_URI",
+        ):
+            mp.delenv(var, raising=False)
+        assert main(["simulate", *WORLD]) == 0
+        assert main(["materialize"]) == 0
+        yield home
+
+
+def _q(sql: str, params: list | None = None) -> pd.DataFrame:
+    con = lake.connect(read_only=True)
+    try:
+        return con.execute(sql, params or []).df()
+    finally:
+        con.close()
+
+
+def _champion_report() -> dict:
+    from ml.risk import registry
+
+    c = registry.client()
+    version = c.get_model_version_by_alias("order_risk", "champion")
+    path = c.download_artifacts(version.run_id, "evaluation/report.json")
+    return json.loads(Path(path).read_text())
+
+
+def test_a_champion_is_trained_registered_and_promoted(world):
+    from ml.risk import registry
+
+    c = registry.client()
+    champion = c.get_model_version_by_alias("order_risk", "champion")
+    assert champion.tags["promotion_decision"] == "promoted"
+    assert champion.tags["lake_snapshot_id"].isdigit()
+    run = c.get_run(champion.run_id)
+    assert int(run.data.params["feature_count"]) >= 300
+    artifacts = {a.path for a in c.list_artifacts(champion.run_id)}
+    assert {
+        "plots",
+        "plots_pr",
+        "plots_calibration",
+        "plots_shap",
+        "features",
+        "evaluation",
+    } <= artifacts
+
+
+def test_model_beats_the_rules_on_every_metric_and_holds_fewer_good_orders(world):
+    report = _champion_report()["model_vs_rules"]
+    assert report["frauds"] >= 20
+    assert all(report["model_beats_rules"].values()), report["model_beats_rules"]
+    assert report["at_equal_recall"]["a_fewer_legit_intercepted"] >= 0.41
+
+
+def test_every_order_is_scored_and_the_review_queue_has_readable_reasons(world):
+    counts = _q(
+        "select (select count(*) from staging.stg_oms__orders) as orders, "
+        "(select count(*) from marts.fct_order_risk) as scored, "
+        "(select count(distinct order_id) from marts.fct_order_risk) as distinct_scored"
+    ).iloc[0]
+    assert counts["scored"] == counts["orders"] == counts["distinct_scored"]
+    queue = _q("select * from marts.fct_risk_review_queue order by queue_position")
+    assert len(queue) > 0
+    for col in ("reason_1", "reason_2", "reason_3"):
+        assert queue[col].str.len().gt(5).all()
+    assert queue["expected_loss"].is_monotonic_decreasing
+
+
+def test_an_analyst_decision_is_recorded_and_becomes_a_label(world, capsys):
+    order_id = _q("select order_id from marts.fct_risk_review_queue limit 1").iloc[0, 0]
+    assert (
+        main(["risk", "decide", order_id, "reject", "--reviewer", "Ana Analyst", "--note", "ring"])
+        == 0
+    )
+    assert main(["risk", "decide", "ORD-NOPE", "approve", "--reviewer", "Ana"]) == 1
+    assert "has no risk score" in capsys.readouterr().err
+    assert main(["risk", "decide", order_id, "reject", "--reviewer", "  "]) == 1
+    assert main(["dbt", "build", "-s", "+fct_risk_review_queue", "int_order_fraud_labels",
+                 "--exclude", "resource_type:seed"]) == 0  # fmt: skip
+    row = _q("select * from marts.fct_order_risk where order_id = ?", [order_id]).iloc[0]
+    assert row["review_status"] == "rejected" and row["reviewed_by"] == "Ana Analyst"
+    assert row["final_decision"] == "reject" and pd.notna(row["reviewed_at"])
+    label = _q("select * from intermediate.int_order_fraud_labels where order_id = ?", [order_id])
+    assert label.iloc[0]["is_fraud"] and label.iloc[0]["label_source"] in (
+        "analyst_reject", "confirmed_fraud", "fraud_chargeback"
+    )  # fmt: skip
+    assert order_id not in set(_q("select order_id from marts.fct_risk_review_queue")["order_id"])
+
+
+def test_rescoring_a_day_replaces_it(world):
+    day = _q("select max(partition_key) as d from ml.order_risk_scores").iloc[0, 0]
+    before = _q("select count(*) as n from ml.order_risk_scores").iloc[0, 0]
+    assert main(["materialize", "--select", "key:ml/order_risk_scores", "--partition", day]) == 0
+    after = _q(
+        "select count(*) as n, count(distinct order_id) as d from ml.order_risk_scores"
+    ).iloc[0]
+    assert after["n"] == before == after["d"]
+
+
+def test_retraining_on_the_same_data_does_not_replace_the_champion(world):
+    from ml.risk import registry
+
+    before = registry.alias_version("champion")
+    assert main(["materialize", "--select", "key:ml/risk_model_candidate+"]) == 0
+    challenger = registry.alias_version("challenger")
+    assert challenger != before
+    assert registry.alias_version("champion") == before
+    tags = registry.client().get_model_version("order_risk", challenger).tags
+    assert tags["promotion_decision"] == "rejected"
+    assert "does not beat" in tags["promotion_reason"]

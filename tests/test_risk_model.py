@@ -151,3 +151,28 @@ def test_registry_records_the_gate_and_moves_champion_only_on_promotion(trained,
         model.predict_proba(trained.test.head(50)),
         trained.model.predict_proba(trained.test.head(50)),
     )
+
+
+def _report(beats: bool, frauds: int = 50) -> dict:
+    metrics = {"roc_auc": 0.9, "pr_auc": 0.5, "recall_at_1pct_fpr": 0.5, "accuracy": 0.97}
+    return {
+        "model_vs_rules": {
+            "frauds": frauds,
+            "model": metrics,
+            "rules": metrics,
+            "model_beats_rules": {k: beats for k in metrics},
+        }
+    }
+
+
+def test_the_blocking_check_stops_a_model_that_does_not_beat_the_rules():
+    import dagster as dg
+
+    from pipelines.defs.risk.assets import risk_evaluation_is_sound
+
+    assert all(spec.blocking for spec in risk_evaluation_is_sound.check_specs)
+    context = dg.build_asset_check_context()
+    assert risk_evaluation_is_sound(context, _report(True)).passed
+    failed = risk_evaluation_is_sound(context, _report(False))
+    assert not failed.passed and "does not beat the rules" in failed.metadata["problems"].text
+    assert not risk_evaluation_is_sound(context, _report(True, frauds=3)).passed

@@ -1,16 +1,20 @@
 """Materialise the project's assets in-process (what ``ordertower materialize`` runs).
 
-Unpartitioned reference assets run first, then the daily-partitioned ones over a partition
-range in a single run (their backfill policy is single-run), so a 90-day world lands in one pass
-instead of 90 runs, then the unpartitioned assets built on them (the dbt models). Runs are recorded in the Dagster instance under ``DAGSTER_HOME`` and show up in the
-UI like any other run.
+The selection is split into runs that alternate between unpartitioned assets and the
+daily-partitioned ones (see :func:`plan_stages`): the reference data first, then the ingest over
+a partition range in a single run (their backfill policy is single-run), so a 90-day world lands
+in one pass instead of 90 runs, then dbt, the risk features over the same range, the model, the
+scores and the marts on them. Runs are recorded in the Dagster instance under ``DAGSTER_HOME``
+and show up in the UI like any other run.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NamedTuple
 
 import dagster as dg
 from dagster._core.storage.tags import (
@@ -22,6 +26,9 @@ from ordertower.settings import get_settings
 from pipelines.defs.partitions import daily_partitions
 from pipelines.ingest.runner import landed_partitions
 from pipelines.ingest.sources import SOURCES
+
+if TYPE_CHECKING:
+    from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
 
 
 class MaterializeError(RuntimeError):
@@ -85,52 +92,167 @@ def parse_partition(partition: str | None) -> tuple[str, str] | None:
     return start, end
 
 
-def plan_stages(graph, keys: set, partitioned: set, owner: dict) -> list[tuple[bool, set]]:
-    """The runs to materialise ``keys`` in: each run holds one kind (daily-partitioned or not).
+class Stage(NamedTuple):
+    """One run of ``ordertower materialize``: assets of one kind, daily-partitioned or not."""
 
-    A key's phase is the number of changes of kind on the way down to it from the selection's
-    roots (through unselected assets too), so a run starts only once everything it reads was
-    built by an earlier run: reference data, the partitioned ingest, dbt, the partitioned risk
-    features, the model, the partitioned scores, the marts on them. All keys of one
-    multi-asset share the latest phase among them (one dbt invocation builds them together).
-    Unpartitioned roots run before partitioned ones (the reference data the ingest reads).
+    partitioned: bool
+    keys: set[dg.AssetKey]
+
+
+def plan_stages(
+    graph: BaseAssetGraph,
+    keys: set[dg.AssetKey],
+    partitioned: set[dg.AssetKey],
+    owner: Mapping[dg.AssetKey, dg.AssetsDefinition],
+) -> list[Stage]:
+    """The runs to materialise ``keys`` in, in order; each run holds one kind of asset.
+
+    ``partitioned`` are the keys with a daily partitions definition (their runs cover the
+    partition window); ``owner`` maps every key to the asset definition that builds it.
+
+    A key's phase is the largest number of changes of kind on a path down to it from the
+    selection's roots, counting only the selected assets on it (a path through unselected
+    assets still orders the selected ones at its ends), so a run starts only once everything it
+    reads was built by an earlier run: reference data, the partitioned ingest, dbt, the
+    partitioned risk features, the model, the partitioned scores, the marts on them. Even
+    phases are unpartitioned, odd ones partitioned, so unpartitioned roots (the reference data
+    the ingest reads) run first.
+
+    All selected keys of one multi-asset share the latest phase among them (one dbt invocation
+    builds them together). A multi-asset that cannot be subset and has a partitioned key runs
+    whole in a partitioned run. A subsettable multi-asset whose keys cannot share a run (one of
+    them reads, through an asset of the other kind, what another one builds) is split across
+    runs instead; a multi-asset that cannot be subset and cannot share a run is an error.
     """
     order = [k for k in graph.toposorted_asset_keys if k in keys]
-
-    def nearest_selected(k) -> set:
-        found, stack, seen = set(), list(graph.get(k).parent_keys), set()
-        while stack:  # look through unselected assets to the selected ones above them
-            a = stack.pop()
-            if a in seen:
-                continue
-            seen.add(a)
-            if a in keys:
-                found.add(a)
-            else:
-                stack.extend(graph.get(a).parent_keys)
-        return found
-
-    parents = {k: nearest_selected(k) for k in order}
-    # phases alternate kinds: even = unpartitioned, odd = partitioned
-    phase: dict = {}
-    changed = True
-    while changed:
-        changed = False
-        for k in order:
-            kind = k in partitioned
-            lower = max(
-                [phase.get(a, 0) + ((a in partitioned) != kind) for a in parents[k]]
-                + [phase.get(g, 0) for g in owner[k].keys & keys]
-                + [0]
+    defs_of = {id(owner[k]): owner[k] for k in order}
+    # a key's kind: a non-subsettable multi-asset with a partitioned key runs in a partitioned run
+    kind = {k: k in partitioned for k in order}
+    for a in defs_of.values():
+        members = a.keys & keys
+        if not a.can_subset and members & partitioned:
+            kind.update(dict.fromkeys(members, True))
+    # edges (a, b, step): b's phase is at least a's plus step (1 where the kind changes)
+    edges = [
+        (a, k, int(kind[a] != kind[k])) for k in order for a in _selected_parents(graph, k, keys)
+    ]
+    # keys of one multi-asset (of one kind) share a phase: a ring of zero steps between them
+    groups = []
+    for a in defs_of.values():
+        for kind_ in (False, True):
+            members = [k for k in order if owner[k] is a and kind[k] == kind_]
+            if len(members) > 1:
+                groups.append((a, members))
+    while True:
+        ring = [
+            (m, n, 0)
+            for _, members in groups
+            for m, n in zip(members, members[1:] + members[:1], strict=True)
+        ]
+        # a cycle with a change of kind on it has no phases: the multi-assets on it split up
+        stuck = _cycles_with_a_step(order, edges + ring)
+        if not stuck:
+            break
+        on_cycle = [(a, members) for a, members in groups if set(members) & stuck]
+        if not any(a.can_subset for a, _ in on_cycle):
+            names = ", ".join(sorted({a.node_def.name for a, _ in on_cycle}))
+            raise MaterializeError(
+                f"cannot order the runs: {names} reads what it builds through an asset "
+                "that is partitioned the other way"
             )
-            p = lower if lower % 2 == int(kind) else lower + 1
-            if phase.get(k) != p:
-                phase[k] = p
+        groups = [(a, m) for a, m in groups if not (a.can_subset and set(m) & stuck)]
+    edges += ring
+    phase = {k: int(kind[k]) for k in order}
+    changed = True
+    while changed:  # longest paths; ends since no cycle has a step on it
+        changed = False
+        for a, b, step in edges:
+            if phase[a] + step > phase[b]:
+                phase[b] = phase[a] + step
                 changed = True
-    stages: dict[int, set] = {}
+    stages: dict[int, set[dg.AssetKey]] = {}
     for k in order:
         stages.setdefault(phase[k], set()).add(k)
-    return [(p % 2 == 1, stages[p]) for p in sorted(stages)]
+    return [Stage(p % 2 == 1, stages[p]) for p in sorted(stages)]
+
+
+def _selected_parents(graph: BaseAssetGraph, key: dg.AssetKey, keys: set) -> set[dg.AssetKey]:
+    """The nearest selected assets above ``key``, looking through unselected ones."""
+    found: set[dg.AssetKey] = set()
+    seen: set[dg.AssetKey] = set()
+    stack = list(graph.get(key).parent_keys)
+    while stack:
+        parent = stack.pop()
+        if parent in seen:
+            continue
+        seen.add(parent)
+        if parent in keys:
+            found.add(parent)
+        elif graph.has(parent):
+            stack.extend(graph.get(parent).parent_keys)
+    return found
+
+
+def _cycles_with_a_step(nodes: list, edges: list[tuple]) -> set:
+    """The nodes of the strongly connected components that have an edge with a step in them."""
+    succ: dict = {n: [] for n in nodes}
+    pred: dict = {n: [] for n in nodes}
+    for a, b, _ in edges:
+        succ[a].append(b)
+        pred[b].append(a)
+    # Kosaraju: finishing order on the graph, then components on the reversed graph
+    finished, seen = [], set()
+    for root in nodes:
+        if root in seen:
+            continue
+        seen.add(root)
+        stack = [(root, iter(succ[root]))]
+        while stack:
+            node, children = stack[-1]
+            child = next((c for c in children if c not in seen), None)
+            if child is None:
+                stack.pop()
+                finished.append(node)
+            else:
+                seen.add(child)
+                stack.append((child, iter(succ[child])))
+    component: dict = {}
+    for root in reversed(finished):
+        if root in component:
+            continue
+        component[root] = root
+        stack = [root]
+        while stack:
+            for p in pred[stack.pop()]:
+                if p not in component:
+                    component[p] = root
+                    stack.append(p)
+    bad = {component[a] for a, b, step in edges if step and component[a] == component[b]}
+    return {n for n in nodes if component[n] in bad}
+
+
+def stage_run_settings(
+    stage: Stage,
+    owner: Mapping[dg.AssetKey, dg.AssetsDefinition],
+    window: tuple[str, str] | None,
+) -> tuple[dict, dict[str, str]]:
+    """The extra run config and the tags of a stage's run.
+
+    A partitioned run covers the window (one run over the range: the backfill policy is
+    single-run); an unpartitioned run holding ``dbt_lake`` passes the window to dbt, which
+    re-derives the incremental models over the days the partitions just covered.
+    """
+    if stage.partitioned:
+        if window is None:
+            raise ValueError("a partitioned run needs a partition window")
+        return {}, {
+            ASSET_PARTITION_RANGE_START_TAG: window[0],
+            ASSET_PARTITION_RANGE_END_TAG: window[1],
+        }
+    if window is not None and any(owner[k].node_def.name == "dbt_lake" for k in stage.keys):
+        config = {"events_from": window[0], "events_to": window[1]}
+        return {"ops": {"dbt_lake": {"config": config}}}, {}
+    return {}, {}
 
 
 def materialize(select: str | None = None, partition: str | None = None) -> MaterializeSummary:
@@ -188,24 +310,11 @@ def materialize(select: str | None = None, partition: str | None = None) -> Mate
             detail = failures[0].message if failures else "see the run in the Dagster UI"
             raise MaterializeError(f"run {result.run_id} failed: {detail}")
 
-    for stage_partitioned, stage in stages:
-        if stage_partitioned:
+    for stage in stages:
+        extra_run_config, stage_tags = stage_run_settings(stage, owner, window)
+        if stage.partitioned:
             summary.partition_range = window
-            run(
-                stage,
-                tags={
-                    ASSET_PARTITION_RANGE_START_TAG: window[0],
-                    ASSET_PARTITION_RANGE_END_TAG: window[1],
-                },
-            )
-            continue
-        # dbt re-derives the incremental models over the window the partitions just covered
-        window_config = (
-            {"ops": {"dbt_lake": {"config": {"events_from": window[0], "events_to": window[1]}}}}
-            if window is not None and any(owner[k].node_def.name == "dbt_lake" for k in stage)
-            else {}
-        )
-        run(stage, extra_run_config=window_config)
+        run(stage.keys, extra_run_config=extra_run_config, tags=stage_tags)
     return summary
 
 
@@ -245,17 +354,3 @@ def release_dead_runs(inst: dg.DagsterInstance) -> list[str]:
         inst.event_log_storage.free_concurrency_slots_for_run(run.run_id)
         released.append(run.run_id)
     return released
-
-
-def _has_partitioned_ancestor(graph, key: dg.AssetKey) -> bool:
-    seen: set[dg.AssetKey] = set()
-    stack = list(graph.get(key).parent_keys)
-    while stack:
-        parent = stack.pop()
-        if parent in seen or not graph.has(parent):
-            continue
-        seen.add(parent)
-        if graph.get(parent).partitions_def is not None:
-            return True
-        stack.extend(graph.get(parent).parent_keys)
-    return False

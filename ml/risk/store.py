@@ -63,6 +63,30 @@ def _exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
     )
 
 
+def _replace_window(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    frame: pd.DataFrame,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+) -> None:
+    """Replace the rows of ``table`` ordered in ``[start, end)`` by ``frame``, in one transaction
+    (the table is created from the frame's columns on first use)."""
+    con.register("new_rows", frame)
+    try:
+        con.execute("begin")
+        if not _exists(con, table):
+            con.execute(f"create table {table} as select * from new_rows where false")
+        con.execute(f"delete from {table} where ordered_at >= ? and ordered_at < ?", [start, end])
+        con.execute(f"insert into {table} by name select * from new_rows")
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    finally:
+        con.unregister("new_rows")
+
+
 def window_bounds(first_day: str, last_day: str) -> tuple[pd.Timestamp, pd.Timestamp]:
     """[first day 00:00 UTC, the day after the last 00:00 UTC)."""
     start = pd.Timestamp(first_day, tz="UTC")
@@ -79,21 +103,7 @@ def write_features(con: duckdb.DuckDBPyConnection, start: pd.Timestamp, end: pd.
     ).df()
     frame = frame.merge(keys, on="order_id", how="left")
     frame["computed_at"] = pd.Timestamp(datetime.now(UTC))
-    con.register("new_features", frame)
-    try:
-        con.execute("begin")
-        if not _exists(con, FEATURES):
-            con.execute(f"create table {FEATURES} as select * from new_features where false")
-        con.execute(
-            f"delete from {FEATURES} where ordered_at >= ? and ordered_at < ?", [start, end]
-        )
-        con.execute(f"insert into {FEATURES} by name select * from new_features")
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
-    finally:
-        con.unregister("new_features")
+    _replace_window(con, FEATURES, frame, start, end)
     return len(frame)
 
 
@@ -139,17 +149,7 @@ def write_scores(
     """Replace the scores of the orders placed in ``[start, end)``."""
     cols = ", ".join(f"{c} {t}" for c, t in SCORE_COLUMNS.items())
     con.execute(f"create table if not exists {SCORES} ({cols})")
-    con.register("new_scores", scores[list(SCORE_COLUMNS)])
-    try:
-        con.execute("begin")
-        con.execute(f"delete from {SCORES} where ordered_at >= ? and ordered_at < ?", [start, end])
-        con.execute(f"insert into {SCORES} by name select * from new_scores")
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
-    finally:
-        con.unregister("new_scores")
+    _replace_window(con, SCORES, scores[list(SCORE_COLUMNS)], start, end)
     return len(scores)
 
 

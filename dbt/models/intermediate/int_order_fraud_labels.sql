@@ -13,10 +13,7 @@ chargebacks as (
 
 decisions as (
 
-    -- an analyst's latest decision on an order stands
-    select *
-    from {{ ref('stg_ops__risk_review_decisions') }}
-    qualify row_number() over (partition by order_id order by decided_at desc, decision_id desc) = 1
+    select * from {{ ref('int_risk_review_decisions__latest') }}
 
 ),
 

@@ -1,0 +1,1 @@
+"""Dispatch planning: which warehouse ships which order line, by which lane, and the last-mile routes."""

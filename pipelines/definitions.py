@@ -5,6 +5,7 @@ Domains live under ``pipelines/defs/<domain>/``; each exposes a ``defs`` object.
 
 import dagster as dg
 
+from pipelines.defs.dispatch import definitions as dispatch
 from pipelines.defs.ingest import definitions as ingest
 from pipelines.defs.resources import LakeResource
 from pipelines.defs.risk import definitions as risk
@@ -14,5 +15,6 @@ defs = dg.Definitions.merge(
     ingest.defs,
     transform.defs,
     risk.defs,
+    dispatch.defs,
     dg.Definitions(resources={"lake": LakeResource()}),
 )

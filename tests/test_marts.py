@@ -47,6 +47,11 @@ MARTS = [
     "fct_order_exceptions",
     "kpi_daily",
     "kpi_weekly",
+    "fct_dispatch_waves",
+    "fct_dispatch_plan_vs_baseline",
+    "fct_dispatch_shipments",
+    "fct_route_plans",
+    "fct_route_stops",
 ]
 
 
@@ -391,3 +396,46 @@ def test_dbt_docs_generate_works_on_the_lake(world: Path, tmp_path: Path):
 def test_cli_dbt_needs_arguments(capsys):
     assert main(["dbt"]) == 1
     assert "give dbt arguments" in capsys.readouterr().err
+
+
+def test_every_wave_is_planned_and_routed_with_green_checks(world: Path):
+    """The materialised graph plans each wave beside the baseline, routes the forward
+    warehouses' vans, and its asset checks passed (read from the Dagster instance)."""
+    import dagster as dg
+
+    from pipelines.materialize import instance
+
+    waves = _query("select * from marts.fct_dispatch_plan_vs_baseline order by wave_date")
+    days = _query("select count(distinct wave_date) as n from intermediate.int_dispatch_lines")
+    assert len(waves) == days.n[0]  # every wave has both plans
+    assert (waves["solver_status"].isin(["OPTIMAL", "FEASIBLE"])).all()
+    orders = waves["orders"].sum()
+    opt = (waves["cost_per_order_eur"] * waves["orders"]).sum() / orders
+    base = (waves["baseline_cost_per_order_eur"] * waves["orders"]).sum() / orders
+    assert opt < base
+    nd = waves["next_day_orders"]
+    assert (waves["next_day_hit_rate"] * nd).sum() >= (
+        waves["baseline_next_day_hit_rate"] * nd
+    ).sum()
+    routed = _query(
+        "select count(distinct wave_date) as n, bool_and(is_feasible) as ok from marts.fct_route_plans"
+    )
+    assert routed.ok[0] and routed.n[0] == days.n[0]
+    stops = _query(
+        "select count(*) as n from marts.fct_route_stops s join marts.fct_dispatch_shipments d "
+        "on d.plan = 'optimised' and d.order_id = s.order_id and d.warehouse_id = s.warehouse_id"
+    )
+    planned_van = _query(
+        "select count(*) as n from marts.fct_dispatch_shipments where plan = 'optimised' "
+        "and modes = 'last_mile' and not is_deferred and warehouse_type = 'forward'"
+    )
+    assert stops.n[0] == planned_van.n[0]  # every forward van delivery is on exactly one route
+    storage = instance().event_log_storage
+    for asset, check in [
+        (["ml", "dispatch_shipments"], "no_allocation_without_stock"),
+        (["ml", "dispatch_shipments"], "no_capacity_exceeded"),
+        (["ml", "route_plans"], "every_route_feasible"),
+    ]:
+        key = dg.AssetCheckKey(dg.AssetKey(asset), check)
+        record = storage.get_latest_asset_check_execution_by_key([key])[key]
+        assert record.status.value == "SUCCEEDED", (check, record.status)

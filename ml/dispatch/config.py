@@ -21,7 +21,7 @@ class Objective:
     carbon_price_eur_per_t: float = 80.0
     green_carbon_weight: float = 10.0
     promise_miss_eur: dict[str, float] = field(
-        default_factory=lambda: {"next_day": 12.0, "standard": 6.0, "green": 4.0}
+        default_factory=lambda: {"next_day": 25.0, "standard": 10.0, "green": 6.0}
     )
     split_eur: float = 1.5
     unfilled_eur: float = 500.0

@@ -143,12 +143,18 @@ def load_wave(
     policy: DispatchPolicy,
     network: Network | None = None,
 ) -> Wave:
-    """The wave's order lines and the stock available at its start (the previous day's closing
-    snapshot; on the lake's first day, that day's on-hand)."""
+    """The wave's order lines and the stock available at its start (``load_stock``)."""
     network = network or load_network(con, policy)
     cols = ", ".join(LINE_COLUMNS)
     lines = _frame(con, f"select {cols} from {LINES} where wave_date = ?", [wave_date])
-    stock = _frame(
+    stock = load_stock(con, wave_date)
+    return Wave.build(wave_date, lines, stock, network, policy)
+
+
+def load_stock(con: duckdb.DuckDBPyConnection, wave_date: date) -> pd.DataFrame:
+    """Units available per warehouse and SKU when the wave starts: the previous day's closing
+    snapshot; on the lake's first day, that day's on-hand."""
+    return _frame(
         con,
         f"""
         with days as (
@@ -164,7 +170,6 @@ def load_wave(
         """,
         [wave_date, wave_date],
     )
-    return Wave.build(wave_date, lines, stock, network, policy)
 
 
 def _exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:

@@ -10,6 +10,8 @@ from pipelines.defs.transform.project import dbt_project, export_dbt_env, transl
 
 #: dbt tag of the models built on the risk scores (built by dbt_risk_marts, not dbt_lake)
 RISK_SCORES_TAG = "risk_scores"
+#: dbt tag of the models built on the dispatch plans (built by dbt_dispatch_marts)
+DISPATCH_PLANS_TAG = "dispatch_plans"
 
 
 class DbtBuildConfig(dg.Config):
@@ -48,8 +50,9 @@ def dbt_build_args(config: DbtBuildConfig) -> list[str]:
     dagster_dbt_translator=translator,
     pool=LAKE_WRITER_POOL,
     name="dbt_lake",
-    # the marts built on the risk model's scores come after scoring (dbt_risk_marts)
-    exclude=f"tag:{RISK_SCORES_TAG}",
+    # the marts built on the risk model's scores come after scoring (dbt_risk_marts), those on
+    # the dispatch plans after planning (dbt_dispatch_marts)
+    exclude=f"tag:{RISK_SCORES_TAG} tag:{DISPATCH_PLANS_TAG}",
 )
 def dbt_lake(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig):
     export_dbt_env()  # the lake may have been repointed since the code location loaded
@@ -66,5 +69,19 @@ def dbt_lake(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: Dbt
 )
 def dbt_risk_marts(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     """The marts on the risk model's scores (fct_order_risk, the review queue), after scoring."""
+    export_dbt_env()
+    yield from dbt.cli(["build"], context=context).stream()
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    dagster_dbt_translator=translator,
+    pool=LAKE_WRITER_POOL,
+    name="dbt_dispatch_marts",
+    select=f"tag:{DISPATCH_PLANS_TAG}",
+)
+def dbt_dispatch_marts(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+    """The marts on the dispatch plans (waves vs baseline, shipments, routes), after planning."""
     export_dbt_env()
     yield from dbt.cli(["build"], context=context).stream()

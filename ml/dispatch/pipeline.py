@@ -1,0 +1,220 @@
+"""Plan a wave end to end: load it from the lake, run the baseline and the optimiser, measure both
+with the same code, verify the plan independently, and write the results (one transaction per
+table, replacing the wave). The Dagster assets are thin wrappers around these functions."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from ml.dispatch import routes, store
+from ml.dispatch.allocate import Plan, baseline_plan, optimise
+from ml.dispatch.config import DispatchPolicy, load_policy
+from ml.dispatch.evaluate import order_outcomes, shipments, summarise, verify
+from ml.dispatch.network import VARIANTS, Network
+from ml.dispatch.wave import Wave
+
+SUMMARY_KEYS = [
+    "orders",
+    "lines",
+    "units",
+    "shipments",
+    "cost_eur",
+    "cost_per_order_eur",
+    "cost_per_item_eur",
+    "kg_co2e_per_order",
+    "promise_hit_rate",
+    "next_day_orders",
+    "next_day_hit_rate",
+    "next_day_hit_rate_feasible",
+    "split_rate",
+    "deferred_orders",
+    "unfilled_lines",
+    "green_share",
+    "max_utilisation",
+]
+
+
+def _shipment_frame(
+    wave: Wave, plan: Plan, ships: pd.DataFrame, outcomes: pd.DataFrame
+) -> pd.DataFrame:
+    o = wave.orders
+    idx = ships["order_idx"].to_numpy()
+    frame = pd.DataFrame(
+        {
+            "wave_date": pd.Timestamp(wave.wave_date).date(),
+            "plan": plan.name,
+            "order_id": o["order_id"].to_numpy()[idx],
+            "warehouse_id": ships["warehouse_id"].to_numpy(),
+            "lane_variant": np.array(VARIANTS)[ships["variant"].to_numpy()],
+            "modes": ships["modes"].astype(str).to_numpy(),
+            "is_deferred": ships["deferred"].to_numpy(bool),
+            "lines": ships["lines"].to_numpy(np.int64),
+            "units": ships["units"].to_numpy(np.int64),
+            "weight_kg": ships["weight_kg"].to_numpy(float).round(3),
+            "distance_km": ships["distance_km"].to_numpy(float).round(2),
+            "transport_cost_eur": ships["cost_eur"].to_numpy(float).round(4),
+            "kg_co2e": ships["kg_co2e"].to_numpy(float).round(6),
+            "ship_date": pd.to_datetime(ships["ship_date"]).dt.date,
+            "planned_delivery_date": pd.to_datetime(ships["delivery_date"]).dt.date,
+            "promised_delivery_date": pd.to_datetime(o["promised"].to_numpy()[idx]).date,
+            "promise_type": o["promise_type"].to_numpy()[idx],
+            "ship_lat": o["ship_lat"].to_numpy(float)[idx],
+            "ship_lon": o["ship_lon"].to_numpy(float)[idx],
+        }
+    )
+    frame["is_on_time"] = frame["planned_delivery_date"] <= frame["promised_delivery_date"]
+    frame["is_split_order"] = (
+        frame["order_id"].map(outcomes.set_index("order_id")["is_split"]).astype(bool)
+    )
+    return frame
+
+
+def _wave_row(wave: Wave, summary: dict, planned_at: datetime) -> dict:
+    row = {"wave_date": wave.wave_date, "plan": summary["plan"]}
+    row.update({k: summary.get(k) for k in SUMMARY_KEYS})
+    row["solver_status"] = str(summary.get("status", ""))
+    row["solve_seconds"] = float(summary.get("solve_seconds") or 0.0)
+    row["proven_gap"] = summary.get("gap")
+    row["subproblems"] = summary.get("subproblems")
+    row["utilisation_json"] = json.dumps(summary.get("utilisation", {}), sort_keys=True)
+    row["planned_at"] = planned_at
+    return row
+
+
+def solve_wave(wave: Wave, planned_at: datetime | None = None) -> dict:
+    """Baseline and optimised plans of a loaded wave, measured the same way (no lake access, so
+    waves can be solved in worker processes). Returns the rows to store and the summaries."""
+    planned_at = planned_at or datetime.now(UTC)
+    ship_frames, wave_rows = [], []
+    result: dict = {"wave_date": str(wave.wave_date), "violations": []}
+    if len(wave.lines):
+        base = baseline_plan(wave)
+        best = optimise(wave, base)
+        for plan in (base, best):
+            ships = shipments(wave, plan)
+            outcomes = order_outcomes(wave, plan, ships)
+            summary = summarise(wave, plan, outcomes, ships)
+            ship_frames.append(_shipment_frame(wave, plan, ships, outcomes))
+            wave_rows.append(_wave_row(wave, summary, planned_at))
+            result[plan.name] = summary
+        result["violations"] = verify(wave, best)
+        result["baseline_violations"] = verify(wave, base)
+    result["shipments_frame"] = (
+        pd.concat(ship_frames, ignore_index=True) if ship_frames else _empty(store.SHIPMENTS)
+    )
+    result["waves_frame"] = pd.DataFrame(wave_rows) if wave_rows else _empty(store.WAVES)
+    return result
+
+
+def _store(con: duckdb.DuckDBPyConnection, wave_date: date, result: dict) -> dict:
+    ships = result.pop("shipments_frame")
+    store.replace_wave(con, store.SHIPMENTS, ships, wave_date)
+    store.replace_wave(con, store.WAVES, result.pop("waves_frame"), wave_date)
+    result["shipments"] = int((ships["plan"] == "optimised").sum()) if len(ships) else 0
+    return result
+
+
+def plan_wave(
+    con: duckdb.DuckDBPyConnection,
+    wave_date: date,
+    policy: DispatchPolicy | None = None,
+    network: Network | None = None,
+) -> dict:
+    """Plan one wave and store it (replacing it). Returns both plans' summaries and the
+    violations the independent check found."""
+    policy = policy or load_policy()
+    wave = store.load_wave(con, wave_date, policy, network)
+    return _store(con, wave_date, solve_wave(wave))
+
+
+def plan_waves(
+    con: duckdb.DuckDBPyConnection,
+    days: list[date],
+    policy: DispatchPolicy | None = None,
+    log=None,
+) -> list[dict]:
+    """Plan several waves in turn (one network load). HiGHS already uses both cores, so waves
+    solved in parallel processes were no faster (measured: 4.9 s vs 4.3 s per wave)."""
+    policy = policy or load_policy()
+    network = store.load_network(con, policy)
+    results = []
+    for day in days:
+        results.append(plan_wave(con, day, policy, network))
+        if log:
+            log(_progress(results[-1]))
+    return results
+
+
+def route_wave(
+    con: duckdb.DuckDBPyConnection,
+    wave_date: date,
+    policy: DispatchPolicy | None = None,
+    network: Network | None = None,
+) -> dict:
+    """Van rounds of the wave's stored optimised plan, one VRPTW per forward warehouse, stored
+    (replacing the wave) with every route checked independently."""
+    policy = policy or load_policy()
+    network = network or store.load_network(con, policy)
+    ships = (
+        con.execute(
+            f"select * from {store.SHIPMENTS} where wave_date = ? and plan = 'optimised'",
+            [wave_date],
+        ).df()
+        if store._exists(con, store.SHIPMENTS)
+        else pd.DataFrame()
+    )
+    route_frames, stop_frames = [], []
+    result = {
+        "wave_date": str(wave_date),
+        "rounds": 0,
+        "routes": 0,
+        "stops": 0,
+        "infeasible_rounds": [],
+        "distance_km": 0.0,
+        "seconds": 0.0,
+    }
+    van = network.van_g_per_tkm
+    for warehouse_id, stops in routes.van_rounds(ships, network).items() if len(ships) else []:
+        problem = routes.build_round(
+            warehouse_id, routes.depot_of(network, warehouse_id), stops, policy
+        )
+        solution, route_rows, stop_rows = routes.solve_round(problem, wave_date, policy, van)
+        route_frames.append(route_rows)
+        stop_frames.append(stop_rows)
+        result["rounds"] += 1
+        result["routes"] += len(route_rows)
+        result["stops"] += len(stop_rows)
+        result["distance_km"] += float(route_rows["distance_km"].sum()) if len(route_rows) else 0.0
+        result["seconds"] += solution.seconds
+        if not solution.feasible or len(stop_rows) != len(stops):
+            result["infeasible_rounds"].append(
+                {"warehouse_id": warehouse_id, "violations": solution.violations[:5]}
+            )
+    route_frame = (
+        pd.concat(route_frames, ignore_index=True) if route_frames else _empty(store.ROUTES)
+    )
+    stop_frame = pd.concat(stop_frames, ignore_index=True) if stop_frames else _empty(store.STOPS)
+    store.replace_wave(con, store.ROUTES, route_frame, wave_date)
+    store.replace_wave(con, store.STOPS, stop_frame, wave_date)
+    return result
+
+
+def _progress(result: dict) -> str:
+    opt, base = result.get("optimised"), result.get("baseline")
+    if not opt:
+        return f"wave {result['wave_date']}: no orders"
+    return (
+        f"wave {result['wave_date']}: {opt['orders']} orders, cost/order "
+        f"{opt['cost_per_order_eur']:.2f} vs {base['cost_per_order_eur']:.2f} EUR (baseline), "
+        f"next-day {opt['next_day_hit_rate']} vs {base['next_day_hit_rate']}, "
+        f"{opt['status']} gap {opt.get('gap', 0):.4f} in {opt['solve_seconds']:.1f} s"
+    )
+
+
+def _empty(table: str) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in store.COLUMNS[table]})

@@ -1,0 +1,1 @@
+"""The dispatch domain: the allocation of every wave and the forward warehouses' van rounds."""

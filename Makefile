@@ -3,6 +3,7 @@
 #   make test   the test suite (offline); CI=true runs the slow, browser and service tests too
 #   make ui     Dagster UI, the Streamlit control tower and the MLflow UI on 127.0.0.1
 #   make bench  throughput of the simulator, ingestion and dbt -> bench/results/*.json, BENCHMARKS.md
+#   make bench-routing  PyVRP vs OR-Tools on the Solomon VRPTW set, gap to best-known -> bench/results/routing-<date>.json
 #   make docs   the dbt documentation of the lake (models, columns, lineage) on 127.0.0.1:8080
 
 SHELL := /bin/bash
@@ -19,6 +20,8 @@ SEED ?= 42
 # the real Olist extract (never in the repository); the demo lands it when it is there
 OLIST_DIR ?= $(abspath $(CURDIR)/../shared/datasets/olist/subset_10k_2017)
 PYTEST_ARGS ?=
+# seconds per instance and engine for make bench-routing (29 instances x 2 engines)
+ROUTE_TIME_LIMIT ?= 10
 # CI runs everything (slow, browser, service tests); a developer's default run skips slow ones
 ifeq ($(CI),true)
 # two workers, each module on one worker (modules share one built world)
@@ -27,7 +30,7 @@ else
 PYTEST_MARKERS :=
 endif
 
-.PHONY: help install demo simulate materialize status test lint ui bench docs clean
+.PHONY: help install demo simulate materialize status test lint ui bench bench-routing docs clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -83,6 +86,9 @@ ui: install
 
 bench: install
 	ordertower bench
+
+bench-routing: install
+	python -m ml.dispatch.routing.bench --time-limit $(ROUTE_TIME_LIMIT)
 
 docs: install
 	ordertower dbt docs generate

@@ -285,6 +285,23 @@ def cmd_risk_fraud_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_route(args: argparse.Namespace) -> int:
+    """Route one VRPTW instance (Solomon .txt or VRPLIB .vrp); prints one JSON object."""
+    from ml.dispatch.routing import InstanceError, read_instance, solve
+
+    if not 0 < args.time_limit < float("inf"):
+        raise CliError(
+            f"--time-limit must be a positive number of seconds, got {args.time_limit:g}"
+        )
+    try:
+        instance = read_instance(Path(args.instance))
+    except InstanceError as exc:
+        raise CliError(str(exc)) from exc
+    solution = solve(instance, engine=args.engine, time_limit=args.time_limit, seed=args.seed)
+    print(json.dumps(solution.as_dict()))
+    return 0
+
+
 # ------------------------------------------------------------------------------- parser
 
 
@@ -388,6 +405,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--from", dest="source_dir", help="folder with fraud_data.csv")
     p.set_defaults(func=cmd_risk_fraud_data)
+
+    p = sub.add_parser(
+        "route", help="route one VRPTW instance (Solomon .txt or VRPLIB .vrp); prints JSON"
+    )
+    p.add_argument("instance", help="instance file")
+    p.add_argument("--engine", choices=("pyvrp", "ortools"), default="pyvrp")
+    p.add_argument("--time-limit", type=float, default=10.0, help="seconds (default 10)")
+    p.add_argument("--seed", type=int, default=1)
+    p.set_defaults(func=cmd_route)
 
     p = sub.add_parser("bench", help="measure simulator and ingestion throughput")
     p.add_argument(

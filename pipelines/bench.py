@@ -209,6 +209,121 @@ def bench_risk() -> dict[str, Any]:
     }
 
 
+def pooled_wave(con, target_lines: int, policy):
+    """A wave of ``target_lines`` lines assembled from consecutive days of the lake (promises
+    and order times shifted onto the first day), with the warehouses' outbound capacity and the
+    first day's stock scaled by the number of days pooled: a peak-sized wave of real orders."""
+    from ml.dispatch import store as dstore
+    from ml.dispatch.wave import LINE_COLUMNS, Wave
+
+    days = dstore.wave_dates(con)
+    counts = con.execute(
+        f"select wave_date, count(*) from {dstore.LINES} group by 1 order by 1"
+    ).fetchall()
+    per_day = {d: n for d, n in counts}
+    start = len(days) // 3  # past the world's warm-up
+    picked, total = [], 0
+    for d in days[start:] + days[:start]:
+        picked.append(d)
+        total += per_day[d]
+        if total >= target_lines:
+            break
+    cols = ", ".join(LINE_COLUMNS)
+    lines = con.execute(
+        f"select {cols}, wave_date from {dstore.LINES} where wave_date in "
+        f"({', '.join('?' * len(picked))}) order by ordered_at, order_id, line_no",
+        picked,
+    ).df()
+    shift = pd.to_timedelta(
+        (pd.Timestamp(picked[0]) - pd.to_datetime(lines["wave_date"])).dt.days, unit="D"
+    )
+    lines["ordered_at"] = lines["ordered_at"] + shift
+    lines["promised_delivery_date"] = pd.to_datetime(lines["promised_delivery_date"]) + shift
+    cum = lines.groupby("order_id", sort=False).size().cumsum()
+    lines = lines[lines["order_id"].isin(cum[cum <= target_lines].index)]
+    factor = max(1.0, len(lines) / max(1, per_day[picked[0]]))
+    network = dstore.load_network(con, policy)
+    network.capacity = (network.capacity * factor).astype("int64")
+    stock = dstore.load_stock(con, picked[0])
+    stock["available_qty"] = (stock["available_qty"] * factor).astype("int64")
+    wave = Wave.build(picked[0], lines[LINE_COLUMNS], stock, network, policy)
+    return wave, len(picked)
+
+
+def bench_dispatch(sizes: tuple[int, ...] = (5_000, 50_000)) -> dict[str, Any]:
+    """Allocation on the current lake: waves of ``sizes`` lines, optimiser vs baseline, with the
+    solve time and the proven gap; then the van rounds of the real median wave."""
+    from ml.dispatch.allocate import baseline_plan, optimise
+    from ml.dispatch.config import load_policy
+    from ml.dispatch.evaluate import order_outcomes, shipments, summarise, verify
+    from ordertower.lake import connect
+
+    policy = load_policy()
+    con = connect(read_only=True)
+    out: dict[str, Any] = {"waves": []}
+    try:
+        for size in sizes:
+            wave, pooled = pooled_wave(con, size, policy)
+            row: dict[str, Any] = {
+                "target_lines": size,
+                "lines": len(wave.lines),
+                "days_pooled": pooled,
+            }
+            started = time.perf_counter()
+            base = baseline_plan(wave)
+            row["baseline_seconds"] = round(time.perf_counter() - started, 3)
+            started = time.perf_counter()
+            best = optimise(wave, base)
+            row["optimise_seconds"] = round(time.perf_counter() - started, 2)
+            for plan in (base, best):
+                ships = shipments(wave, plan)
+                summary = summarise(wave, plan, order_outcomes(wave, plan, ships), ships)
+                summary.pop("utilisation", None)
+                row[plan.name] = {
+                    k: summary.get(k)
+                    for k in (
+                        "orders",
+                        "cost_per_order_eur",
+                        "cost_per_item_eur",
+                        "kg_co2e_per_order",
+                        "promise_hit_rate",
+                        "next_day_hit_rate",
+                        "next_day_hit_rate_feasible",
+                        "split_rate",
+                        "deferred_orders",
+                        "max_utilisation",
+                    )
+                }
+            row["gap"] = best.stats.get("gap")
+            row["status"] = best.stats.get("status")
+            row["subproblems"] = best.stats.get("subproblems")
+            row["violations"] = len(verify(wave, best))
+            out["waves"].append(row)
+            print(f"bench: dispatch {json.dumps(row)}", flush=True)
+    finally:
+        con.close()
+    return out
+
+
+def bench_routing(
+    instances: tuple[str, ...] = ("C101", "R101", "RC101", "R105", "RC105", "R109"),
+    time_limit: float = 10.0,
+) -> dict[str, Any] | None:
+    """Both routing engines on a sample of Solomon instances (make bench-routing runs all 29)."""
+    from ml.dispatch.routing import bench as rbench
+
+    if not rbench.SOLOMON_DIR.is_dir():
+        print(f"bench: routing skipped: no Solomon instances at {rbench.SOLOMON_DIR}", flush=True)
+        return None
+    rows = rbench.run(rbench.SOLOMON_DIR, ("pyvrp", "ortools"), time_limit, 1, only=instances)
+    return {
+        "time_limit_s": time_limit,
+        "instances": list(instances),
+        "rows": rows,
+        "summary": rbench.summary(rows),
+    }
+
+
 def bench_scale(orders: int, days: int, workdir: Path) -> dict[str, Any]:
     from pipelines.ingest.runner import ingest_source, landed_partitions
     from pipelines.ingest.sources import SOURCES
@@ -248,6 +363,7 @@ def bench_scale(orders: int, days: int, workdir: Path) -> dict[str, Any]:
         base_rows, base_seconds = _baseline_load(landing)
         dbt = bench_dbt(workdir)
         risk = bench_risk()
+        dispatch = bench_dispatch()
     size_mb = sum(p.stat().st_size for p in landing.rglob("*") if p.is_file()) / 1e6
     return {
         "orders": orders,
@@ -275,6 +391,7 @@ def bench_scale(orders: int, days: int, workdir: Path) -> dict[str, Any]:
         "cost_ratio_seconds": round(ingest_seconds / base_seconds, 1) if base_seconds else None,
         "dbt": dbt,
         "risk": risk,
+        "dispatch": dispatch,
     }
 
 
@@ -311,6 +428,7 @@ def run_bench(scales: list[int] | None = None, days: int = 90) -> Path:
             flush=True,
         )
     results["fraud_data"] = bench_fraud_data()
+    results["routing"] = bench_routing()
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{datetime.now(UTC).date().isoformat()}.json"
     path.write_text(json.dumps(results, indent=2) + "\n")

@@ -46,6 +46,7 @@ def lake_status() -> str:
                 lines += ["", "Top quarantine reasons:"]
                 lines += [f"  {n:>8,}  {d}: {r[:90]}" for d, r, n in reasons]
         lines += _risk_lines(con)
+        lines += _dispatch_lines(con)
         snapshot = con.execute(
             "select max(snapshot_id) from ducklake_snapshots('lake')"
         ).fetchone()[0]
@@ -75,3 +76,44 @@ def _risk_lines(con) -> list[str]:
         f"  review queue: {queue:,} orders awaiting an analyst (marts.fct_risk_review_queue)"
     )
     return lines
+
+
+def _dispatch_lines(con) -> list[str]:
+    """The dispatch plans against the baseline rule over every planned wave, and the routes."""
+    try:
+        row = con.execute(
+            """
+            select count(*), sum(orders),
+                sum(cost_per_order_eur * orders) / sum(orders),
+                sum(baseline_cost_per_order_eur * orders) / sum(orders),
+                sum(kg_co2e_per_order * orders) / sum(orders),
+                sum(baseline_kg_co2e_per_order * orders) / sum(orders),
+                sum(next_day_hit_rate * next_day_orders) / nullif(sum(next_day_orders), 0),
+                sum(baseline_next_day_hit_rate * next_day_orders) / nullif(sum(next_day_orders), 0),
+                sum(next_day_hit_rate_feasible * next_day_orders) / nullif(sum(next_day_orders), 0),
+                max(proven_gap)
+            from marts.fct_dispatch_plan_vs_baseline
+            """
+        ).fetchone()
+        routes = con.execute(
+            "select count(*), sum(stops), count(distinct wave_date), bool_and(is_feasible) "
+            "from marts.fct_route_plans"
+        ).fetchone()
+    except Exception:  # not built yet
+        return []
+    waves, orders, cost, base_cost, co2, base_co2, nd, base_nd, nd_feasible, gap = row
+    if not waves:
+        return ["", "Dispatch: no wave planned yet"]
+    pct = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
+    return [
+        "",
+        f"Dispatch: {waves} waves, {orders:,} orders planned (marts.fct_dispatch_plan_vs_baseline)",
+        f"  cost per order   {cost:8.2f} EUR   baseline {base_cost:8.2f} EUR "
+        f"({(base_cost - cost) / base_cost:.1%} less)",
+        f"  CO2e per order   {co2:8.3f} kg    baseline {base_co2:8.3f} kg",
+        f"  next-day hit     {pct(nd):>8s}       baseline {pct(base_nd):>8s}  "
+        f"(where stock and network allow: {pct(nd_feasible)})",
+        f"  largest proven optimality gap {gap or 0:.2%}",
+        f"  van routes: {routes[0]:,} routes, {routes[1] or 0:,} stops over {routes[2]} waves, "
+        f"{'all feasible' if routes[3] else 'SOME INFEASIBLE'}",
+    ]

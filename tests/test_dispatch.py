@@ -308,3 +308,31 @@ def test_replanning_a_wave_replaces_it(lake_writer, policy):
     # an empty wave clears what was there
     store.replace_wave(lake_writer, store.SHIPMENTS, result["shipments_frame"].iloc[:0], WAVE)
     assert lake_writer.execute(f"select count(*) from {store.SHIPMENTS}").fetchone()[0] == 0
+
+
+# ------------------------------------------------------------------------------- van rounds
+
+
+@pytest.mark.parametrize("engine", ["pyvrp", "ortools"])
+def test_a_van_round_is_feasible_and_serves_every_stop_once(policy, engine):
+    from ml.dispatch.routes import build_round, solve_round
+
+    pol = replace(policy, routing=replace(policy.routing, engine=engine))
+    rng = np.random.default_rng(3)
+    stops = pd.DataFrame(
+        {
+            "order_id": [f"ORD-{i:08d}" for i in range(40)],
+            "ship_lat": 48.86 + rng.normal(0, 0.3, 40),
+            "ship_lon": 2.35 + rng.normal(0, 0.4, 40),
+            "weight_kg": rng.uniform(0.5, 60, 40),
+        }
+    )
+    problem = build_round("WH-PAR", (48.86, 2.35), stops, pol)
+    solution, routes, visits = solve_round(problem, WAVE, pol, van_g_per_tkm=782.25)
+    assert solution.feasible, solution.violations
+    assert sorted(visits["order_id"]) == sorted(stops["order_id"])  # each stop exactly once
+    assert (visits["arrival_min"] <= visits["window_end_min"] + 1e-6).all()
+    assert (visits["arrival_min"] >= visits["window_start_min"] - 1e-6).all()
+    assert (routes["load_kg"] <= pol.routing.van_capacity_kg).all()
+    assert (routes["end_min"] <= pol.routing.return_by_hour * 60 + 1e-6).all()
+    assert (routes["kg_co2e"] > 0).all() and routes["engine"].eq(engine).all()

@@ -181,7 +181,13 @@ def route_plans(context: dg.AssetExecutionContext, lake: LakeResource):
     try:
         network = store.load_network(con, policy)
         for day in _days(context):
-            results.append(pipeline.route_wave(con, day, policy, network))
+            r = pipeline.route_wave(con, day, policy, network)
+            results.append(r)
+            context.log.info(
+                f"wave {day}: {r['stops']} stops in {r['routes']} routes from {r['rounds']} "
+                f"forward warehouses, {r['distance_km']:.0f} km, {r['seconds']:.1f} s"
+                + (f", {len(r['infeasible_rounds'])} infeasible" if r["infeasible_rounds"] else "")
+            )
     finally:
         con.close()
     bad = [(r["wave_date"], b) for r in results for b in r["infeasible_rounds"]]

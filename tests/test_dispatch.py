@@ -336,3 +336,16 @@ def test_a_van_round_is_feasible_and_serves_every_stop_once(policy, engine):
     assert (routes["load_kg"] <= pol.routing.van_capacity_kg).all()
     assert (routes["end_min"] <= pol.routing.return_by_hour * 60 + 1e-6).all()
     assert (routes["kg_co2e"] > 0).all() and routes["engine"].eq(engine).all()
+
+
+def test_a_day_without_orders_plans_nothing_and_clears_the_wave(lake_writer, policy):
+    lines = _lines(5, PARIS, "FR", "standard", WAVE + timedelta(days=3))
+    wave = _wave(policy, lines, _stock(**{"WH-PAR": {"SKU-1": 100}}))
+    result = solve_wave(wave)
+    store.replace_wave(lake_writer, store.SHIPMENTS, result["shipments_frame"], WAVE)
+    empty = _wave(policy, lines.iloc[:0], _stock(**{"WH-PAR": {"SKU-1": 100}}))
+    assert len(empty.options.order) == 0
+    nothing = solve_wave(empty)
+    assert "optimised" not in nothing and nothing["violations"] == []
+    store.replace_wave(lake_writer, store.SHIPMENTS, nothing["shipments_frame"], WAVE)
+    assert lake_writer.execute(f"select count(*) from {store.SHIPMENTS}").fetchone()[0] == 0

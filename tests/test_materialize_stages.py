@@ -277,16 +277,18 @@ def test_the_lake_runs_as_reference_data_then_the_ingest_then_dbt(lake_home: Pat
     assert not reference & daily
 
 
-def test_the_whole_project_alternates_up_to_the_risk_marts(lake_home: Path):
+def test_the_whole_project_alternates_up_to_the_risk_and_dispatch_marts(lake_home: Path):
     plan = _project_plan(lambda name: True)
     assert [p for p, _ in plan] == [False, True, False, True, False, True, False]
     assert all(n.startswith("ingest_") for n in plan[0][1] | plan[1][1])
     assert plan[2][1] == {"dbt_lake"}
-    assert plan[3][1] == {"ml__order_risk_features"}
+    # daily: risk features, and each wave's dispatch plan then its van rounds
+    assert plan[3][1] == {"ml__order_risk_features", "dispatch_plan", "route_plans"}
     assert plan[4][1] == {
         "ml__risk_model_candidate",
         "ml__risk_model_evaluation",
         "ml__risk_model_champion",
+        "dbt_dispatch_marts",
     }
     assert plan[5][1] == {"ml__order_risk_scores"}
     assert plan[6][1] == {"dbt_risk_marts"}

@@ -53,6 +53,13 @@ class Options:
     modes: np.ndarray
     holds_all: np.ndarray  # the warehouse holds every line of the order at the wave's start
 
+    @classmethod
+    def empty(cls) -> Options:
+        ints, floats, flags = (np.zeros(0, dtype=t) for t in (np.int64, float, bool))
+        return cls(
+            ints, ints, ints, floats, floats, floats, ints, flags, np.zeros(0, object), flags
+        )
+
 
 @dataclass
 class Wave:
@@ -120,7 +127,10 @@ class Wave:
             s = st["sku_id"].map(sku_pos).to_numpy(np.int64)
             np.add.at(matrix, (w, s), np.maximum(st["available_qty"].to_numpy(np.int64), 0))
         wave = cls(wave_date, lines, orders, matrix, skus, network, policy)
-        wave._price_options()
+        if len(lines):
+            wave._price_options()
+        else:  # a day without orders: nothing to plan, and a re-run still clears the day
+            wave.options, wave.can_meet_promise = Options.empty(), np.zeros(0, dtype=bool)
         return wave
 
     # ---------------------------------------------------------------------------- options

@@ -44,14 +44,14 @@ def import_extensions() -> None:
         _imported = True
 
 
-def _attach_sql(settings: Settings, read_only: bool) -> str:
+def _attach_sql(settings: Settings, read_only: bool, inline_rows: int = 500) -> str:
     options = [f"DATA_PATH '{settings.data_path}'"]
     if read_only:
         options.append("READ_ONLY")
     else:
         # Small writes (stream micro-batches, ops logs) stay in the catalog instead of
         # producing one tiny Parquet file each; they are flushed by compaction.
-        options.append("DATA_INLINING_ROW_LIMIT 500")
+        options.append(f"DATA_INLINING_ROW_LIMIT {int(inline_rows)}")
     return f"ATTACH '{settings.ducklake_uri}' AS {LAKE_ALIAS} ({', '.join(options)})"
 
 
@@ -60,12 +60,14 @@ def connect(
     settings: Settings | None = None,
     retries: int = 20,
     memory_limit: str | None = None,
+    inline_rows: int = 500,
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the lake attached as ``lake`` and selected as default catalog.
 
     Writers create the lake (catalog, data folder, schemas) on first use. Readers fail with a
     clear :class:`LakeError` when no lake exists yet. A catalog briefly locked by a writer in
-    another process is retried with back-off.
+    another process is retried with back-off. ``inline_rows``: inserts up to this many rows stay
+    in the catalog instead of becoming a Parquet file (the stream's micro-batches).
     """
     settings = settings or get_settings()
     import_extensions()
@@ -86,7 +88,7 @@ def connect(
     delay = 0.05
     for attempt in range(retries + 1):
         try:
-            con.execute(_attach_sql(settings, read_only))
+            con.execute(_attach_sql(settings, read_only, inline_rows))
             break
         except duckdb.Error as exc:  # the SQLite catalog is locked by a writer: wait and retry
             transient = "locked" in str(exc).lower() or "busy" in str(exc).lower()

@@ -94,9 +94,7 @@ def get_settings() -> Settings:
         data_path=data_path.rstrip("/") + "/",
         partition_start=os.environ.get("ORDERTOWER_PARTITION_START", "2026-01-01"),
         log_level=os.environ.get("ORDERTOWER_LOG_LEVEL", "INFO").upper(),
-        broker_url=os.environ.get(
-            "ORDERTOWER_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"
-        ),
+        broker_url=os.environ.get("ORDERTOWER_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
         crm_url=os.environ.get("ORDERTOWER_CRM_URL", "http://127.0.0.1:8765/messages"),
         ingest_workers=int(
             os.environ.get("ORDERTOWER_INGEST_WORKERS") or min(2, os.cpu_count() or 1)

@@ -43,6 +43,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from pipelines.simulator import simulate
 
     out = Path(args.out) if args.out else get_settings().landing_dir
+    if args.live and (out / "carriers").is_dir():
+        return _publish_live(out, args)
     try:
         summary = simulate(
             out,
@@ -56,6 +58,92 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
     data = summary.as_dict()
     print(json.dumps(data, indent=2, default=str) if args.json else _simulate_text(out, data))
+    return _publish_live(out, args) if args.live else 0
+
+
+def _publish_live(landing: Path, args: argparse.Namespace) -> int:
+    """``simulate --live``: publish the landing zone's carrier feeds to the broker."""
+    import logging
+
+    from pipelines.stream.broker import BrokerError, Topology, redact
+    from pipelines.stream.publish import landed_days, publish, read_messages
+
+    days = landed_days(landing)
+    if not days:
+        raise CliError(f"no carrier feeds under {landing / 'carriers'}: simulate a world first")
+    day_from = args.live_from or days[-1]
+    day_to = args.live_to or days[-1]
+    if day_to < day_from:
+        raise CliError(f"--live-to {day_to} is before --live-from {day_from}")
+    messages = read_messages(landing, day_from, day_to)
+    if not messages:
+        raise CliError(f"no carrier events between {day_from} and {day_to} in {landing}")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    topology = Topology.from_env()
+    pace = f"{args.rate:g} messages/s" if args.rate else f"{args.speed:g}x real time"
+    from ordertower.settings import get_settings
+
+    print(
+        f"publishing {len(messages):,} carrier events of {day_from}..{day_to} to "
+        f"{redact(get_settings().broker_url)} exchange {topology.exchange} at {pace}",
+        flush=True,
+    )
+
+    def progress(stats) -> None:
+        print(f"  {stats.published:,} published in {stats.seconds:.0f} s", flush=True)
+
+    try:
+        stats = publish(messages, topology, speed=args.speed, rate=args.rate, on_progress=progress)
+    except BrokerError as exc:
+        raise CliError(str(exc)) from exc
+    print(json.dumps(stats.as_dict(), indent=2))
+    return 0
+
+
+def cmd_stream(args: argparse.Namespace) -> int:
+    """Consume the live carrier events: land, predict ETAs, raise alerts, fill the CRM outbox."""
+    import logging
+    import threading
+
+    from ordertower.settings import get_settings
+    from pipelines.stream.broker import Topology, reachable, redact
+    from pipelines.stream.consumer import StreamConsumer
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    url = get_settings().broker_url
+    if not reachable(url, timeout=2.0):
+        raise CliError(
+            f"no message broker at {redact(url)}: start RabbitMQ or set ORDERTOWER_BROKER_URL"
+        )
+
+    def hooks(con):
+        if args.no_live:
+            return []
+        from pipelines.stream.live import LiveHook
+
+        return [LiveHook(con, eta=not args.no_eta, alerts=not args.no_alerts)]
+
+    consumer = StreamConsumer(
+        Topology.from_env(),
+        batch_size=args.batch_size,
+        max_wait=args.max_wait,
+        make_hooks=hooks,
+    )
+    consumer.install_signal_handlers()
+    sender = None
+    if not args.no_crm_sender and not args.no_live:
+        from pipelines.crm.outbox import run_sender
+
+        sender = threading.Thread(
+            target=run_sender, args=(consumer.stop_event,), name="crm-sender", daemon=True
+        )
+        sender.start()
+    print(f"consuming {consumer.topology.queue} on {redact(url)} (Ctrl-C to stop)", flush=True)
+    stats = consumer.run(idle_timeout=args.idle_exit, max_messages=args.max_messages)
+    consumer.stop_event.set()
+    if sender is not None:
+        sender.join(timeout=30)
+    print(json.dumps(stats.as_dict(), indent=2))
     return 0
 
 
@@ -324,7 +412,40 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of records given real-world defects (0 for clean files)",
     )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument(
+        "--live",
+        action="store_true",
+        help="publish the world's carrier events to the message broker in (accelerated) real "
+        "time; an existing landing zone is replayed, otherwise the world is simulated first",
+    )
+    p.add_argument("--live-from", type=_date, help="first day to publish (default: the last day)")
+    p.add_argument("--live-to", type=_date, help="last day to publish (default: the last day)")
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=3600.0,
+        help="world seconds per wall second when publishing (default 3600: an hour a second)",
+    )
+    p.add_argument("--rate", type=float, help="publish at a fixed rate (messages/s) instead")
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser(
+        "stream",
+        help="consume live carrier events from the broker: store, ETAs, alerts, CRM messages",
+    )
+    p.add_argument("--batch-size", type=_positive, default=1000, help="messages per micro-batch")
+    p.add_argument(
+        "--max-wait", type=float, default=0.5, help="seconds a micro-batch waits to fill"
+    )
+    p.add_argument("--idle-exit", type=float, help="stop after this many seconds without a message")
+    p.add_argument("--max-messages", type=_positive, help="stop after this many messages")
+    p.add_argument("--no-eta", action="store_true", help="do not predict ETAs")
+    p.add_argument("--no-alerts", action="store_true", help="do not run the exception rules")
+    p.add_argument("--no-live", action="store_true", help="only store events (no ETA, alerts, CRM)")
+    p.add_argument(
+        "--no-crm-sender", action="store_true", help="fill the outbox but do not send it"
+    )
+    p.set_defaults(func=cmd_stream)
 
     p = sub.add_parser(
         "materialize", help="materialise assets in-process (default: all, every landed day)"

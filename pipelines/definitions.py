@@ -9,6 +9,7 @@ from pipelines.defs.dispatch import definitions as dispatch
 from pipelines.defs.ingest import definitions as ingest
 from pipelines.defs.resources import LakeResource
 from pipelines.defs.risk import definitions as risk
+from pipelines.defs.stream import definitions as stream
 from pipelines.defs.transform import definitions as transform
 
 defs = dg.Definitions.merge(
@@ -16,5 +17,6 @@ defs = dg.Definitions.merge(
     transform.defs,
     risk.defs,
     dispatch.defs,
+    stream.defs,
     dg.Definitions(resources={"lake": LakeResource()}),
 )

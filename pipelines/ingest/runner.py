@@ -241,9 +241,25 @@ def raw_table_ddl(contract: Contract) -> str:
     return f"create table if not exists {contract.table} (\n  " + ",\n  ".join(cols) + "\n)"
 
 
+#: Carrier events received live from the broker (``ordertower stream``): the contract's columns,
+#: the lineage, and when the carrier's message was published.
+STREAM_TABLE = "raw.carrier_events_stream"
+STREAM_COLUMNS = {"_published_at": "timestamptz"}
+
+
+def stream_table_ddl(contract: Contract) -> str:
+    cols = [f'"{c.name}" {c.duckdb_type}' for c in contract.columns]
+    cols += [f"{n} {t}" for n, t in {**LINEAGE_COLUMNS, **STREAM_COLUMNS}.items()]
+    return f"create table if not exists {STREAM_TABLE} (\n  " + ",\n  ".join(cols) + "\n)"
+
+
 def ensure_raw_table(con: duckdb.DuckDBPyConnection, contract: Contract) -> None:
-    """Create the raw table from the contract; add columns a newer contract version declares."""
+    """Create the raw table from the contract; add columns a newer contract version declares.
+    Carrier events also get their (empty) stream table, so the staging view that unions both
+    always includes the stream, whether the consumer has started yet or not."""
     con.execute(raw_table_ddl(contract))
+    if contract.table == "raw.carrier_events":
+        con.execute(stream_table_ddl(contract))
     schema, table = contract.table.split(".")
     existing = {
         r[0]
@@ -408,7 +424,7 @@ def _rule_rows_per_partition(
     return rows
 
 
-def _rejected_rows(
+def rejected_rows(
     dataset: str,
     run_id: str,
     now: datetime,
@@ -489,7 +505,7 @@ def _enforce_dataset(
         stats[item[0]].quarantined += 1
     for s in stats.values():
         s.received = s.landed + s.quarantined
-    rejected = _rejected_rows(contract.name, run_id, now, rejects)
+    rejected = rejected_rows(contract.name, run_id, now, rejects)
     return landed, rejected, stats, rejected_keys, rule_rows
 
 

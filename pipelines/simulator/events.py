@@ -346,8 +346,9 @@ def rail_table(ev: Events, legs: Legs, refs: pa.Array, names: list[str], node_id
     delay = legs.delay_h[ev.leg]
     remarks = np.full(n, None, dtype=object)
     is_delay = ev.kind == DELAY
-    hours = np.char.replace(np.round(delay[is_delay], 1).astype(str), ".", ",")
-    remarks[is_delay] = np.char.add(np.char.add("Verspätung ", hours), " h")
+    if is_delay.any():  # numpy's string functions fail on an empty array (a small world)
+        hours = np.char.replace(np.round(delay[is_delay], 1).astype(str), ".", ",")
+        remarks[is_delay] = np.char.add(np.char.add("Verspätung ", hours), " h")
     remarks[is_delay & legs.lost[ev.leg]] = "Sendung nicht auffindbar"
     remarks[ev.kind == EXC_DAMAGED] = "Beschädigung festgestellt"
     remarks[ev.kind == HOLD] = "Zollkontrolle"

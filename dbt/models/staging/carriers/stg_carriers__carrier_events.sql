@@ -1,8 +1,23 @@
+{#- the live stream's table exists once carrier events were ingested or streamed -#}
+{%- set stream = load_relation(source('carriers', 'carrier_events_stream')) -%}
 with
 
 source as (
 
-    select * from {{ source('carriers', 'carrier_events') }}
+    select
+        *,
+        'batch' as received_via,
+        cast(null as timestamptz) as _published_at
+    from {{ source('carriers', 'carrier_events') }}
+    {%- if stream is not none %}
+
+    union all by name
+
+    select
+        *,
+        'stream' as received_via
+    from {{ source('carriers', 'carrier_events_stream') }}
+    {%- endif %}
 
 ),
 
@@ -16,6 +31,7 @@ renamed as (
 
         -- strings
         feed_format,
+        received_via,
         event_code,
         exception_reason,
         event_classifier,
@@ -38,7 +54,8 @@ renamed as (
 
         -- lineage
         _partition_key as partition_key,
-        _ingested_at as ingested_at
+        _ingested_at as ingested_at,
+        _published_at as published_at
 
     from source
 

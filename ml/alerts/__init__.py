@@ -1,0 +1,1 @@
+"""Exception detection on the live stream: rules, detection, priced alternatives."""

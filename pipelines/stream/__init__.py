@@ -1,0 +1,1 @@
+"""The live carrier-event stream: broker topology, publisher, consumer, lake landing."""

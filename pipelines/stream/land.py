@@ -1,0 +1,332 @@
+"""Land one micro-batch of live carrier messages in the lake, in one transaction.
+
+The same code path as the batch ingestion, one message at a time instead of one file:
+
+1. **decode** the carrier's own payload (webhook JSON, DCSA JSON, rail CSV row); a body that is
+   not valid UTF-8, JSON or a CSV row of the right width is rejected with the reason;
+2. **normalise** with ``pipelines.ingest.carriers`` (the same ``carrier_mappings.yaml``);
+3. **validate** with the ``carrier_events`` data contract (the same Great Expectations rules);
+4. **store**, in one lake transaction: new events into ``raw.carrier_events_stream`` (events
+   whose ``(carrier_id, event_id)`` is already stored are counted as duplicates and skipped, so
+   a redelivered message never lands twice), rejected messages into
+   ``quarantine.rejected_records`` with every reason, whatever the live hooks add (ETAs,
+   alerts, the CRM outbox), and one row of ``ops.stream_batches``.
+
+Only after the commit does the consumer acknowledge the messages (at least once end to end,
+exactly once in the lake). Micro-batches are small, so the lake is attached with a larger
+inlining limit: they stay in the catalog and :func:`compact` flushes them into Parquet files
+now and then, instead of writing one tiny file per batch.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from pipelines.contracts.enforce import enforce
+from pipelines.contracts.model import Contract, load_contract
+from pipelines.ingest import carriers as carrier_feeds
+from pipelines.ingest.ops import ensure_ops_tables
+from pipelines.ingest.runner import (
+    LINEAGE_COLUMNS,
+    STREAM_COLUMNS,
+    STREAM_TABLE,
+    carrier_registry,
+    ensure_raw_table,
+    rejected_rows,
+)
+
+DATASET = "carrier_events"
+
+BATCHES_DDL = """
+create table if not exists ops.stream_batches (
+    batch_id varchar not null,
+    queue varchar not null,
+    received integer not null,
+    landed integer not null,
+    duplicates integer not null,
+    quarantined integer not null,
+    redelivered integer not null,
+    eta_updates integer not null,
+    alerts integer not null,
+    messages integer not null,
+    first_published_at timestamptz,
+    last_published_at timestamptz,
+    max_event_at timestamptz,
+    started_at timestamptz not null,
+    committed_at timestamptz not null
+)"""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message as the consumer received it."""
+
+    body: bytes
+    carrier_id: str | None
+    feed_format: str | None
+    published_at: datetime | None
+    redelivered: bool = False
+
+
+@dataclass
+class Rejected:
+    delivery: Delivery
+    reasons: list[str]
+
+
+@dataclass
+class BatchResult:
+    batch_id: str
+    received: int = 0
+    landed: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    redelivered: int = 0
+    eta_updates: int = 0
+    alerts: int = 0
+    messages: int = 0
+    rejected: list[Rejected] = field(default_factory=list)
+    landed_events: pd.DataFrame | None = None
+    max_event_at: datetime | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            k: v
+            for k, v in self.__dict__.items()
+            if k not in ("rejected", "landed_events", "max_event_at")
+        }
+
+
+#: A live hook runs inside the batch's transaction after the events are stored:
+#: (connection, the newly landed events, the result to add its counts to) -> None.
+Hook = Callable[[duckdb.DuckDBPyConnection, pd.DataFrame, BatchResult], None]
+
+
+def ensure_stream_tables(con: duckdb.DuckDBPyConnection, contract: Contract | None = None) -> None:
+    """The raw tables (batch and stream), quarantine and ``ops.stream_batches``."""
+    ensure_raw_table(con, contract or load_contract(DATASET))
+    ensure_ops_tables(con)
+    con.execute(BATCHES_DDL)
+
+
+def message_key(body: bytes) -> str:
+    return hashlib.sha1(body).hexdigest()
+
+
+# ------------------------------------------------------------------------------------ decode
+
+
+def _decode(delivery: Delivery) -> dict[str, Any]:
+    """The carrier's native record, or ValueError with a reason a steward can act on."""
+    try:
+        text = delivery.body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not valid UTF-8: byte {exc.start}") from exc
+    if delivery.feed_format == "rail_csv":
+        rows = list(csv.reader([text], delimiter=";"))
+        cells = rows[0] if rows else []
+        if len(cells) != len(carrier_feeds.RAIL_COLUMNS):
+            raise ValueError(
+                f"rail row: expected {len(carrier_feeds.RAIL_COLUMNS)} ';'-separated fields, "
+                f"got {len(cells)}"
+            )
+        return dict(zip(carrier_feeds.RAIL_COLUMNS, cells, strict=True))
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"invalid JSON: {exc.msg} at character {exc.pos}") from exc
+    if not isinstance(record, dict):
+        raise ValueError(f"invalid JSON: expected an object, got {type(record).__name__}")
+    return record
+
+
+def normalise(
+    deliveries: list[Delivery], registry: dict[str, dict[str, str]]
+) -> tuple[list[dict[str, Any]], list[int], list[Rejected]]:
+    """Canonical events (with the index of their delivery) and the messages that cannot be read."""
+    events: list[dict[str, Any]] = []
+    origin: list[int] = []
+    rejected: list[Rejected] = []
+    for i, d in enumerate(deliveries):
+        info = registry.get(d.carrier_id or "", {})
+        feed = d.feed_format or info.get("feed_format")
+        if not d.carrier_id:
+            rejected.append(Rejected(d, ["carrier_id: the message has no carrier_id header"]))
+            continue
+        if feed not in carrier_feeds.FEED_FORMATS:
+            rejected.append(Rejected(d, [f"feed_format: {feed!r} is not a known feed format"]))
+            continue
+        try:
+            record = _decode(Delivery(d.body, d.carrier_id, feed, d.published_at))
+        except ValueError as exc:
+            rejected.append(Rejected(d, [str(exc)]))
+            continue
+        events.extend(carrier_feeds.normalise(feed, d.carrier_id, [record], info.get("mode")))
+        origin.append(i)
+    return events, origin, rejected
+
+
+# ------------------------------------------------------------------------------------ store
+
+
+class StreamLander:
+    """Holds the contract and the carrier registry; lands batches on a writer connection."""
+
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, queue: str, hooks: list[Hook] | None = None
+    ) -> None:
+        self.con = con
+        self.queue = queue
+        self.contract = load_contract(DATASET)
+        self.hooks = list(hooks or [])
+        ensure_stream_tables(con, self.contract)
+        self.registry = carrier_registry(con)
+        self._columns = [c.name for c in self.contract.columns]
+
+    def land(self, deliveries: list[Delivery]) -> BatchResult:
+        started = datetime.now(UTC)
+        result = BatchResult(batch_id=uuid.uuid4().hex, received=len(deliveries))
+        result.redelivered = sum(d.redelivered for d in deliveries)
+        events, origin, rejected = normalise(deliveries, self.registry)
+        typed = pd.DataFrame(columns=self._columns)
+        if events:
+            enforcement = enforce(pd.DataFrame.from_records(events), self.contract)
+            for idx, reasons in enforcement.reasons.items():
+                rejected.append(Rejected(deliveries[origin[idx]], reasons))
+            keep = ~enforcement.typed.index.isin(list(enforcement.reasons))
+            typed = enforcement.typed.loc[keep].copy()
+            typed["_published_at"] = [deliveries[origin[i]].published_at for i in typed.index]
+        result.rejected = rejected
+        con = self.con
+        con.execute("begin transaction")
+        try:
+            landed = self._store_events(typed, result, started)
+            self._store_rejected(rejected, result, started)
+            for hook in self.hooks:
+                hook(con, landed, result)
+            published = [d.published_at for d in deliveries if d.published_at]
+            con.execute(
+                "insert into ops.stream_batches values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    result.batch_id,
+                    self.queue,
+                    result.received,
+                    result.landed,
+                    result.duplicates,
+                    result.quarantined,
+                    result.redelivered,
+                    result.eta_updates,
+                    result.alerts,
+                    result.messages,
+                    min(published) if published else None,
+                    max(published) if published else None,
+                    result.max_event_at,
+                    started,
+                    datetime.now(UTC),
+                ],
+            )
+            con.execute("commit")
+        except BaseException:
+            con.execute("rollback")
+            raise
+        result.landed_events = landed
+        return result
+
+    def _store_events(
+        self, typed: pd.DataFrame, result: BatchResult, started: datetime
+    ) -> pd.DataFrame:
+        if typed.empty:
+            return typed
+        unique = typed.drop_duplicates(["carrier_id", "event_id"], keep="first")
+        self.con.register("_batch_keys", unique[["carrier_id", "event_id"]])
+        try:
+            seen = self.con.execute(
+                f"select k.carrier_id, k.event_id from _batch_keys k join {STREAM_TABLE} s "
+                "on s.carrier_id = k.carrier_id and s.event_id = k.event_id"
+            ).fetchall()
+        finally:
+            self.con.unregister("_batch_keys")
+        if seen:
+            seen_keys = pd.MultiIndex.from_tuples(seen)
+            fresh = ~pd.MultiIndex.from_frame(unique[["carrier_id", "event_id"]]).isin(seen_keys)
+            new = unique.loc[fresh].copy()
+        else:
+            new = unique.copy()
+        result.duplicates = len(typed) - len(new)
+        result.landed = len(new)
+        if new.empty:
+            return new
+        new["_partition_key"] = started.date().isoformat()
+        new["_source_file"] = f"amqp:{self.queue}"
+        new["_record_no"] = pd.array([None] * len(new), dtype="Int64")
+        new["_run_id"] = result.batch_id
+        new["_ingested_at"] = started
+        lineage = {**LINEAGE_COLUMNS, **STREAM_COLUMNS}
+        cols = ", ".join([f'"{c}"' for c in self._columns] + list(lineage))
+        casts = ", ".join(
+            [f'cast("{c.name}" as {c.duckdb_type})' for c in self.contract.columns]
+            + [f"cast({n} as {t})" for n, t in lineage.items()]
+        )
+        self.con.register("_landed", new)
+        try:
+            self.con.execute(f"insert into {STREAM_TABLE} ({cols}) select {casts} from _landed")
+        finally:
+            self.con.unregister("_landed")
+        result.max_event_at = pd.Timestamp(new["event_ts"].max()).to_pydatetime()
+        return new.reset_index(drop=True)
+
+    def _store_rejected(self, rejected: list[Rejected], result: BatchResult, started: datetime):
+        if not rejected:
+            return
+        # a redelivered bad message is quarantined once: its source names the message's hash
+        items = {}
+        for r in rejected:
+            source = (
+                f"amqp:{self.queue}:{r.delivery.carrier_id or '-'}:{message_key(r.delivery.body)}"
+            )
+            items.setdefault(
+                source,
+                (
+                    started.date().isoformat(),
+                    source,
+                    None,
+                    r.delivery.body.decode("utf-8", errors="replace"),
+                    r.reasons,
+                ),
+            )
+        frame = rejected_rows(DATASET, result.batch_id, started, list(items.values()))
+        self.con.register("_rejected", frame)
+        try:
+            count = self.con.execute(
+                "insert into quarantine.rejected_records (run_id, dataset, partition_key, "
+                "source_file, record_no, reason, reasons, raw_record, quarantined_at, rules) "
+                "select run_id, dataset, partition_key, source_file, record_no, reason, reasons, "
+                "raw_record, quarantined_at, rules from _rejected r where not exists ("
+                "select 1 from quarantine.rejected_records q where q.dataset = r.dataset "
+                "and q.source_file = r.source_file)"
+            ).fetchone()[0]
+        finally:
+            self.con.unregister("_rejected")
+        result.quarantined = int(count)
+
+
+def compact(con: duckdb.DuckDBPyConnection) -> None:
+    """Flush the stream's inlined micro-batches into Parquet files (a few large ones)."""
+    con.execute(
+        "call ducklake_flush_inlined_data('lake', schema_name => 'raw', "
+        "table_name => 'carrier_events_stream')"
+    )
+    con.execute(
+        "call ducklake_flush_inlined_data('lake', schema_name => 'ops', "
+        "table_name => 'stream_batches')"
+    )

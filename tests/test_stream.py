@@ -1,0 +1,295 @@
+"""The live carrier-event stream: landing micro-batches, and the consumer on a real RabbitMQ.
+
+Tests marked ``service`` talk to the broker at ORDERTOWER_BROKER_URL (default 127.0.0.1:5672).
+Outside CI they skip with a reason when none is reachable; under CI=true they must run. Each test
+declares its own exchange and queues (a unique prefix) and deletes them afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pika
+import pytest
+
+from ordertower import lake
+from pipelines.simulator import simulate
+from pipelines.stream.broker import Topology, connect, reachable
+from pipelines.stream.consumer import StreamConsumer
+from pipelines.stream.land import Delivery, StreamLander
+from pipelines.stream.publish import landed_days, publish, read_messages
+
+NOW = datetime(2026, 9, 1, 12, 0, tzinfo=UTC)
+
+
+def _webhook(msg_id: str, ref: str = "SP123", subtag: str = "InTransit_001") -> bytes:
+    return json.dumps(
+        {
+            "msg_id": msg_id,
+            "event": "tracking_update",
+            "carrier": "swiftparcel",
+            "tracking_number": ref,
+            "checkpoint": {
+                "tag": subtag.split("_")[0],
+                "subtag": subtag,
+                "checkpoint_time": "2026-09-01T10:00:00+02:00",
+                "message": "In transit",
+                "location": {"city": "Lyon", "country_iso2": "FR", "lat": 45.76, "lon": 4.84},
+            },
+        }
+    ).encode()
+
+
+def _delivery(body: bytes, carrier: str = "swiftparcel", feed: str = "parcel_webhook_json", **kw):
+    return Delivery(body, carrier, feed, NOW, **kw)
+
+
+# ------------------------------------------------------------------------------ landing
+
+
+def test_a_batch_lands_once_and_a_redelivery_is_a_duplicate(lake_writer):
+    lander = StreamLander(lake_writer, "test.queue")
+    batch = [_delivery(_webhook("m1")), _delivery(_webhook("m2")), _delivery(_webhook("m1"))]
+    first = lander.land(batch)
+    assert (first.received, first.landed, first.duplicates, first.quarantined) == (3, 2, 1, 0)
+    again = lander.land([_delivery(_webhook("m1"), redelivered=True), _delivery(_webhook("m3"))])
+    assert (again.landed, again.duplicates, again.redelivered) == (1, 1, 1)
+    rows = lake_writer.execute(
+        "select event_id, event_code, _published_at from raw.carrier_events_stream order by 1"
+    ).fetchall()
+    assert [r[0] for r in rows] == ["m1", "m2", "m3"]
+    assert rows[0][1] == "IN_TRANSIT" and rows[0][2] == NOW
+    batches = lake_writer.execute(
+        "select received, landed, duplicates from ops.stream_batches order by committed_at"
+    ).fetchall()
+    assert batches == [(3, 2, 1), (2, 1, 1)]
+
+
+def test_malformed_messages_are_rejected_with_their_reason_and_quarantined_once(lake_writer):
+    lander = StreamLander(lake_writer, "test.queue")
+    bad_json = _delivery(b'{"msg_id": "x", "checkpoint": ')
+    not_utf8 = _delivery(b"\xff\xfe{}")
+    no_carrier = Delivery(_webhook("m9"), None, "parcel_webhook_json", NOW)
+    bad_time = _delivery(_webhook("m8").replace(b"2026-09-01T10:00:00+02:00", b"yesterday"))
+    short_rail = _delivery(b"ABC;AN;DEHAM", "transalprail", "rail_csv")
+    good_rail = _delivery(
+        b"TR-1;AB;DEHAM;Hamburg;01.09.2026 08:15;IC 2021;", "transalprail", "rail_csv"
+    )
+    result = lander.land([bad_json, not_utf8, no_carrier, bad_time, short_rail, good_rail])
+    reasons = {r.delivery.body: r.reasons[0] for r in result.rejected}
+    assert reasons[bad_json.body].startswith("invalid JSON")
+    assert reasons[not_utf8.body].startswith("not valid UTF-8")
+    assert "carrier_id" in reasons[no_carrier.body]
+    assert reasons[bad_time.body].startswith("event_ts")
+    assert "expected 7" in reasons[short_rail.body]
+    assert result.landed == 1 and result.quarantined == 5
+    rail = lake_writer.execute(
+        "select event_id, event_code, event_ts from raw.carrier_events_stream"
+    ).fetchone()
+    assert rail[0].startswith("transalprail-") and rail[1] == "DEPARTED"
+    assert rail[2] == datetime(2026, 9, 1, 6, 15, tzinfo=UTC)  # Hamburg summer time -> UTC
+    # a redelivered bad message is not quarantined twice
+    assert lander.land([bad_json]).quarantined == 0
+    stored = lake_writer.execute(
+        "select count(*), count(distinct source_file) from quarantine.rejected_records "
+        "where dataset = 'carrier_events'"
+    ).fetchone()
+    assert stored == (5, 5)
+
+
+def test_the_staging_view_unions_batch_and_stream(lake_writer):
+    StreamLander(lake_writer, "q").land([_delivery(_webhook("s1"))])
+    cols = {
+        r[0]
+        for r in lake_writer.execute(
+            "select column_name from information_schema.columns "
+            "where table_schema = 'raw' and table_name = 'carrier_events_stream'"
+        ).fetchall()
+    }
+    assert {"event_id", "event_ts", "_published_at", "_ingested_at", "_partition_key"} <= cols
+    # the batch table exists beside it, so dbt's union has both sources
+    assert lake.table_exists(lake_writer, "raw", "carrier_events")
+
+
+# ------------------------------------------------------------------------------ broker
+
+
+def _require_broker() -> None:
+    if not reachable(timeout=2.0):
+        if os.environ.get("CI") == "true":
+            pytest.fail(
+                "RabbitMQ (ORDERTOWER_BROKER_URL, default 127.0.0.1:5672) is required under CI=true"
+            )
+        pytest.skip("no RabbitMQ reachable at ORDERTOWER_BROKER_URL (default 127.0.0.1:5672)")
+
+
+@pytest.fixture
+def topology() -> Iterator[Topology]:
+    _require_broker()
+    topo = Topology(f"ot-test-{uuid.uuid4().hex[:10]}")
+    connection = connect()
+    topo.declare(connection.channel())
+    connection.close()
+    try:
+        yield topo
+    finally:
+        connection = connect()
+        topo.delete(connection.channel())
+        connection.close()
+
+
+@pytest.fixture(scope="module")
+def small_landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("stream_world") / "landing"
+    simulate(out, orders=400, days=4, seed=3, dirty_rate=0.02)
+    return out
+
+
+def _dead_letters(topology: Topology) -> list[tuple[bytes, dict]]:
+    connection = connect()
+    channel = connection.channel()
+    out = []
+    while True:
+        method, props, body = channel.basic_get(topology.dead_queue, auto_ack=True)
+        if method is None:
+            break
+        out.append((body, props.headers))
+    connection.close()
+    return out
+
+
+def _stream_keys(con) -> list[tuple[str, str]]:
+    return con.execute("select carrier_id, event_id from raw.carrier_events_stream").fetchall()
+
+
+@pytest.mark.service
+def test_publish_and_consume_store_every_event_once(lake_home, topology, small_landing):
+    messages = read_messages(small_landing, *landed_days(small_landing)[-2:])
+    stats = publish(messages, topology)
+    assert stats.published == len(messages) > 500
+    consumer = StreamConsumer(topology, batch_size=300, max_wait=0.3)
+    result = consumer.run(idle_timeout=3.0)
+    assert result.received == len(messages)
+    con = lake.connect(read_only=True)
+    keys = _stream_keys(con)
+    assert len(keys) == len(set(keys)) == result.landed
+    assert result.landed + result.duplicates + result.dead_lettered == len(messages)
+    # the re-sent events of the feed were recognised, not stored twice
+    assert result.duplicates > 0
+    dead = _dead_letters(topology)
+    assert len(dead) == result.dead_lettered > 0
+    assert all(h.get("x-reason") for _, h in dead)
+    quarantined = con.execute(
+        "select count(*) from quarantine.rejected_records where dataset = 'carrier_events'"
+    ).fetchone()[0]
+    assert quarantined == len({body for body, _ in dead})
+    con.close()
+
+
+class _Proxy:
+    """A TCP proxy to the broker whose connections the test can cut (a dropped network)."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.sockets: list[socket.socket] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            with self.lock:
+                self.sockets += [client, upstream]
+            threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
+
+    def cut(self) -> None:
+        with self.lock:
+            for s in self.sockets:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+            self.sockets.clear()
+
+    def close(self) -> None:
+        self.cut()
+        self.server.close()
+
+
+@pytest.mark.service
+def test_a_dropped_broker_connection_loses_and_duplicates_nothing(
+    lake_home, topology, small_landing, monkeypatch
+):
+    from ordertower.settings import get_settings
+
+    url = pika.URLParameters(get_settings().broker_url)
+    proxy = _Proxy((url.host, url.port))
+    proxied = (
+        f"amqp://{url.credentials.username}:{url.credentials.password}@127.0.0.1:{proxy.port}/%2F"
+    )
+    messages = read_messages(small_landing)
+    publish(messages, topology)
+    consumer = StreamConsumer(topology, url=proxied, batch_size=200, max_wait=0.2)
+    cuts = []
+
+    def cut_when_busy() -> None:
+        # cut twice while the consumer is mid-stream
+        for _ in range(2):
+            while consumer.stats.batches < 2 + 3 * len(cuts) and not consumer.stop_event.is_set():
+                threading.Event().wait(0.05)
+            proxy.cut()
+            cuts.append(consumer.stats.batches)
+
+    cutter = threading.Thread(target=cut_when_busy, daemon=True)
+    cutter.start()
+    try:
+        result = consumer.run(idle_timeout=4.0)
+    finally:
+        proxy.close()
+    assert len(cuts) == 2 and result.reconnects >= 2
+    con = lake.connect(read_only=True)
+    keys = _stream_keys(con)
+    distinct_events = set(keys)
+    assert len(keys) == len(distinct_events)  # nothing stored twice despite redeliveries
+    con.close()
+    # nothing lost: a clean consumer of the same messages stores exactly the same events
+    check = Topology(f"{topology.prefix}-check")
+    connection = connect()
+    check.declare(connection.channel())
+    connection.close()
+    try:
+        publish(messages, check)
+        monkeypatch.setenv("ORDERTOWER_HOME", str(lake_home / "second"))
+        clean = StreamConsumer(check, batch_size=500)
+        clean.run(idle_timeout=3.0)
+        con = lake.connect(read_only=True)
+        assert set(_stream_keys(con)) == distinct_events
+        con.close()
+    finally:
+        connection = connect()
+        check.delete(connection.channel())
+        connection.close()

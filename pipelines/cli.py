@@ -35,6 +35,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from exc
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
+    return value
+
+
 # ------------------------------------------------------------------------------- commands
 
 
@@ -390,6 +400,131 @@ def cmd_route(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_crm_serve(args: argparse.Namespace) -> int:
+    """Run the local CRM receiver (a stand-in for a real CRM's inbound-message API)."""
+    import contextlib
+
+    from ordertower.settings import get_settings
+    from pipelines.crm.receiver import CrmReceiver, ReceiverError
+
+    db = Path(args.db) if args.db else get_settings().home / "crm" / "receiver.sqlite"
+    try:
+        crm = CrmReceiver(db, host=args.host, port=args.port)
+    except ReceiverError as exc:
+        raise CliError(str(exc)) from exc
+    print(f"local CRM listening on {crm.url} (messages kept in {db}; Ctrl-C to stop)", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        crm.serve_forever()
+    return 0
+
+
+def cmd_crm_send(args: argparse.Namespace) -> int:
+    """Deliver the CRM outbox: one pass (``--once``) or until Ctrl-C / SIGTERM."""
+    import logging
+    import signal
+    import threading
+    from urllib.parse import urlparse
+
+    import duckdb
+
+    from ordertower.lake import LakeError, connect
+    from ordertower.settings import get_settings
+    from pipelines.crm.outbox import Sender, SendStats, run_sender
+
+    url = args.url or get_settings().crm_url
+    if urlparse(url).scheme not in ("http", "https") or not urlparse(url).netloc:
+        raise CliError(f"not an http(s) URL for the CRM: {url!r} (--url or ORDERTOWER_CRM_URL)")
+    try:
+        connect(read_only=True).close()  # a sender never creates a lake
+    except LakeError as exc:
+        raise CliError(str(exc)) from exc
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    sender = Sender(url=url)
+    if args.once:
+        totals = SendStats()
+        try:
+            con = connect()
+            try:
+                while True:  # every due message, a batch at a time
+                    stats = sender.send_pending(con, batch=args.batch)
+                    totals.add(stats)
+                    if stats.due < args.batch:
+                        break
+            finally:
+                con.close()
+        except (duckdb.Error, LakeError) as exc:
+            raise CliError(f"the lake is unavailable: {str(exc).splitlines()[0]}") from exc
+    else:
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        print(f"delivering the CRM outbox to {url} every {args.interval:g} s (Ctrl-C to stop)")
+        totals = run_sender(stop, interval=args.interval, batch=args.batch, sender=sender)
+    print(json.dumps(totals.as_dict(), indent=2))
+    return 0
+
+
+def cmd_crm_status(args: argparse.Namespace) -> int:
+    """Messages per delivery status, and the dead ones with their last error."""
+    from ordertower.lake import LakeError, connect, table_exists
+    from pipelines.crm.outbox import OUTBOX_TABLE, outbox_counts
+
+    try:
+        con = connect(read_only=True)
+    except LakeError as exc:
+        raise CliError(str(exc)) from exc
+    try:
+        counts = outbox_counts(con)
+        dead = []
+        if table_exists(con, "ops", "crm_outbox"):
+            dead = con.execute(
+                f"select message_id, alert_id, attempts, last_error from {OUTBOX_TABLE} "
+                "where status = 'dead' order by created_at desc limit 20"
+            ).fetchall()
+    finally:
+        con.close()
+    print(", ".join(f"{status}: {n:,}" for status, n in counts.items()))
+    for message_id, alert_id, attempts, error in dead:
+        print(f"  dead {message_id} (alert {alert_id}) after {attempts} attempt(s): {error}")
+    return 0
+
+
+def cmd_crm_requeue(args: argparse.Namespace) -> int:
+    """Give dead messages a fresh set of attempts (after the CRM problem is fixed)."""
+    import duckdb
+
+    from ordertower.lake import LakeError, connect
+    from pipelines.crm.outbox import requeue_dead
+
+    try:
+        connect(read_only=True).close()
+        con = connect()
+    except LakeError as exc:
+        raise CliError(str(exc)) from exc
+    try:
+        n = requeue_dead(con, args.message_ids or None)
+    except duckdb.Error as exc:
+        raise CliError(f"the lake is unavailable: {str(exc).splitlines()[0]}") from exc
+    finally:
+        con.close()
+    print(f"{n} dead message(s) pending again")
+    return 0
+
+
+def cmd_crm_check(args: argparse.Namespace) -> int:
+    """Validate the customer-message templates (pipelines/crm/messages.yaml)."""
+    from pipelines.crm.messages import TemplateError, load_templates
+
+    try:
+        templates = load_templates(Path(args.path) if args.path else None)
+    except TemplateError as exc:
+        raise CliError(str(exc)) from exc
+    print(
+        f"templates valid: {len(templates.languages)} languages ({', '.join(templates.languages)})"
+    )
+    return 0
+
+
 # ------------------------------------------------------------------------------- parser
 
 
@@ -526,6 +661,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--from", dest="source_dir", help="folder with fraud_data.csv")
     p.set_defaults(func=cmd_risk_fraud_data)
+
+    crm = sub.add_parser(
+        "crm", help="customer messages: the local CRM receiver and the outbox sender"
+    ).add_subparsers(dest="crm_command", required=True)
+    p = crm.add_parser("serve", help="run the local CRM receiver (stores messages in SQLite)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free one)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--db", help="SQLite file (default: $ORDERTOWER_HOME/crm/receiver.sqlite)")
+    p.set_defaults(func=cmd_crm_serve)
+    p = crm.add_parser("send", help="deliver the outbox to the CRM (ORDERTOWER_CRM_URL)")
+    p.add_argument("--once", action="store_true", help="deliver what is due now, then exit")
+    p.add_argument("--interval", type=_positive_seconds, default=2.0, help="seconds between passes")
+    p.add_argument("--batch", type=_positive, default=100, help="messages per lake write")
+    p.add_argument("--url", help="the CRM's message endpoint (default: ORDERTOWER_CRM_URL)")
+    p.set_defaults(func=cmd_crm_send)
+    p = crm.add_parser("status", help="outbox messages per delivery status; the dead ones")
+    p.set_defaults(func=cmd_crm_status)
+    p = crm.add_parser("requeue", help="give dead messages a fresh set of attempts")
+    p.add_argument("message_ids", nargs="*", help="only these (default: every dead message)")
+    p.set_defaults(func=cmd_crm_requeue)
+    p = crm.add_parser("check", help="validate the message templates (messages.yaml)")
+    p.add_argument("path", nargs="?", help="a templates file (default: the shipped one)")
+    p.set_defaults(func=cmd_crm_check)
 
     p = sub.add_parser(
         "route", help="route one VRPTW instance (Solomon .txt or VRPLIB .vrp); prints JSON"

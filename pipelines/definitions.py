@@ -6,6 +6,7 @@ Domains live under ``pipelines/defs/<domain>/``; each exposes a ``defs`` object.
 import dagster as dg
 
 from pipelines.defs.dispatch import definitions as dispatch
+from pipelines.defs.eta import definitions as eta
 from pipelines.defs.ingest import definitions as ingest
 from pipelines.defs.resources import LakeResource
 from pipelines.defs.risk import definitions as risk
@@ -17,6 +18,7 @@ defs = dg.Definitions.merge(
     transform.defs,
     risk.defs,
     dispatch.defs,
+    eta.defs,
     stream.defs,
     dg.Definitions(resources={"lake": LakeResource()}),
 )

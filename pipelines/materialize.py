@@ -269,7 +269,7 @@ def materialize(select: str | None = None, partition: str | None = None) -> Mate
     assets = list(defs.assets or [])
     # a multi-asset that lands several datasets from one file is materialised whole; keys no
     # asset here defines (tables other tools write, e.g. ops.risk_review_decisions) are skipped
-    owner = {key: a for a in assets for key in a.keys}
+    owner = {key: a for a in assets if isinstance(a, dg.AssetsDefinition) for key in a.keys}
     keys = {k for k in keys if k in owner}
     if not keys:
         raise MaterializeError(f"selection {select!r} matches no materialisable asset")

@@ -76,7 +76,7 @@ def test_the_project_graph_builds_lake_then_model_then_scores():
     from pipelines.definitions import defs
 
     graph = defs.resolve_asset_graph()
-    assets = list(defs.assets)
+    assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)]
     owner = {k: a for a in assets for k in a.keys}
     keys = {k for k in dg.AssetSelection.all().resolve(graph) if k in owner}
     partitioned = {k for k in keys if graph.get(k).partitions_def is not None}
@@ -93,4 +93,10 @@ def test_the_project_graph_builds_lake_then_model_then_scores():
         where["ml/risk_model_champion"]
         < where["ml/order_risk_scores"]
         < where["marts/fct_order_risk"]
+    )
+    assert (
+        where["marts/fct_orders"]
+        <= where["ml/eta_model_candidate"]
+        <= where["ml/eta_model_champion"]
+        <= where["ml/shipment_etas"]
     )

@@ -260,7 +260,7 @@ def _project_plan(select) -> list[tuple[bool, set[str]]]:
     from pipelines.definitions import defs
 
     graph = defs.resolve_asset_graph()
-    owner = {k: a for a in defs.assets or [] for k in a.keys}
+    owner = {k: a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition) for k in a.keys}
     keys = {k for k in owner if select(owner[k].node_def.name)}
     partitioned = {k for k in keys if graph.get(k).partitions_def is not None}
     stages = plan_stages(graph, keys, partitioned, owner)
@@ -281,7 +281,14 @@ def test_the_whole_project_alternates_up_to_the_risk_and_dispatch_marts(lake_hom
     plan = _project_plan(lambda name: True)
     assert [p for p, _ in plan] == [False, True, False, True, False, True, False]
     assert all(n.startswith("ingest_") for n in plan[0][1] | plan[1][1])
-    assert plan[2][1] == {"dbt_lake"}
+    # the lake, then the ETA model on its staging views (nothing partitioned in between)
+    assert plan[2][1] == {
+        "dbt_lake",
+        "ml__eta_model_candidate",
+        "ml__eta_model_evaluation",
+        "ml__eta_model_champion",
+        "ml__shipment_etas",
+    }
     # daily: risk features, and each wave's dispatch plan then its van rounds
     assert plan[3][1] == {"ml__order_risk_features", "dispatch_plan", "route_plans"}
     assert plan[4][1] == {

@@ -271,6 +271,26 @@ def test_fallbacks_for_unknown_language_tier_customer_and_repeats():
     assert compose(pd.DataFrame(columns=list(_alert())), customers).empty
 
 
+def test_compose_reads_the_alerts_as_the_detector_stores_them(lake_writer):
+    """The stream passes ops.exception_alerts rows (DuckDB types: decimal, date, timestamptz)."""
+    from ml.alerts.detect import ALERT_COLUMNS, Detector, ensure_alerts_table
+
+    con = lake_writer
+    ensure_alerts_table(con)
+    row = {c: None for c in ALERT_COLUMNS}
+    row.update(_alert(5, sub_reason="ADDRESS_ISSUE", severity="high"))
+    row.update(sla_minutes=60, clock_at=row["detected_at"], promise_at_risk=True)
+    stored = Detector.store(con, pd.DataFrame([row]))
+    alerts = con.execute("select * from ops.exception_alerts").df()
+    assert len(stored) == 1 and alerts["order_value_eur"].map(type).iloc[0] is not str
+    out = compose(alerts, pd.DataFrame([_customer(5, "es", "gold")]))
+    payload = json.loads(out.iloc[0].payload)
+    assert "1ZTRACK00005" in out.iloc[0].body and "3 de octubre de 2026" in out.iloc[0].body
+    assert payload["context"]["order_value_eur"] == 129.9
+    assert payload["context"]["promised_delivery_date"] == "2026-10-01"
+    assert payload["sub_reason"] == "ADDRESS_ISSUE" and payload["channel"] == "email"
+
+
 # ------------------------------------------------------------------------------- outbox
 
 

@@ -177,7 +177,7 @@ class RetryPolicy:
     ``max_delay_s``), scaled by a random factor in ``[1 - jitter, 1]`` so that messages failed
     by the same outage do not all come back at the same instant."""
 
-    max_attempts: int = 8
+    max_attempts: int = 12
     base_delay_s: float = 5.0
     max_delay_s: float = 3600.0
     jitter: float = 0.5

@@ -510,6 +510,12 @@ def test_background_sender_delivers_what_the_stream_commits(lake_home, crm):
 def test_cli_crm_commands(lake_home, crm, monkeypatch, capsys):
     assert main(["crm", "check"]) == 0
     assert "9 languages" in capsys.readouterr().out
+    broken = lake_home / "messages.yaml"
+    broken.write_text(
+        crm_messages.MESSAGES_PATH.read_text().replace("order {order_id}", "order {email}")
+    )
+    assert main(["crm", "check", str(broken)]) == 1
+    assert "unknown placeholder(s) {email}" in capsys.readouterr().err
     assert main(["crm", "send", "--once"]) == 1  # no lake yet: one clear line
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no lake" in err and "Traceback" not in err

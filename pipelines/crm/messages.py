@@ -264,9 +264,9 @@ def _language(code: str, raw: Any, problems: list[str]) -> Language | None:
         return None
     for extra in sorted(set(raw) - _LANGUAGE_KEYS):
         problems.append(f"{where}: unknown key {extra!r}")
-    for missing in sorted(_LANGUAGE_KEYS - _OPTIONAL_LANGUAGE_KEYS - set(raw)):
-        problems.append(f"{where}: missing {missing!r}")
-    if problems and any(p.startswith(f"{where}: missing") for p in problems):
+    missing = sorted(_LANGUAGE_KEYS - _OPTIONAL_LANGUAGE_KEYS - set(raw))
+    problems.extend(f"{where}: missing {key!r}" for key in missing)
+    if missing:
         return None
     months = raw["months"]
     if not (isinstance(months, list) and len(months) == 12 and all(months)):

@@ -80,28 +80,49 @@ def connect(
         catalog.parent.mkdir(parents=True, exist_ok=True)
         if not settings.data_path.startswith(("s3://", "gs://", "az://")):
             Path(settings.data_path).mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(config={"memory_limit": memory_limit} if memory_limit else {})
-    con.execute("LOAD ducklake")
-    con.execute(
-        "LOAD sqlite_scanner" if settings.catalog_kind == "sqlite" else "LOAD postgres_scanner"
-    )
     delay = 0.05
     for attempt in range(retries + 1):
+        con = duckdb.connect(config={"memory_limit": memory_limit} if memory_limit else {})
         try:
+            con.execute("LOAD ducklake")
+            con.execute(
+                "LOAD sqlite_scanner"
+                if settings.catalog_kind == "sqlite"
+                else "LOAD postgres_scanner"
+            )
             con.execute(_attach_sql(settings, read_only, inline_rows))
-            break
+            con.execute(f"USE {LAKE_ALIAS}")
+            if not read_only:
+                _ensure_schemas(con)
+            return con
         except duckdb.Error as exc:  # the SQLite catalog is locked by a writer: wait and retry
-            transient = "locked" in str(exc).lower() or "busy" in str(exc).lower()
-            if not transient or attempt == retries:
-                con.close()
+            # close before anything else: a half-opened connection must not keep a lock
+            con.close()
+            if not _transient(exc) or attempt == retries:
                 raise LakeError(f"cannot attach the lake ({settings.ducklake_uri}): {exc}") from exc
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
-    con.execute(f"USE {LAKE_ALIAS}")
-    if not read_only:
-        for schema in LAKE_SCHEMAS:
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _transient(exc: BaseException) -> bool:
+    """A lock or a write conflict another writer caused: worth retrying."""
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text or "conflict" in text
+
+
+def _ensure_schemas(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the lake's schemas that are missing (a catalog write only when one is)."""
+    present = {
+        r[0]
+        for r in con.execute(
+            "select schema_name from information_schema.schemata where catalog_name = ?",
+            [LAKE_ALIAS],
+        ).fetchall()
+    }
+    for schema in LAKE_SCHEMAS:
+        if schema not in present:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {LAKE_ALIAS}.{schema}")
-    return con
 
 
 @contextmanager

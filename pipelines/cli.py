@@ -110,6 +110,29 @@ def _publish_live(landing: Path, args: argparse.Namespace) -> int:
     return 0
 
 
+def _drain_outbox(timeout: float, lock) -> None:
+    """Give the CRM sender up to ``timeout`` seconds to deliver what is due before stopping."""
+    import time
+
+    from ordertower import lake
+    from pipelines.crm.outbox import outbox_counts
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with lock:  # the sender thread writes the lake in this process
+                con = lake.connect(read_only=True)
+                try:
+                    pending = outbox_counts(con).get("pending", 0)
+                finally:
+                    con.close()
+        except Exception:  # noqa: BLE001 - best effort: the outbox keeps what is not sent
+            return
+        if not pending:
+            return
+        time.sleep(0.5)
+
+
 def cmd_stream(args: argparse.Namespace) -> int:
     """Consume the live carrier events: land, predict ETAs, raise alerts, fill the CRM outbox."""
     import logging
@@ -120,6 +143,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     from pipelines.stream.consumer import StreamConsumer
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("pika").setLevel(logging.WARNING)
     url = get_settings().broker_url
     if not reachable(url, timeout=2.0):
         raise CliError(
@@ -140,19 +164,28 @@ def cmd_stream(args: argparse.Namespace) -> int:
         make_hooks=hooks,
     )
     consumer.install_signal_handlers()
-    sender = None
+    sender, sender_stop = None, threading.Event()
     if not args.no_crm_sender and not args.no_live:
         from pipelines.crm.outbox import run_sender
 
+        # a thread sharing the consumer's lake lock: two lake writers in one process must take
+        # turns on the SQLite catalog (the POSTs themselves run outside the lock)
         sender = threading.Thread(
-            target=run_sender, args=(consumer.stop_event,), name="crm-sender", daemon=True
+            target=run_sender,
+            args=(sender_stop,),
+            kwargs={"interval": 0.5, "lock": consumer.lake_lock},
+            name="crm-sender",
+            daemon=True,
         )
         sender.start()
     print(f"consuming {consumer.topology.queue} on {redact(url)} (Ctrl-C to stop)", flush=True)
-    stats = consumer.run(idle_timeout=args.idle_exit, max_messages=args.max_messages)
-    consumer.stop_event.set()
-    if sender is not None:
-        sender.join(timeout=30)
+    try:
+        stats = consumer.run(idle_timeout=args.idle_exit, max_messages=args.max_messages)
+    finally:
+        if sender is not None:
+            _drain_outbox(timeout=30.0, lock=consumer.lake_lock)
+            sender_stop.set()
+            sender.join(timeout=30)
     print(json.dumps(stats.as_dict(), indent=2))
     return 0
 

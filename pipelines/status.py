@@ -47,6 +47,7 @@ def lake_status() -> str:
                 lines += [f"  {n:>8,}  {d}: {r[:90]}" for d, r, n in reasons]
         lines += _risk_lines(con)
         lines += _dispatch_lines(con)
+        lines += _stream_lines(con)
         snapshot = con.execute(
             "select max(snapshot_id) from ducklake_snapshots('lake')"
         ).fetchone()[0]
@@ -117,3 +118,44 @@ def _dispatch_lines(con) -> list[str]:
         f"  van routes: {routes[0]:,} routes, {routes[1] or 0:,} stops over {routes[2]} waves, "
         f"{'all feasible' if routes[3] else 'SOME INFEASIBLE'}",
     ]
+
+
+def _stream_lines(con) -> list[str]:
+    """The live stream: what it stored, the alerts it raised, where the customer messages are."""
+    try:
+        row = con.execute(
+            "select count(*), sum(received), sum(landed), sum(duplicates), sum(quarantined), "
+            "sum(eta_updates), sum(alerts), max(committed_at), max(max_event_at) "
+            "from ops.stream_batches"
+        ).fetchone()
+    except Exception:  # the stream never ran on this lake
+        return []
+    batches, received, landed, dups, quarantined, etas, alerts, last, clock = row
+    if not batches:
+        return []
+    lines = [
+        "",
+        f"Live stream: {batches:,} micro-batches, last committed {last:%Y-%m-%d %H:%M:%S} UTC "
+        f"(stream clock {clock:%Y-%m-%d %H:%M} UTC)"
+        if clock
+        else f"Live stream: {batches:,} batches",
+        f"  {received:,} messages: {landed:,} events stored, {dups:,} duplicates skipped, "
+        f"{quarantined:,} dead-lettered; {etas:,} ETA updates",
+    ]
+    try:
+        by_severity = con.execute(
+            "select severity, count(*) from ops.exception_alerts group by 1 "
+            "order by list_position(['critical', 'high', 'medium', 'low'], severity)"
+        ).fetchall()
+        outbox = con.execute(
+            "select status, count(*) from ops.crm_outbox group by 1 order by 1"
+        ).fetchall()
+    except Exception:
+        return lines
+    lines.append(
+        f"  {alerts:,} alerts ("
+        + ", ".join(f"{n:,} {sev}" for sev, n in by_severity)
+        + "); CRM messages: "
+        + (", ".join(f"{n:,} {st}" for st, n in outbox) or "none")
+    )
+    return lines

@@ -94,6 +94,7 @@ class StreamConsumer:
         max_wait: float = 0.5,
         make_hooks: Callable[[duckdb.DuckDBPyConnection], list[Hook]] | None = None,
         compact_every: int = 200,
+        lake_lock: threading.Lock | None = None,
     ) -> None:
         self.topology = topology or Topology.from_env()
         self.url = url
@@ -102,6 +103,9 @@ class StreamConsumer:
         #: builds the live hooks on the consumer's lake connection (again after a reconnect)
         self.make_hooks = make_hooks
         self.compact_every = compact_every
+        #: held around every lake operation of this process: two lake writers in one process
+        #: must take turns (SQLite catalog locks are per process); the CRM sender thread shares it
+        self.lake_lock = lake_lock or threading.Lock()
         self.stats = ConsumerStats()
         self.stop_event = threading.Event()
         self._con: duckdb.DuckDBPyConnection | None = None
@@ -122,7 +126,8 @@ class StreamConsumer:
         delay = 0.1
         while True:
             try:
-                return self._lake().land(deliveries)
+                with self.lake_lock:
+                    return self._lake().land(deliveries)
             except (duckdb.Error, lake_mod.LakeError) as exc:
                 # a conflicting commit or a locked catalog: open again and retry the same batch
                 self.stats.lake_retries += 1
@@ -133,6 +138,10 @@ class StreamConsumer:
                 delay = min(delay * 2, 10.0)
 
     def close_lake(self) -> None:
+        with self.lake_lock:
+            self._close_lake()
+
+    def _close_lake(self) -> None:
         if self._con is not None:
             with contextlib.suppress(duckdb.Error):
                 self._con.close()
@@ -180,7 +189,8 @@ class StreamConsumer:
 
     def _compact(self) -> None:
         try:
-            compact(self._lake().con)
+            with self.lake_lock:
+                compact(self._lake().con)
         except duckdb.Error as exc:  # compaction is housekeeping: never stop the stream for it
             log.warning("compaction skipped: %s", exc)
 

@@ -20,6 +20,7 @@ now and then, instead of writing one tiny file per batch.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -237,7 +238,9 @@ class StreamLander:
             )
             con.execute("commit")
         except BaseException:
-            con.execute("rollback")
+            # a failed COMMIT has already ended the transaction: rolling back may fail too
+            with contextlib.suppress(duckdb.Error):
+                con.execute("rollback")
             raise
         result.landed_events = landed
         return result

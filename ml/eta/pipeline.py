@@ -35,7 +35,7 @@ from ml.eta.features import (
     training_examples,
 )
 from ml.eta.live import eta_frame, open_points
-from ml.eta.model import EtaModel, TrainingError, TrainResult, train
+from ml.eta.model import EtaModel, TrainingError, TrainResult, time_split, train
 
 ETAS = "ml.shipment_etas"
 ETA_TABLE_COLUMNS = {
@@ -85,10 +85,14 @@ def train_candidate(
     policy = policy or load_policy()
     cutoff = pd.Timestamp(cutoff) if cutoff is not None else lake_clock(con)
     frame = training_examples(con, cutoff, policy)
-    if frame["shipment_id"].nunique() < 20:
+    shipments = frame["shipment_id"].nunique()
+    # a young lake: a test period too small for the gate would only fail the evaluation check
+    test_shipments = time_split(frame, policy.split)[-1].shipments if shipments >= 20 else 0
+    if test_shipments < policy.min_test_shipments:
         raise TrainingError(
-            f"{frame['shipment_id'].nunique()} shipments created {policy.maturity_days} days "
-            f"before {cutoff} were delivered by then: too few to train on"
+            f"{shipments} shipments created {policy.maturity_days} days before {cutoff} were "
+            f"delivered by then: a test period of {test_shipments} is too small to evaluate "
+            f"(promotion.min_test_shipments: {policy.min_test_shipments})"
         )
     result = train(frame, policy)
     evaluation = evaluate(

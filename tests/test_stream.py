@@ -7,22 +7,19 @@ declares its own exchange and queues (a unique prefix) and deletes them afterwar
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import socket
 import threading
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pika
 import pytest
+from broker_support import Proxy, fresh_topology
 
 from ordertower import lake
 from pipelines.simulator import simulate
-from pipelines.stream.broker import Topology, connect, reachable
+from pipelines.stream.broker import Topology, connect
 from pipelines.stream.consumer import StreamConsumer
 from pipelines.stream.land import Delivery, StreamLander
 from pipelines.stream.publish import landed_days, publish, read_messages
@@ -122,28 +119,10 @@ def test_the_staging_view_unions_batch_and_stream(lake_writer):
 # ------------------------------------------------------------------------------ broker
 
 
-def _require_broker() -> None:
-    if not reachable(timeout=2.0):
-        if os.environ.get("CI") == "true":
-            pytest.fail(
-                "RabbitMQ (ORDERTOWER_BROKER_URL, default 127.0.0.1:5672) is required under CI=true"
-            )
-        pytest.skip("no RabbitMQ reachable at ORDERTOWER_BROKER_URL (default 127.0.0.1:5672)")
-
-
 @pytest.fixture
 def topology() -> Iterator[Topology]:
-    _require_broker()
-    topo = Topology(f"ot-test-{uuid.uuid4().hex[:10]}")
-    connection = connect()
-    topo.declare(connection.channel())
-    connection.close()
-    try:
+    with fresh_topology() as topo:
         yield topo
-    finally:
-        connection = connect()
-        topo.delete(connection.channel())
-        connection.close()
 
 
 @pytest.fixture(scope="module")
@@ -194,52 +173,6 @@ def test_publish_and_consume_store_every_event_once(lake_home, topology, small_l
     con.close()
 
 
-class _Proxy:
-    """A TCP proxy to the broker whose connections the test can cut (a dropped network)."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port = self.server.getsockname()[1]
-        self.sockets: list[socket.socket] = []
-        self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.server.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            with self.lock:
-                self.sockets += [client, upstream]
-            threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
-
-    def cut(self) -> None:
-        with self.lock:
-            for s in self.sockets:
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-            self.sockets.clear()
-
-    def close(self) -> None:
-        self.cut()
-        self.server.close()
-
-
 @pytest.mark.service
 def test_a_dropped_broker_connection_loses_and_duplicates_nothing(
     lake_home, topology, small_landing, monkeypatch
@@ -247,7 +180,7 @@ def test_a_dropped_broker_connection_loses_and_duplicates_nothing(
     from ordertower.settings import get_settings
 
     url = pika.URLParameters(get_settings().broker_url)
-    proxy = _Proxy((url.host, url.port))
+    proxy = Proxy((url.host, url.port))
     proxied = (
         f"amqp://{url.credentials.username}:{url.credentials.password}@127.0.0.1:{proxy.port}/%2F"
     )

@@ -5,6 +5,7 @@
 #   make bench  throughput of the simulator, ingestion and dbt -> bench/results/*.json, BENCHMARKS.md
 #   make bench-routing  PyVRP vs OR-Tools on the Solomon VRPTW set, gap to best-known -> bench/results/routing-<date>.json
 #   make docs   the dbt documentation of the lake (models, columns, lineage) on 127.0.0.1:8080
+#   make live   the live path on the demo lake: RabbitMQ -> ordertower stream (ETAs, alerts, CRM) -> tracking marts
 
 SHELL := /bin/bash
 VENV := .venv
@@ -20,6 +21,8 @@ SEED ?= 42
 # the real Olist extract (never in the repository); the demo lands it when it is there
 OLIST_DIR ?= $(abspath $(CURDIR)/../shared/datasets/olist/subset_10k_2017)
 PYTEST_ARGS ?=
+# messages per second the live demo publishes (make live, the end of make demo)
+LIVE_RATE ?= 1000
 # seconds per instance and engine for make bench-routing (29 instances x 2 engines)
 ROUTE_TIME_LIMIT ?= 10
 # CI runs everything (slow, browser, service tests); a developer's default run skips slow ones
@@ -30,7 +33,7 @@ else
 PYTEST_MARKERS :=
 endif
 
-.PHONY: help install demo simulate materialize status test lint ui bench bench-routing docs clean
+.PHONY: help install demo simulate materialize status test lint ui bench bench-routing docs live clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -55,6 +58,8 @@ demo: install
 	fi
 	@echo "== materialising every asset"
 	ordertower materialize
+	@echo "== the live path: carrier events over RabbitMQ (skipped when no broker is reachable)"
+	ordertower live-demo --if-broker --rate $(LIVE_RATE)
 	@echo "== what was built"
 	@ordertower status
 	@echo
@@ -86,6 +91,9 @@ ui: install
 
 bench: install
 	ordertower bench
+
+live: install
+	ordertower live-demo --rate $(LIVE_RATE)
 
 bench-routing: install
 	python -m ml.dispatch.routing.bench --time-limit $(ROUTE_TIME_LIMIT)

@@ -442,8 +442,13 @@ def run_sender(
     policy: RetryPolicy | None = None,
     lock: AbstractContextManager | None = None,
     sender: Sender | None = None,
+    wake: threading.Event | None = None,
 ) -> SendStats:
     """Deliver the outbox until ``stop_event`` is set (for a background thread or the CLI).
+
+    ``wake``: set by the process that fills the outbox after each commit that added messages,
+    so they go out at once instead of at the next poll (``interval`` remains the fallback for
+    retries that come due).
 
     Opens its own lake connection (a DuckDB connection belongs to one thread). A full batch is
     followed at once by the next; otherwise it waits ``interval`` seconds. A lake error (the
@@ -478,7 +483,11 @@ def run_sender(
             if stats.due:
                 log.info("CRM sender: %s", json.dumps(stats.as_dict()))
             if stats.due < batch:
-                stop_event.wait(interval)
+                if wake is not None:
+                    wake.wait(interval)
+                    wake.clear()
+                else:
+                    stop_event.wait(interval)
     finally:
         if sender._unrecorded is not None:  # one last try, so the next start re-POSTs less
             with (

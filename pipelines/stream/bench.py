@@ -57,11 +57,19 @@ def _quantiles(values: list[float] | np.ndarray) -> dict[str, float | int | None
     }
 
 
-def _refresh_marts() -> tuple[float, float]:
+def _refresh_marts(models: list[str] | None = None) -> tuple[float, float]:
     """The sensor job's dbt build of the tracking marts; (wall end as epoch, seconds)."""
     started = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "dbt", "build", "--select", *TRACKING_MODELS],
+        [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "dbt",
+            "build",
+            "--select",
+            *(models or TRACKING_MODELS),
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -73,7 +81,7 @@ def _refresh_marts() -> tuple[float, float]:
     return time.time(), time.perf_counter() - started
 
 
-def _visible_latencies(refreshes: list[float]) -> list[float]:
+def _visible_latencies(refreshes: list[float], since: datetime) -> list[float]:
     """For each streamed event in the mart: the end of the first rebuild after its commit,
     minus its publication (a rebuild holds every event committed before it started)."""
     con = lake.connect(read_only=True)
@@ -84,8 +92,9 @@ def _visible_latencies(refreshes: list[float]) -> list[float]:
             from raw.carrier_events_stream s
             join ops.stream_batches b on b.batch_id = s._run_id
             join marts.fct_tracking_events m on m.event_id = s.event_id
-            where s._published_at is not null
-            """
+            where s._published_at is not null and b.started_at >= ?
+            """,
+            [since],
         ).fetchall()
     finally:
         con.close()
@@ -126,6 +135,16 @@ def measure(
     env = {**os.environ, "ORDERTOWER_STREAM_PREFIX": topology.prefix}
     from pipelines.crm.receiver import CrmReceiver
 
+    # the views the stream reads and the marts it feeds, as this code defines them
+    _refresh_marts(
+        [
+            "stg_carriers__carrier_events",
+            "stg_ops__exception_alerts",
+            "stg_ops__crm_outbox",
+            *TRACKING_MODELS,
+        ]
+    )
+    run_started = datetime.now(UTC)
     crm_db = settings.home / f"bench_crm_{topology.prefix}.sqlite"
     receiver = CrmReceiver(crm_db).start()
     env["ORDERTOWER_CRM_URL"] = receiver.url
@@ -187,26 +206,34 @@ def measure(
     try:
         stored = con.execute(
             "select epoch(b.committed_at) - epoch(s._published_at) from raw.carrier_events_stream s "
-            "join ops.stream_batches b on b.batch_id = s._run_id where s._published_at >= ?",
-            [datetime.fromtimestamp(time.time() - seconds * 20, UTC)],
+            "join ops.stream_batches b on b.batch_id = s._run_id where b.started_at >= ?",
+            [run_started],
         ).fetchall()
         alerts = con.execute(
             "select a.rule, epoch(b.committed_at) - epoch(a.published_at) from ops.exception_alerts a "
-            "join ops.stream_batches b on b.batch_id = a.batch_id where a.published_at is not null"
+            "join ops.stream_batches b on b.batch_id = a.batch_id where a.published_at is not null "
+            "and b.started_at >= ?",
+            [run_started],
         ).fetchall()
         counts = con.execute(
             "select count(*), sum(received), sum(landed), sum(duplicates), sum(quarantined), "
             "sum(alerts), sum(messages), sum(eta_updates), epoch(max(committed_at)) - "
-            "epoch(min(started_at)) from ops.stream_batches"
+            "epoch(min(started_at)) from ops.stream_batches where started_at >= ?",
+            [run_started],
         ).fetchone()
-        outbox = con.execute("select status, count(*) from ops.crm_outbox group by 1").fetchall()
+        outbox = con.execute(
+            "select status, count(*) from ops.crm_outbox where created_at >= ? group by 1",
+            [run_started],
+        ).fetchall()
         sent = con.execute(
             "select a.published_at, o.sent_at from ops.crm_outbox o join ops.exception_alerts a "
-            "using (alert_id) where o.sent_at is not null and a.published_at is not null"
+            "using (alert_id) where o.sent_at is not null and a.published_at is not null "
+            "and o.created_at >= ?",
+            [run_started],
         ).fetchall()
     finally:
         con.close()
-    visible = _visible_latencies(refreshes)
+    visible = _visible_latencies(refreshes, run_started)
     batches, received, landed, dups, quarantined, n_alerts, n_msgs, etas, span = counts
     ingest_per_event = None
     result: dict[str, Any] = {

@@ -90,10 +90,11 @@ class StreamConsumer:
         self,
         topology: Topology | None = None,
         url: str | None = None,
-        batch_size: int = 1000,
+        batch_size: int = 5000,
         max_wait: float = 0.5,
         make_hooks: Callable[[duckdb.DuckDBPyConnection], list[Hook]] | None = None,
         compact_every: int = 200,
+        compact_rows: int = 50_000,
         lake_lock: threading.Lock | None = None,
     ) -> None:
         self.topology = topology or Topology.from_env()
@@ -102,12 +103,17 @@ class StreamConsumer:
         self.max_wait = max_wait
         #: builds the live hooks on the consumer's lake connection (again after a reconnect)
         self.make_hooks = make_hooks
+        #: flush the inlined micro-batches to Parquet every N batches or N landed rows
         self.compact_every = compact_every
+        self.compact_rows = compact_rows
+        self._since_compact = 0
         #: held around every lake operation of this process: two lake writers in one process
         #: must take turns (SQLite catalog locks are per process); the CRM sender thread shares it
         self.lake_lock = lake_lock or threading.Lock()
         self.stats = ConsumerStats()
         self.stop_event = threading.Event()
+        #: set after each commit that put messages in the CRM outbox (wakes the sender)
+        self.messages_committed = threading.Event()
         self._con: duckdb.DuckDBPyConnection | None = None
         self._lander: StreamLander | None = None
 
@@ -172,11 +178,16 @@ class StreamConsumer:
     def _flush(self, channel, pending: list[tuple[int, Delivery]]) -> None:
         deliveries = [d for _, d in pending]
         result = self._land(deliveries)
+        if result.messages:
+            self.messages_committed.set()
         dead = self._dead_letter(channel, result)
         channel.basic_ack(delivery_tag=pending[-1][0], multiple=True)
         self.stats.add(result, dead)
-        if self.compact_every and self.stats.batches % self.compact_every == 0:
+        self._since_compact += result.landed
+        due = self.compact_every and self.stats.batches % self.compact_every == 0
+        if due or self._since_compact >= self.compact_rows:
             self._compact()
+            self._since_compact = 0
         log.info(
             "batch %s: %d received, %d landed, %d duplicates, %d dead-lettered, %d alerts",
             result.batch_id[:8],

@@ -488,7 +488,7 @@ def write_benchmarks_md() -> None:
     """Regenerate BENCHMARKS.md from every result file (newest first)."""
     # routing-<date>.json come from make bench-routing and are shown in their own section
     files = sorted(
-        (f for f in RESULTS_DIR.glob("*.json") if not f.name.startswith("routing-")),
+        (f for f in RESULTS_DIR.glob("*.json") if not f.name.startswith(("routing-", "stream-"))),
         reverse=True,
     )
     lines = [
@@ -558,6 +558,7 @@ def write_benchmarks_md() -> None:
         lines += _eta_lines(data)
         lines += _stream_lines(data)
     lines += _routing_full_lines()
+    lines += _live_full_lines()
     BENCHMARKS_MD.write_text("\n".join(lines) + "\n")
 
 
@@ -605,6 +606,88 @@ def _dispatch_lines(data: dict[str, Any]) -> list[str]:
             )
         lines.append("")
     return lines
+
+
+def run_live_bench(rate: float = 500.0, seconds: float = 60.0) -> Path:
+    """``make bench-stream``: the ETA evaluation and the live path on a copy of the current lake
+    (``ORDERTOWER_HOME``, e.g. the demo lake) -> ``bench/results/stream-<date>.json``.
+
+    The copy (catalog, data files, MLflow store; the landing zone is linked) starts with empty
+    stream tables, so the bench's events are new events, and the lake the user works with is
+    left as it was."""
+    from ordertower.lake import connect
+    from pipelines.stream.bench import measure
+
+    source = get_settings().home
+    work = get_settings().bench_dir / "live"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    shutil.copytree(source / "lake", work / "lake")
+    if get_settings().catalog_kind == "sqlite":
+        # the copy's catalog names its own data folder (file paths in it are relative)
+        import sqlite3
+
+        with sqlite3.connect(work / "lake" / "catalog.sqlite") as cat:
+            cat.execute(
+                "update ducklake_metadata set value = ? where key = 'data_path'",
+                [str(work / "lake" / "data") + "/"],
+            )
+    for name in ("mlflow.db",):
+        if (source / name).exists():
+            shutil.copy2(source / name, work / name)
+    (work / "landing").symlink_to(source / "landing")
+    with _home(work):
+        con = connect()
+        try:
+            for table in (
+                "raw.carrier_events_stream",
+                "ops.stream_batches",
+                "ops.exception_alerts",
+                "ops.crm_outbox",
+                "ml.shipment_eta_updates",
+            ):
+                schema, name = table.split(".")
+                if con.execute(
+                    "select count(*) from information_schema.tables "
+                    "where table_schema = ? and table_name = ?",
+                    [schema, name],
+                ).fetchone()[0]:
+                    con.execute(f"delete from {table}")
+            orders = con.execute("select count(*) from staging.stg_oms__orders").fetchone()[0]
+            days = con.execute(
+                "select count(distinct cast(ordered_at as date)) from staging.stg_oms__orders"
+            ).fetchone()[0]
+        finally:
+            con.close()
+        scale = {"orders": orders, "days": days, "eta": bench_eta()}
+        scale["stream"] = measure(rate=rate, seconds=seconds)
+    data = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "scales": [scale],
+    }
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"stream-{datetime.now(UTC).date().isoformat()}.json"
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    write_benchmarks_md()
+    shutil.rmtree(work, ignore_errors=True)
+    return path
+
+
+def _live_full_lines() -> list[str]:
+    """The newest ``make bench-stream`` run (the ETA model and the live path on a built lake)."""
+    files = sorted(RESULTS_DIR.glob("stream-*.json"), reverse=True)
+    if not files:
+        return []
+    data = json.loads(files[0].read_text())
+    m = data["machine"]
+    return [
+        f"## Live path and ETA model ({data['date']}, `make bench-stream`, {m['cpus']} cores)",
+        "",
+        *_eta_lines(data),
+        *_stream_lines(data),
+    ]
 
 
 def _routing_full_lines() -> list[str]:

@@ -817,7 +817,7 @@ def _stream_lines(data: dict[str, Any]) -> list[str]:
         "job) share the 2 cores. Latencies from the publisher's timestamp. Baseline: the polling design",
         "(a carrier file every 15 min, then the same rebuild).",
         "",
-        "| orders | rate target / achieved | events stored | duplicates | alerts | messages | consumer events/s | max queue |",
+        "| orders | rate target / achieved | events stored | duplicates | alerts | messages | consumer events/s | max ready in queue |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in scales:

@@ -177,7 +177,15 @@ def measure(
         conn.close()
 
     try:
-        time.sleep(8.0)  # the consumer loads the ETA model and the network before the clock runs
+        # the clock runs once the consumer has loaded its model and rules and subscribed
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and consumer.poll() is None:
+            conn = connect()
+            ready = conn.channel().queue_declare(topology.queue, passive=True).method.consumer_count
+            conn.close()
+            if ready:
+                break
+            time.sleep(0.5)
         threads = [
             threading.Thread(target=refresher, daemon=True),
             threading.Thread(target=watch_queue, daemon=True),

@@ -211,6 +211,10 @@ class StreamConsumer:
         """Consume until stopped (signal, :attr:`stop_event`), ``idle_timeout`` seconds without a
         message, or ``max_messages`` received."""
         delay = 0.5
+        # open the lake and build the hooks (ETA model, rules, network) before taking messages,
+        # so the first batch does not pay for the start-up (and a bad lake fails at once)
+        with self.lake_lock:
+            self._lake()
         last_message = time.monotonic()
         while not self.stop_event.is_set():
             try:

@@ -102,7 +102,9 @@ def test_no_pii_value_leaves_the_raw_layer(lake_home: Path):
     from pipelines.contracts import load_contracts
 
     assert main(["simulate", "--orders", "2000", "--days", "10", "--seed", "8"]) == 0
-    assert main(["materialize"]) == 0
+    # every mart with text (the risk reasons included); dispatch plans and the ETA model write
+    # ids and numbers derived from masked staging, and would only make this test slower
+    assert main(["materialize", "--select", "not group:dispatch and not group:eta"]) == 0
     con = lake.connect(read_only=True)
     try:
         samples: set[str] = set()

@@ -1,9 +1,9 @@
 """Entry script of the Order Control Tower dashboards: page config and navigation only.
 
-Run with ``streamlit run dashboards/app.py``. Each page is its own module under ``pages/`` and
-reads the lake only through :mod:`dashboards.data`. Pages are grouped by audience so the
-sidebar stays navigable as pages are added (order tracking, exceptions, carbon, KPIs, risk
-review, dispatch join the sections below).
+Run with ``streamlit run dashboards/app.py`` (``make ui``). Each page is its own module under
+``pages/`` and reads the lake only through :mod:`dashboards.data` (read-only, cached, governed
+marts); the one write, a risk analyst's review decision, goes through
+:mod:`dashboards.actions`. Pages are grouped by audience.
 """
 
 from __future__ import annotations
@@ -17,15 +17,47 @@ st.set_page_config(
     initial_sidebar_state="expanded",
 )
 
-#: Section title -> pages. Later pages slot into "Operations", "Performance" and "Risk".
+#: Section title -> pages.
 PAGES: dict[str, list[st.Page]] = {
+    "Operations": [
+        st.Page(
+            "pages/tracking.py",
+            title="Order tracking",
+            icon=":material/local_shipping:",
+            url_path="tracking",
+            default=True,
+        ),
+        st.Page(
+            "pages/exceptions.py",
+            title="Exceptions",
+            icon=":material/warning:",
+            url_path="exceptions",
+        ),
+        st.Page(
+            "pages/dispatch.py",
+            title="Dispatch",
+            icon=":material/route:",
+            url_path="dispatch",
+        ),
+    ],
+    "Performance": [
+        st.Page("pages/kpis.py", title="KPIs", icon=":material/monitoring:", url_path="kpis"),
+        st.Page("pages/carbon.py", title="Carbon", icon=":material/eco:", url_path="carbon"),
+    ],
+    "Risk": [
+        st.Page(
+            "pages/risk_review.py",
+            title="Risk review",
+            icon=":material/gpp_maybe:",
+            url_path="risk-review",
+        ),
+    ],
     "Data platform": [
         st.Page(
             "pages/data_quality.py",
             title="Data quality",
             icon=":material/fact_check:",
             url_path="data-quality",
-            default=True,
         ),
     ],
 }

@@ -6,6 +6,7 @@ same way, and so the pure helpers (no Streamlit calls) can be unit-tested withou
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from collections.abc import Callable, Iterable
@@ -57,7 +58,7 @@ def fmt_hours(value: Any) -> str:
 def status_css(status: Any) -> str:
     """Cell style of a status word: red when something needs action, green when fine."""
     text = str(status).upper()
-    if text in {"LATE", "FAIL", "FAILED", "BROKEN"}:
+    if text in {"LATE", "FAIL", "FAILED", "BROKEN", "MISSING"}:
         return BAD_CSS
     if text in {"OK", "PASS", "PASSED"}:
         return GOOD_CSS
@@ -108,3 +109,199 @@ def mask_pii(raw: Any, pii_columns: Iterable[str]) -> Any:
         return node
 
     return json.dumps(walk(record, ""), ensure_ascii=False)
+
+
+# -- shared widgets of the control-tower pages -------------------------------------------------
+
+#: Default window of the mart pages: the latest four weeks of orders.
+DEFAULT_WINDOW_DAYS = 28
+SEVERITY_ORDER = ["critical", "high", "medium", "low"]
+SEVERITY_COLORS = {"critical": "#7f1d1d", "high": "#d62728", "medium": "#ff7f0e", "low": "#9ca3af"}
+MODE_COLORS = {
+    "road": "#4c78a8",
+    "rail": "#54a24b",
+    "air": "#e45756",
+    "sea": "#72b7b2",
+    "last_mile": "#f58518",
+    "van": "#f58518",
+}
+
+
+def fmt_money(value: Any, currency: str = "EUR") -> str:
+    """An amount with two decimals and its currency ('—' when unknown)."""
+    return "—" if _missing(value) else f"{float(value):,.2f} {currency}"
+
+
+def fmt_kg(value: Any) -> str:
+    """A mass of CO2e: kg below a tonne, tonnes above."""
+    if _missing(value):
+        return "—"
+    kg = float(value)
+    return f"{kg / 1000:,.1f} t" if abs(kg) >= 1000 else f"{kg:,.2f} kg"
+
+
+def mart_filters(
+    prefix: str,
+    *,
+    warehouses: bool = True,
+    carriers: bool = True,
+    channels: bool = True,
+    window_days: int = DEFAULT_WINDOW_DAYS,
+):
+    """The sidebar filters of a mart page: order days, warehouse, carrier, channel.
+
+    Returns a :class:`dashboards.data.Filters`. Widget keys are ``<prefix>_dates`` etc., so a
+    page's choices survive its reruns. The default window is the latest ``window_days`` days of
+    orders, which keeps the first render fast on a large lake.
+    """
+    from dashboards import data  # local: components stays importable without a lake
+
+    options = data.filter_options()
+    first, last = options["first_date"], options["last_date"]
+    with st.sidebar:
+        st.header("Filters")
+        start = end = None
+        if first is not None and last is not None:
+            default_start = max(first, last - dt.timedelta(days=window_days - 1))
+            picked = st.date_input(
+                "Order dates",
+                value=(default_start, last),
+                min_value=first,
+                max_value=last,
+                key=f"{prefix}_dates",
+                help="Days the orders were placed (the lake's clock, UTC).",
+            )
+            dates = tuple(picked) if isinstance(picked, list | tuple) else (picked,)
+            if dates:
+                start, end = dates[0], dates[-1]
+        chosen_wh: list[str] = []
+        chosen_carriers: list[str] = []
+        chosen_channels: list[str] = []
+        if warehouses:
+            names = dict(options["warehouses"][["warehouse_id", "warehouse_name"]].values)
+            chosen_wh = st.multiselect(
+                "Warehouses",
+                list(names),
+                format_func=lambda w: f"{w} · {names.get(w) or ''}",
+                key=f"{prefix}_warehouses",
+                placeholder="All warehouses",
+            )
+        if carriers:
+            names = dict(options["carriers"][["carrier_id", "carrier_name"]].values)
+            chosen_carriers = st.multiselect(
+                "Carriers",
+                list(names),
+                format_func=lambda c: f"{c} · {names.get(c) or ''}",
+                key=f"{prefix}_carriers",
+                placeholder="All carriers",
+            )
+        if channels:
+            chosen_channels = st.multiselect(
+                "Channels",
+                options["channels"],
+                key=f"{prefix}_channels",
+                placeholder="All channels",
+            )
+        st.caption(f"Figures are cached for {data.CACHE_TTL_SECONDS} s.")
+    return data.Filters.of(
+        start, end, tuple(chosen_wh), tuple(chosen_carriers), tuple(chosen_channels)
+    )
+
+
+def parse_alternatives(raw: Any) -> pd.DataFrame:
+    """An alert's priced options (JSON from ml/alerts/alternatives.py) as a table, best first.
+
+    Columns: action, warehouse_id, modes, cost_eur, kg_co2e, delivery_date, meets_promise,
+    score. Empty when there are none or the JSON is unreadable (never an exception on a page).
+    """
+    columns = [
+        "action",
+        "warehouse_id",
+        "modes",
+        "cost_eur",
+        "kg_co2e",
+        "delivery_date",
+        "meets_promise",
+        "score",
+    ]
+    if not isinstance(raw, str) or not raw.strip():
+        return pd.DataFrame(columns=columns)
+    try:
+        options = json.loads(raw)
+    except ValueError:
+        return pd.DataFrame(columns=columns)
+    if isinstance(options, dict):
+        options = options.get("options", [])
+    if not isinstance(options, list):
+        return pd.DataFrame(columns=columns)
+    frame = pd.DataFrame([o for o in options if isinstance(o, dict)])
+    return frame.reindex(columns=columns)
+
+
+#: fct_order_exceptions.exception_type -> the CRM template reason it would be written with
+EXCEPTION_REASONS = {
+    "late_vs_promise": "predicted_late",
+    "carrier_exception": "carrier_exception",
+    "delivery_failed": "delivery_failed",
+    "customs_hold": "customs_hold",
+    "stuck": "stuck",
+}
+
+
+def message_preview(row: Any) -> tuple[str, str]:
+    """(subject, body) of the customer message an alert or exception would send, rendered by
+    the CRM templates in the customer's language and tier. The first name is shown as a
+    placeholder: the dashboards never read names."""
+    from pipelines.crm.messages import load_templates, render
+
+    alert = dict(row)
+    if "reason" not in alert or _missing(alert.get("reason")):
+        alert["reason"] = EXCEPTION_REASONS.get(str(alert.get("exception_type")), "stuck")
+        reason = alert.get("exception_reason")
+        alert["sub_reason"] = reason if reason not in (None, "*") else None
+    customer = {
+        "first_name": "[first name]",
+        "language": alert.get("language"),
+        "tier": alert.get("tier"),
+    }
+    message = render(alert, customer, _templates(load_templates))
+    return message["subject"], message["body"]
+
+
+_TEMPLATES: dict[str, Any] = {}
+
+
+def _templates(loader: Callable[[], Any]) -> Any:
+    if "t" not in _TEMPLATES:
+        _TEMPLATES["t"] = loader()
+    return _TEMPLATES["t"]
+
+
+def view_state(lats: Iterable[float], lons: Iterable[float]):
+    """A pydeck view that fits the given points (Europe when there are none)."""
+    import pydeck as pdk
+
+    lat = pd.Series(list(lats), dtype=float).dropna()
+    lon = pd.Series(list(lons), dtype=float).dropna()
+    if lat.empty or lon.empty:
+        return pdk.ViewState(latitude=50.0, longitude=10.0, zoom=3.2)
+    span = max(lat.max() - lat.min(), (lon.max() - lon.min()) / 1.6, 0.05)
+    zoom = max(1.0, min(11.0, math.log2(360 / span) - 0.6))
+    return pdk.ViewState(
+        latitude=float((lat.max() + lat.min()) / 2),
+        longitude=float((lon.max() + lon.min()) / 2),
+        zoom=zoom,
+    )
+
+
+def hex_to_rgb(color: str, alpha: int = 200) -> list[int]:
+    color = color.lstrip("#")
+    return [int(color[i : i + 2], 16) for i in (0, 2, 4)] + [alpha]
+
+
+def deck(layers: list[Any], view: Any, tooltip: dict[str, Any] | None = None):
+    """A pydeck map with no tile server (the platform runs offline): the layers carry the
+    geography (labelled warehouses, hubs and destinations)."""
+    import pydeck as pdk
+
+    return pdk.Deck(layers=layers, initial_view_state=view, map_style=None, tooltip=tooltip)

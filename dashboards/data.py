@@ -407,3 +407,877 @@ def quarantined_records(dataset: str, partition_key: str, limit: int = 500) -> p
         """,
         {"dataset": dataset, "partition_key": partition_key, "limit": int(limit)},
     )
+
+
+# --------------------------------------------------------------------------------------------
+# The control tower's pages: governed marts only (schema ``marts``), parameterised, cached.
+# --------------------------------------------------------------------------------------------
+
+#: Hint when the marts a page reads have not been built yet.
+MARTS_HINT = "Run `make demo` (or `ordertower materialize`) to build the marts."
+#: Longest search input looked up; anything longer cannot be an id and is "not found".
+MAX_SEARCH_LENGTH = 64
+#: Rows a worklist returns at most (the headline counts carry the totals).
+WORKLIST_LIMIT = 500
+
+
+class Filters(tuple):
+    """The sidebar filters, hashable so cached queries key on them.
+
+    ``Filters.of(start, end, warehouses, carriers, channels)``; empty tuples mean "all".
+    """
+
+    __slots__ = ()
+
+    @classmethod
+    def of(
+        cls,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+        warehouses: tuple[str, ...] = (),
+        carriers: tuple[str, ...] = (),
+        channels: tuple[str, ...] = (),
+    ) -> Filters:
+        return cls((start, end, tuple(warehouses), tuple(carriers), tuple(channels)))
+
+    @property
+    def start(self) -> dt.date | None:
+        return self[0]
+
+    @property
+    def end(self) -> dt.date | None:
+        return self[1]
+
+    def params(self) -> dict[str, Any]:
+        start, end, warehouses, carriers, channels = self
+        return {
+            "start": start or dt.date.min,
+            "end": end or dt.date.max,
+            "warehouses": list(warehouses),
+            "carriers": list(carriers),
+            "channels": list(channels),
+        }
+
+
+ALL = Filters.of()
+
+
+def _where(
+    date_col: str,
+    warehouse_col: str | None = None,
+    carrier_col: str | None = None,
+    channel_col: str | None = None,
+) -> str:
+    """The filter predicate over the given columns (code constants, never user input)."""
+    parts = [f"{date_col} between $start and $end"]
+    for col, param in (
+        (warehouse_col, "warehouses"),
+        (carrier_col, "carriers"),
+        (channel_col, "channels"),
+    ):
+        if col:
+            parts.append(f"(len(${param}) = 0 or list_contains(${param}::varchar[], {col}))")
+    return " and ".join(parts)
+
+
+def _mart_query(sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    """:func:`_query` for the marts: a missing mart is a hint to build the lake."""
+    try:
+        return _query(sql, params)
+    except DataUnavailable as exc:
+        if "ingestion tables" in str(exc):
+            raise DataUnavailable(
+                f"The marts this page reads are not built yet ({exc.__cause__}). {MARTS_HINT}"
+            ) from exc.__cause__
+        raise
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def filter_options() -> dict[str, Any]:
+    """What the sidebar filters offer: warehouses, carriers, channels and the order days.
+
+    Returns a dict: warehouses (DataFrame warehouse_id, warehouse_name), carriers
+    (carrier_id, carrier_name), channels (list), first_date, last_date.
+    """
+    warehouses = _mart_query(
+        "select warehouse_id, warehouse_name from marts.dim_warehouse order by warehouse_id"
+    )
+    carriers = _mart_query(
+        "select carrier_id, carrier_name from marts.dim_carrier order by carrier_id"
+    )
+    bounds = _mart_query(
+        """
+        select min(order_date) as first_date, max(order_date) as last_date,
+               list(distinct channel order by channel) filter (where channel is not null)
+                   as channels
+        from marts.fct_orders
+        """
+    )
+    row = bounds.iloc[0]
+    return {
+        "warehouses": warehouses,
+        "carriers": carriers,
+        "channels": list(row["channels"]) if row["channels"] is not None else [],
+        "first_date": None
+        if pd.isna(row["first_date"])
+        else pd.Timestamp(row["first_date"]).date(),
+        "last_date": None if pd.isna(row["last_date"]) else pd.Timestamp(row["last_date"]).date(),
+    }
+
+
+# -- order tracking ----------------------------------------------------------------------------
+
+
+def clean_search(term: Any) -> str | None:
+    """The search input as an id to look up exactly, or None when it cannot be one.
+
+    Ids are short printable words (order numbers, tracking refs, customer ids); anything else
+    (control characters, overlong input) is "not found" without touching the lake. Quotes and
+    SQL fragments need no special case: the term only ever travels as a bound parameter.
+    """
+    if not isinstance(term, str):
+        return None
+    term = term.strip()
+    if not term or len(term) > MAX_SEARCH_LENGTH or not term.isprintable():
+        return None
+    return term
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, max_entries=1000)
+def find_orders(term: str, limit: int = 50) -> pd.DataFrame:
+    """Orders matching a search term exactly: an order id, a carrier tracking ref or a customer id.
+
+    Columns: order_id, customer_id, matched_on, order_date, order_status, order_total, currency,
+    promise_type, channel. Exact matches only (case-insensitive for ids typed in lower case), so
+    a partial or crafted input can never list another customer's orders.
+    """
+    cleaned = clean_search(term)
+    if cleaned is None:
+        return pd.DataFrame(
+            columns=[
+                "order_id",
+                "customer_id",
+                "matched_on",
+                "order_date",
+                "order_status",
+                "order_total",
+                "currency",
+                "promise_type",
+                "channel",
+            ]
+        )
+    return _mart_query(
+        """
+        with hits as (
+            select order_id, 'order id' as matched_on from marts.fct_orders
+            where order_id = $term or order_id = upper($term)
+            union all
+            select distinct order_id, 'tracking ref' from marts.fct_shipment_legs
+            where tracking_ref = $term or tracking_ref = upper($term)
+            union all
+            select order_id, 'customer' from marts.fct_orders
+            where customer_id = $term or customer_id = upper($term)
+        )
+        select o.order_id, o.customer_id, any_value(h.matched_on) as matched_on, o.order_date,
+               o.order_status, o.order_total, o.currency, o.promise_type, o.channel
+        from hits h join marts.fct_orders o using (order_id)
+        group by all
+        order by o.order_date desc, o.order_id
+        limit $limit
+        """,
+        {"term": cleaned, "limit": int(limit)},
+    )
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, max_entries=1000)
+def order_overview(order_id: str) -> pd.DataFrame:
+    """One row: the order's status, promise, fulfilment and footprint (fct_orders), its
+    warehouse's and last-mile carrier's names, and its latest ETA (fct_shipment_eta)."""
+    return _mart_query(
+        """
+        select o.order_id, o.customer_id, o.source_system, o.channel, o.order_status,
+               o.promise_type, o.currency, o.order_total, o.line_count, o.ordered_units,
+               o.shipped_units, o.shipment_count, o.route_modes, o.warehouse_ids,
+               o.primary_warehouse_id, w.warehouse_name, o.last_mile_carrier_id,
+               c.carrier_name as last_mile_carrier_name, o.shipping_country_code,
+               o.kg_co2e, o.green_option_kg_co2e, o.green_option_extra_days, o.is_green_option,
+               o.transport_cost_eur, o.days_late, o.is_on_time, o.is_delivered, o.is_cancelled,
+               o.cancellation_reason, o.is_lost, o.is_damaged, o.exception_event_count,
+               o.order_date, o.promised_delivery_date, o.promised_by_at, o.ordered_at,
+               o.shipped_at, o.delivered_at,
+               e.predicted_delivery_at as eta_at, e.hours_vs_promise as eta_hours_vs_promise,
+               e.is_predicted_late, e.eta_source, e.as_of as eta_as_of
+        from marts.fct_orders o
+        left join marts.dim_warehouse w on w.warehouse_id = o.primary_warehouse_id
+        left join marts.dim_carrier c on c.carrier_id = o.last_mile_carrier_id
+        left join (
+            select * from marts.fct_shipment_eta where order_id = $order_id
+            qualify row_number() over (order by predicted_delivery_at desc nulls last) = 1
+        ) e on e.order_id = o.order_id
+        where o.order_id = $order_id
+        """,
+        {"order_id": order_id},
+    )
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, max_entries=1000)
+def order_timeline(order_id: str) -> pd.DataFrame:
+    """The order's milestones in order, planned vs actual, across shipments, carriers, modes.
+
+    Columns: milestone, milestone_rank, shipment_id, leg_no, carrier_id, carrier_name, mode,
+    location_name, milestone_status, planned_at, actual_at, delay_hours, is_late.
+    """
+    return _mart_query(
+        """
+        select t.milestone, t.milestone_rank, t.shipment_id, t.leg_no, t.carrier_id,
+               c.carrier_name, t.mode, t.location_name, t.milestone_status, t.planned_at,
+               t.actual_at, t.delay_hours, t.is_late
+        from marts.fct_order_timeline t
+        left join marts.dim_carrier c using (carrier_id)
+        where t.order_id = $order_id
+        order by coalesce(t.shipment_id, ''), t.milestone_rank, t.planned_at
+        """,
+        {"order_id": order_id},
+    )
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, max_entries=1000)
+def order_legs(order_id: str) -> pd.DataFrame:
+    """The order's shipment legs with positions for the map, status, delays and emissions."""
+    return _mart_query(
+        """
+        select l.shipment_id, l.leg_no, l.mode, l.carrier_id, c.carrier_name, l.tracking_ref,
+               l.leg_status, l.last_event_code, l.origin_name, l.destination_hub_name,
+               l.origin_lat, l.origin_lon, l.destination_lat_approx, l.destination_lon_approx,
+               l.distance_km, l.kg_co2e, l.transport_cost_eur, l.green_mode, l.green_kg_co2e,
+               l.green_extra_days, l.departure_delay_hours, l.arrival_delay_hours,
+               l.planned_departure_at, l.actual_departure_at, l.planned_arrival_at,
+               l.actual_arrival_at, l.hours_since_last_scan
+        from marts.fct_shipment_legs l
+        left join marts.dim_carrier c using (carrier_id)
+        where l.order_id = $order_id
+        order by l.shipment_id, l.leg_no
+        """,
+        {"order_id": order_id},
+    )
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, max_entries=1000)
+def order_events(order_id: str) -> pd.DataFrame:
+    """Every carrier event of the order in the canonical vocabulary, with the carrier's own
+    status code and text (the normalisation made visible)."""
+    return _mart_query(
+        """
+        select event_at, tracking_ref, leg_no, carrier_id, feed_format, mode, event_code,
+               exception_reason, carrier_status_code, carrier_status_text, location_name,
+               location_country_code, is_late_arrival, is_out_of_order, ingested_at
+        from marts.fct_tracking_events
+        where order_id = $order_id
+        order by event_at, event_seq
+        """,
+        {"order_id": order_id},
+    )
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, max_entries=1000)
+def order_alerts(order_id: str) -> pd.DataFrame:
+    """The live alerts of the order (fct_exception_alerts) with their priced alternatives."""
+    return _mart_query(
+        """
+        select alert_id, rule, reason, sub_reason, severity, mode, carrier_id, tracking_ref,
+               recommended_option, recommended_action, alternatives_json, message_status,
+               hours_late, promise_at_risk, is_resolved, detected_at, eta_at, act_by
+        from marts.fct_exception_alerts
+        where order_id = $order_id
+        order by detected_at desc
+        """,
+        {"order_id": order_id},
+    )
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, max_entries=1000)
+def order_exceptions(order_id: str) -> pd.DataFrame:
+    """The order's exception episodes as operations works them (fct_order_exceptions)."""
+    return _mart_query(
+        """
+        select exception_type, exception_reason, severity, recommended_action, carrier_id,
+               tracking_ref, is_open, is_sla_breached, sla_hours, age_hours, opened_at,
+               resolved_at
+        from marts.fct_order_exceptions
+        where order_id = $order_id
+        order by opened_at desc
+        """,
+        {"order_id": order_id},
+    )
+
+
+# -- exceptions --------------------------------------------------------------------------------
+
+_EXCEPTIONS_WHERE = _where("opened_date", "warehouse_id", "carrier_id", "channel")
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def exception_summary(filters: Filters) -> pd.DataFrame:
+    """Open exceptions per severity and type: how many, how many past their SLA, value at risk.
+
+    Columns: severity, exception_type, open, sla_breached, order_value, oldest_age_hours.
+    """
+    return _mart_query(
+        f"""
+        select severity, exception_type, count(*) as open,
+               count(*) filter (where is_sla_breached) as sla_breached,
+               sum(order_value) as order_value, max(age_hours) as oldest_age_hours
+        from marts.fct_order_exceptions
+        where is_open and {_EXCEPTIONS_WHERE}
+        group by severity, exception_type
+        order by case severity when 'critical' then 0 when 'high' then 1 when 'medium' then 2
+                 else 3 end, open desc
+        """,
+        filters.params(),
+    )
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def exception_age_profile(filters: Filters) -> pd.DataFrame:
+    """Open exceptions by severity and age as a share of their SLA (the ageing chart).
+
+    Columns: severity, age_band ('< 50 % of SLA', '50-100 %', '1-2x SLA', '> 2x SLA'), open.
+    """
+    return _mart_query(
+        f"""
+        select severity,
+               case when age_hours < 0.5 * sla_hours then '< 50 % of SLA'
+                    when age_hours <= sla_hours then '50-100 % of SLA'
+                    when age_hours <= 2 * sla_hours then '1-2x SLA'
+                    else '> 2x SLA' end as age_band,
+               count(*) as open
+        from marts.fct_order_exceptions
+        where is_open and {_EXCEPTIONS_WHERE}
+        group by all
+        """,
+        filters.params(),
+    )
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def open_exceptions(
+    filters: Filters,
+    severities: tuple[str, ...] = (),
+    types: tuple[str, ...] = (),
+    breached_only: bool = False,
+    limit: int = WORKLIST_LIMIT,
+) -> pd.DataFrame:
+    """The worklist: open exceptions, most severe and most overdue first.
+
+    Columns: exception_id, order_id, customer_id, language, tier, shipment_id, tracking_ref,
+    carrier_id, warehouse_id, exception_type, exception_reason, severity, mode,
+    recommended_action, order_value, sla_hours, age_hours, sla_used (age / SLA),
+    is_sla_breached, opened_at, promised_delivery_date.
+    """
+    return _mart_query(
+        f"""
+        select x.exception_id, x.order_id, o.customer_id, cu.language, cu.tier, x.shipment_id,
+               x.tracking_ref, x.carrier_id, x.warehouse_id, x.exception_type,
+               x.exception_reason, x.severity, x.mode, x.recommended_action, x.order_value,
+               x.sla_hours, x.age_hours, x.age_hours / nullif(x.sla_hours, 0) as sla_used,
+               x.is_sla_breached, x.opened_at, o.promised_delivery_date
+        from marts.fct_order_exceptions x
+        left join marts.fct_orders o using (order_id)
+        left join marts.dim_customer cu on cu.customer_id = o.customer_id
+        where x.is_open and {_where("x.opened_date", "x.warehouse_id", "x.carrier_id", "x.channel")}
+          and (len($severities) = 0 or list_contains($severities::varchar[], x.severity))
+          and (len($types) = 0 or list_contains($types::varchar[], x.exception_type))
+          and (not $breached_only or x.is_sla_breached)
+        order by case x.severity when 'critical' then 0 when 'high' then 1
+                 when 'medium' then 2 else 3 end,
+                 x.age_hours / nullif(x.sla_hours, 0) desc nulls last, x.exception_id
+        limit $limit
+        """,
+        {
+            **filters.params(),
+            "severities": list(severities),
+            "types": list(types),
+            "breached_only": bool(breached_only),
+            "limit": int(limit),
+        },
+    )
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def live_alerts(filters: Filters, limit: int = WORKLIST_LIMIT) -> pd.DataFrame:
+    """Unresolved alerts of the live stream (fct_exception_alerts), newest first, with what a
+    customer message needs (language and tier, never a name) and the priced alternatives."""
+    return _mart_query(
+        f"""
+        select a.alert_id, a.order_id, a.customer_id, cu.language, cu.tier, a.shipment_id,
+               a.tracking_ref, a.carrier_id, a.rule, a.reason, a.sub_reason, a.severity, a.mode,
+               a.recommended_option, a.recommended_action, a.alternatives_json,
+               a.message_status, a.sla_minutes, a.hours_late, a.order_value_eur,
+               a.promise_at_risk, a.promised_delivery_date, a.eta_at, a.detected_at, a.act_by
+        from marts.fct_exception_alerts a
+        left join marts.fct_orders o using (order_id)
+        left join marts.dim_customer cu on cu.customer_id = a.customer_id
+        where not a.is_resolved
+          and {_where("cast(a.detected_at as date)", "o.primary_warehouse_id", "a.carrier_id", "o.channel")}
+        order by a.detected_at desc
+        limit $limit
+        """,
+        {**filters.params(), "limit": int(limit)},
+    )
+
+
+# -- carbon ------------------------------------------------------------------------------------
+
+_KPI_WHERE = _where("kpi_date", "warehouse_id", "carrier_id", "channel")
+_LEG_WHERE = _where("o.order_date", "o.primary_warehouse_id", "l.carrier_id", "o.channel")
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def carbon_trend(filters: Filters, grain: str = "week") -> pd.DataFrame:
+    """CO2e over time from the KPI facts: total, per order, per item, green-option uptake.
+
+    Columns: period, orders, shipped_orders, kg_co2e, kg_co2e_per_order, kg_co2e_per_item,
+    green_orders, green_option_uptake. ``grain``: day or week.
+    """
+    period = "kpi_date" if grain == "day" else "date_trunc('week', kpi_date)::date"
+    return _mart_query(
+        f"""
+        select {period} as period, sum(orders)::bigint as orders,
+               sum(shipped_orders)::bigint as shipped_orders, sum(kg_co2e) as kg_co2e,
+               sum(kg_co2e) / nullif(sum(shipped_orders), 0) as kg_co2e_per_order,
+               sum(kg_co2e) / nullif(sum(units_shipped), 0) as kg_co2e_per_item,
+               sum(green_orders)::bigint as green_orders,
+               sum(green_orders) / nullif(sum(orders), 0) as green_option_uptake
+        from marts.kpi_daily
+        where {_KPI_WHERE}
+        group by all order by period
+        """,
+        filters.params(),
+    )
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def carbon_breakdown(filters: Filters) -> pd.DataFrame:
+    """Leg emissions per mode and carrier (GLEC well-to-wheel), with the tonne-km moved.
+
+    Columns: mode, carrier_id, carrier_name, legs, tonne_km, kg_co2e, g_co2e_per_tkm,
+    green_kg_co2e (the same legs on their green mode).
+    """
+    return _mart_query(
+        f"""
+        select l.mode, l.carrier_id, c.carrier_name, count(*) as legs,
+               sum(l.tonne_km) as tonne_km, sum(l.kg_co2e) as kg_co2e,
+               1000 * sum(l.kg_co2e) / nullif(sum(l.tonne_km), 0) as g_co2e_per_tkm,
+               sum(coalesce(l.green_kg_co2e, l.kg_co2e)) as green_kg_co2e
+        from marts.fct_shipment_legs l
+        join marts.fct_orders o using (order_id)
+        left join marts.dim_carrier c on c.carrier_id = l.carrier_id
+        where {_LEG_WHERE}
+        group by all
+        order by kg_co2e desc
+        """,
+        filters.params(),
+    )
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def carbon_lanes(filters: Filters, limit: int = 15) -> pd.DataFrame:
+    """The lanes (origin -> destination country, mode) that emit most, with positions.
+
+    Columns: origin_name, destination_country_code, mode, legs, kg_co2e, kg_co2e_per_leg,
+    origin_lat, origin_lon, destination_lat, destination_lon (mean approximate destination).
+    """
+    return _mart_query(
+        f"""
+        select l.origin_name, l.destination_country_code, l.mode, count(*) as legs,
+               sum(l.kg_co2e) as kg_co2e, avg(l.kg_co2e) as kg_co2e_per_leg,
+               avg(l.origin_lat) as origin_lat, avg(l.origin_lon) as origin_lon,
+               avg(l.destination_lat_approx) as destination_lat,
+               avg(l.destination_lon_approx) as destination_lon
+        from marts.fct_shipment_legs l
+        join marts.fct_orders o using (order_id)
+        where {_LEG_WHERE}
+        group by all
+        order by kg_co2e desc
+        limit $limit
+        """,
+        {**filters.params(), "limit": int(limit)},
+    )
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def green_option_potential(filters: Filters) -> pd.DataFrame:
+    """What the green delivery option could still save: one row over the shipped orders.
+
+    Columns: orders, green_orders, candidates (not green, a green option exists),
+    candidate_kg_co2e, candidate_green_kg_co2e, candidate_extra_days (mean), current_kg_co2e.
+    The what-if of moving a share s of the candidates saves
+    s * (candidate_kg_co2e - candidate_green_kg_co2e).
+    """
+    return _mart_query(
+        f"""
+        select count(*) as orders,
+               count(*) filter (where is_green_option) as green_orders,
+               count(*) filter (where not is_green_option
+                                and green_option_kg_co2e < kg_co2e) as candidates,
+               coalesce(sum(kg_co2e) filter (where not is_green_option
+                                and green_option_kg_co2e < kg_co2e), 0) as candidate_kg_co2e,
+               coalesce(sum(green_option_kg_co2e) filter (where not is_green_option
+                                and green_option_kg_co2e < kg_co2e), 0)
+                   as candidate_green_kg_co2e,
+               avg(green_option_extra_days) filter (where not is_green_option
+                                and green_option_kg_co2e < kg_co2e) as candidate_extra_days,
+               coalesce(sum(kg_co2e), 0) as current_kg_co2e
+        from marts.fct_orders
+        where shipped_at is not null
+          and {_where("order_date", "primary_warehouse_id", "last_mile_carrier_id", "channel")}
+        """,
+        filters.params(),
+    )
+
+
+# -- KPIs --------------------------------------------------------------------------------------
+
+#: The KPI facts summed before rates are recomputed (never an average of daily rates).
+_KPI_SUMS = """
+    sum(orders)::bigint as orders, sum(order_value) as order_value,
+    sum(cancelled_orders)::bigint as cancelled_orders,
+    sum(delivered_orders)::bigint as delivered_orders,
+    sum(on_time_orders) / nullif(sum(due_orders), 0) as on_time_delivery_rate,
+    sum(perfect_orders) / nullif(sum(closed_orders), 0) as perfect_order_rate,
+    sum(error_orders) / nullif(sum(closed_orders), 0) as error_rate,
+    sum(units_filled) / nullif(sum(units_to_fill), 0) as fill_rate,
+    sum(next_day_on_time_orders) / nullif(sum(next_day_due_orders), 0)
+        as next_day_promise_hit_rate,
+    sum(cancelled_orders) / nullif(sum(orders), 0) as cancellation_rate,
+    sum(transport_cost_eur) / nullif(sum(shipped_orders), 0) as cost_per_order_eur,
+    sum(kg_co2e) / nullif(sum(shipped_orders), 0) as kg_co2e_per_order,
+    sum(green_orders) / nullif(sum(orders), 0) as green_option_uptake,
+    sum(recovered_orders)::bigint as recovered_orders,
+    sum(recovered_order_value) as recovered_order_value,
+    sum(exceptions_opened)::bigint as exceptions_opened,
+    sum(rating_sum) / nullif(sum(reviews), 0) as avg_rating,
+    (sum(promoter_reviews) - sum(detractor_reviews)) / nullif(sum(reviews), 0)
+        as sentiment_index"""
+
+#: Drill-down dimensions of the KPI page -> (kpi_daily column, its label in the mart).
+KPI_DIMENSIONS = {
+    "warehouse": "warehouse_id",
+    "carrier": "carrier_id",
+    "channel": "channel",
+    "source system": "source_system",
+}
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def kpi_totals(filters: Filters) -> pd.DataFrame:
+    """One row of every KPI over the filters, rates recomputed from the summed facts."""
+    return _mart_query(
+        f"select {_KPI_SUMS} from marts.kpi_daily where {_KPI_WHERE}", filters.params()
+    )
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def kpi_trend(filters: Filters, grain: str = "week") -> pd.DataFrame:
+    """Every KPI per day or ISO week (Monday) over the filters. Column period first."""
+    period = "kpi_date" if grain == "day" else "date_trunc('week', kpi_date)::date"
+    return _mart_query(
+        f"""
+        select {period} as period, {_KPI_SUMS}
+        from marts.kpi_daily where {_KPI_WHERE}
+        group by all order by period
+        """,
+        filters.params(),
+    )
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def kpi_by(filters: Filters, dimension: str) -> pd.DataFrame:
+    """Every KPI per value of a drill-down dimension (see :data:`KPI_DIMENSIONS`), biggest
+    first. Column ``member`` holds the dimension's value (warehouse id, carrier id...)."""
+    column = KPI_DIMENSIONS[dimension]  # KeyError for anything else: never user SQL
+    return _mart_query(
+        f"""
+        select coalesce({column}, '(none)') as member, {_KPI_SUMS}
+        from marts.kpi_daily where {_KPI_WHERE}
+        group by all order by orders desc
+        """,
+        filters.params(),
+    )
+
+
+# -- risk review -------------------------------------------------------------------------------
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def risk_overview(filters: Filters) -> pd.DataFrame:
+    """Scored orders per day and final decision (after review): the volume the model triages.
+
+    Columns: order_date, final_decision, orders, order_total, mean_score.
+    """
+    return _mart_query(
+        f"""
+        select cast(r.ordered_at as date) as order_date, r.final_decision,
+               count(*) as orders, sum(r.order_total) as order_total,
+               avg(r.risk_score) as mean_score
+        from marts.fct_order_risk r
+        join marts.fct_orders o using (order_id)
+        where {_where("o.order_date", "o.primary_warehouse_id", "o.last_mile_carrier_id", "o.channel")}
+        group by all order by order_date
+        """,
+        filters.params(),
+    )
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def review_queue(limit: int = WORKLIST_LIMIT) -> pd.DataFrame:
+    """Orders waiting for an analyst, by expected loss, minus those decided since the queue
+    was built (the decision log is read live, so a decision leaves the queue at once)."""
+    decided = _decided_orders_sql()
+    return _mart_query(
+        f"""
+        select q.queue_position, q.order_id, q.customer_id, q.ordered_at, q.order_total,
+               q.risk_score, q.expected_loss, q.reason_1, q.reason_2, q.reason_3, q.channel,
+               q.payment_method, q.shipping_country_code, q.model_version
+        from marts.fct_risk_review_queue q
+        where q.order_id not in ({decided})
+        order by q.queue_position
+        limit $limit
+        """,
+        {"limit": int(limit)},
+    )
+
+
+def _decided_orders_sql() -> str:
+    """The orders with a decision in the audited log (empty before the first decision)."""
+    if _decisions_table_exists():
+        return "select order_id from ops.risk_review_decisions"
+    return "select null::varchar where false"
+
+
+def _decisions_table_exists() -> bool:
+    found = _query(
+        """
+        select count(*) as n from information_schema.tables
+        where table_catalog = $catalog and table_schema = 'ops'
+          and table_name = 'risk_review_decisions'
+        """,
+        {"catalog": LAKE_ALIAS},
+    )
+    return bool(found.iloc[0]["n"])
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, max_entries=100)
+def review_decisions(order_id: str | None = None, limit: int = 200) -> pd.DataFrame:
+    """The review decisions, newest first (all, or one order's), from the audited log itself:
+    who decided what, when, on which model version. Empty before the first decision."""
+    columns = [
+        "decision_id",
+        "order_id",
+        "decision",
+        "reviewer",
+        "note",
+        "decided_at",
+        "model_version",
+    ]
+    if not _decisions_table_exists():
+        return pd.DataFrame(columns=columns)
+    return _query(
+        f"""
+        select {", ".join(columns)} from ops.risk_review_decisions
+        where $order_id is null or order_id = $order_id
+        order by decided_at desc
+        limit $limit
+        """,
+        {"order_id": order_id, "limit": int(limit)},
+    )
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, max_entries=1000)
+def order_risk(order_id: str) -> pd.DataFrame:
+    """The order's risk score, decision and reasons (fct_order_risk); empty if not scored."""
+    return _mart_query(
+        """
+        select order_id, risk_score, model_decision, final_decision, review_status,
+               reason_1, reason_2, reason_3, model_version, scored_at
+        from marts.fct_order_risk where order_id = $order_id
+        """,
+        {"order_id": order_id},
+    )
+
+
+# -- dispatch ----------------------------------------------------------------------------------
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def dispatch_waves(start: dt.date | None, end: dt.date | None) -> pd.DataFrame:
+    """Per wave: the optimised plan beside the baseline rule (fct_dispatch_plan_vs_baseline)."""
+    return _mart_query(
+        """
+        select * from marts.fct_dispatch_plan_vs_baseline
+        where wave_date between $start and $end
+        order by wave_date
+        """,
+        {"start": start or dt.date.min, "end": end or dt.date.max},
+    )
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def dispatch_flows(wave_date: dt.date, plan: str) -> pd.DataFrame:
+    """A wave's allocation as flows: per warehouse, lane variant and destination (rounded to
+    ~10 km), the shipments, units, cost and CO2e, with positions for the map."""
+    return _mart_query(
+        """
+        select s.warehouse_id, w.warehouse_name, s.warehouse_type, s.lane_variant, s.modes,
+               any_value(s.warehouse_lat) as warehouse_lat,
+               any_value(s.warehouse_lon) as warehouse_lon,
+               round(s.destination_lat_approx, 1) as destination_lat,
+               round(s.destination_lon_approx, 1) as destination_lon,
+               count(*) as shipments, sum(s.units) as units,
+               sum(s.transport_cost_eur) as transport_cost_eur, sum(s.kg_co2e) as kg_co2e,
+               count(*) filter (where s.is_on_time) as on_time,
+               count(*) filter (where s.is_deferred) as deferred
+        from marts.fct_dispatch_shipments s
+        left join marts.dim_warehouse w using (warehouse_id)
+        where s.wave_date = $wave_date and s.plan = $plan
+        group by all
+        """,
+        {"wave_date": wave_date, "plan": plan},
+    )
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def dispatch_by_warehouse(wave_date: dt.date) -> pd.DataFrame:
+    """Both plans of a wave per warehouse: shipments, units, cost, CO2e, on-time share."""
+    return _mart_query(
+        """
+        select s.plan, s.warehouse_id, w.warehouse_name, s.warehouse_type,
+               count(*) as shipments, sum(s.units) as units,
+               sum(s.transport_cost_eur) as transport_cost_eur, sum(s.kg_co2e) as kg_co2e,
+               avg(s.is_on_time::int) as on_time_share
+        from marts.fct_dispatch_shipments s
+        left join marts.dim_warehouse w using (warehouse_id)
+        where s.wave_date = $wave_date
+        group by all order by s.plan desc, shipments desc
+        """,
+        {"wave_date": wave_date},
+    )
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def van_routes(wave_date: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A wave's van rounds: the routes (fct_route_plans) and their stops in visiting order."""
+    params = {"wave_date": wave_date}
+    routes = _mart_query(
+        """
+        select route_id, warehouse_id, engine, vehicle_no, stops, load_kg, distance_km,
+               duration_min, kg_co2e, is_feasible, depot_lat, depot_lon
+        from marts.fct_route_plans where wave_date = $wave_date
+        order by warehouse_id, vehicle_no
+        """,
+        params,
+    )
+    stops = _mart_query(
+        """
+        select route_id, stop_no, destination_lat_approx as lat, destination_lon_approx as lon,
+               window_start_min, window_end_min, arrival_min, is_within_window
+        from marts.fct_route_stops where wave_date = $wave_date
+        order by route_id, stop_no
+        """,
+        params,
+    )
+    return routes, stops
+
+
+# -- data quality of the marts -----------------------------------------------------------------
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def mart_tables() -> pd.DataFrame:
+    """Every table of the marts schema with its row count and its last change (the DuckLake
+    snapshot that last wrote it). Columns: mart, rows, last_built_at."""
+    tables = _query(
+        """
+        select table_name as mart from information_schema.tables
+        where table_catalog = $catalog and table_schema = 'marts'
+        order by table_name
+        """,
+        {"catalog": LAKE_ALIAS},
+    )
+    if tables.empty:
+        return pd.DataFrame(columns=["mart", "rows", "last_built_at"])
+    counts = " union all ".join(
+        f"select '{name}' as mart, count(*) as rows from marts.\"{name}\""
+        for name in tables["mart"]
+        if name.replace("_", "").isalnum()  # identifiers from the catalog, checked anyway
+    )
+    rows = _query(counts)
+    meta = f"__ducklake_metadata_{LAKE_ALIAS}"
+    built = _query(
+        f"""
+        with marts as (
+            select t.table_id, t.table_name, t.begin_snapshot
+            from {meta}.ducklake_table t
+            join {meta}.ducklake_schema sc using (schema_id)
+            where sc.schema_name = 'marts' and t.end_snapshot is null
+              and sc.end_snapshot is null
+        ),
+        changed as (
+            -- created (a full rebuild) or appended to (an incremental model) since
+            select table_name, begin_snapshot as snapshot_id from marts
+            union all
+            select m.table_name, max(f.begin_snapshot)
+            from {meta}.ducklake_data_file f join marts m using (table_id)
+            group by m.table_name
+        )
+        select c.table_name as mart, max(s.snapshot_time) as last_built_at
+        from changed c join {meta}.ducklake_snapshot s using (snapshot_id)
+        group by c.table_name
+        """
+    )
+    return rows.merge(built, on="mart", how="left")
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def mart_health() -> pd.DataFrame:
+    """Every mart's contract (data_contracts/marts/, the stewards' ODCS files) beside what the
+    lake holds: owner, domain, freshness SLA, rules, rows, last build and its age.
+
+    Columns: mart, domain, owner, freshness_sla_hours, columns, rules (column-level quality rules
+    and required/unique/enum constraints), rows, last_built_at, age_hours, status ('MISSING'
+    when the contract's table is not in the lake, 'EMPTY', 'LATE' past the SLA, else 'OK').
+    """
+    from pipelines.contracts.marts import mart_contracts
+
+    lake = mart_tables()
+    rows = []
+    for name, contract in sorted(mart_contracts().items()):
+        rules = sum(
+            len(c.quality) + int(c.required) + int(c.unique) + int(c.enum is not None)
+            for c in contract.columns
+        ) + len(contract.quality)
+        rows.append(
+            {
+                "mart": name,
+                "domain": contract.domain,
+                "owner": contract.owner,
+                "freshness_sla_hours": contract.freshness_hours,
+                "columns": len(contract.columns),
+                "rules": rules,
+            }
+        )
+    frame = pd.DataFrame(rows).merge(lake, on="mart", how="left")
+    now = pd.Timestamp.now(tz="UTC")
+    built = pd.to_datetime(frame["last_built_at"], utc=True)
+    frame["age_hours"] = (now - built).dt.total_seconds() / 3600.0
+    frame["status"] = "OK"
+    frame.loc[frame["rows"].fillna(0) == 0, "status"] = "EMPTY"
+    late = frame["freshness_sla_hours"].notna() & (
+        frame["age_hours"] > frame["freshness_sla_hours"]
+    )
+    frame.loc[late & (frame["status"] == "OK"), "status"] = "LATE"
+    frame.loc[frame["rows"].isna(), "status"] = "MISSING"
+    order = {"MISSING": 0, "LATE": 1, "EMPTY": 2, "OK": 3}
+    return frame.sort_values(
+        ["status", "mart"], key=lambda s: s.map(order) if s.name == "status" else s
+    )

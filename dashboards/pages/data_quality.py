@@ -396,6 +396,39 @@ def _record_detail(records: pd.DataFrame, selected_rows: list[int]) -> None:
         st.code(raw if raw is not None else "(no original text kept)", language=None)
 
 
+def _marts() -> None:
+    """The governed marts against their contracts: built, populated and fresh."""
+    st.subheader("Marts: contracts and freshness")
+    health = data.mart_health()
+    if health.empty:
+        st.caption("No mart contracts found.")
+        return
+    problems = health[health["status"].isin(["MISSING", "LATE"])]
+    if not problems.empty:
+        st.warning(
+            f"{len(problems)} mart(s) missing or older than their contract's SLA: "
+            + ", ".join(problems["mart"]),
+            icon=":material/schedule:",
+        )
+    st.dataframe(
+        health.style.map(ui.status_css, subset=["status"]),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "status": st.column_config.TextColumn("Status", width="small"),
+            "freshness_sla_hours": st.column_config.NumberColumn("SLA h", format="%.2f"),
+            "age_hours": st.column_config.NumberColumn("Age h", format="%.1f"),
+            "rows": st.column_config.NumberColumn("Rows", format="localized"),
+            "last_built_at": st.column_config.DatetimeColumn("Last built (UTC)"),
+        },
+    )
+    st.caption(
+        "Contracts: `data_contracts/marts/*.yaml` (owners edit them; `ordertower contracts drift` "
+        "keeps them equal to dbt's enforced model contracts). Every build runs the marts' dbt "
+        "data tests as Dagster asset checks; a failing test fails the build."
+    )
+
+
 def render() -> None:
     """Lay out the page; any missing lake or table ends it with a hint, never a traceback."""
     st.title("Data quality")
@@ -423,6 +456,7 @@ def render() -> None:
         _partitions(parts)
         _contract_rules(datasets, start, end)
         _drill_down(parts, registry)
+        _marts()
     except data.DataUnavailable as exc:
         ui.show_unavailable(str(exc))
 

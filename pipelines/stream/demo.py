@@ -21,10 +21,6 @@ from pipelines.stream.broker import BrokerError, Topology, connect, reachable, r
 from pipelines.stream.publish import landed_days, publish, read_messages
 
 #: the dbt marts the stream feeds (the refresh_tracking_marts job's selection)
-TRACKING_SELECTION = (
-    "key:marts/fct_tracking_events or key:marts/fct_order_timeline or "
-    "key:marts/fct_order_exceptions or key:marts/fct_exception_alerts"
-)
 
 
 class LiveDemoError(RuntimeError):
@@ -86,9 +82,10 @@ def run_live_demo(rate: float = 1000.0, days: int = 1, idle_exit: float = 15.0) 
     if code != 0:
         raise LiveDemoError(f"ordertower stream exited with {code}: see {log}")
     print(f"live: streamed in {time.perf_counter() - started:.0f} s; refreshing the tracking marts")
+    from pipelines.defs.stream.automation import TRACKING_MARTS
     from pipelines.materialize import materialize
 
-    materialize(select=TRACKING_SELECTION)
+    materialize(select=" or ".join(f"key:{k.to_user_string()}" for k in TRACKING_MARTS))
     return {
         "published": stats.published,
         "seconds": round(time.perf_counter() - started, 1),

@@ -8,6 +8,7 @@ from pipelines.defs.eta.assets import (
     eta_model_evaluation,
     shipment_etas,
 )
+from pipelines.defs.transform.assets import dbt_eta_marts
 from pipelines.defs.transform.automation import transform_lake_job
 
 eta_retrain_job = dg.define_asset_job(
@@ -21,8 +22,8 @@ eta_retrain_job = dg.define_asset_job(
 
 eta_refresh_job = dg.define_asset_job(
     "eta_refresh",
-    selection=dg.AssetSelection.assets(shipment_etas),
-    description="The champion's ETA of every open shipment (ml.shipment_etas).",
+    selection=dg.AssetSelection.assets(shipment_etas, dbt_eta_marts),
+    description="The champion's ETA of every open shipment (ml.shipment_etas), then fct_shipment_eta.",
 )
 
 #: weekly, on Monday night, after the risk model (03:00): a week of new deliveries to learn from

@@ -12,6 +12,8 @@ from pipelines.defs.transform.project import dbt_project, export_dbt_env, transl
 RISK_SCORES_TAG = "risk_scores"
 #: dbt tag of the models built on the dispatch plans (built by dbt_dispatch_marts)
 DISPATCH_PLANS_TAG = "dispatch_plans"
+#: dbt tag of the models built on the ETAs (batch and live; built by dbt_eta_marts)
+SHIPMENT_ETAS_TAG = "shipment_etas"
 
 
 class DbtBuildConfig(dg.Config):
@@ -51,37 +53,45 @@ def dbt_build_args(config: DbtBuildConfig) -> list[str]:
     pool=LAKE_WRITER_POOL,
     name="dbt_lake",
     # the marts built on the risk model's scores come after scoring (dbt_risk_marts), those on
-    # the dispatch plans after planning (dbt_dispatch_marts)
-    exclude=f"tag:{RISK_SCORES_TAG} tag:{DISPATCH_PLANS_TAG}",
+    # the dispatch plans after planning (dbt_dispatch_marts), those on the ETAs after them
+    exclude=f"tag:{RISK_SCORES_TAG} tag:{DISPATCH_PLANS_TAG} tag:{SHIPMENT_ETAS_TAG}",
 )
 def dbt_lake(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig):
     export_dbt_env()  # the lake may have been repointed since the code location loaded
     yield from dbt.cli(dbt_build_args(config), context=context).stream()
 
 
-@dbt_assets(
-    manifest=dbt_project.manifest_path,
-    project=dbt_project,
-    dagster_dbt_translator=translator,
-    pool=LAKE_WRITER_POOL,
-    name="dbt_risk_marts",
-    select=f"tag:{RISK_SCORES_TAG}",
-)
-def dbt_risk_marts(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    """The marts on the risk model's scores (fct_order_risk, the review queue), after scoring."""
-    export_dbt_env()
-    yield from dbt.cli(["build"], context=context).stream()
+def _dbt_marts_after(name: str, tag: str, doc: str) -> dg.AssetsDefinition:
+    """The dbt models of one tag as their own asset, built after the ML asset they read."""
+
+    @dbt_assets(
+        manifest=dbt_project.manifest_path,
+        project=dbt_project,
+        dagster_dbt_translator=translator,
+        pool=LAKE_WRITER_POOL,
+        name=name,
+        select=f"tag:{tag}",
+    )
+    def _marts(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+        export_dbt_env()
+        yield from dbt.cli(["build"], context=context).stream()
+
+    _marts.__doc__ = doc
+    return _marts
 
 
-@dbt_assets(
-    manifest=dbt_project.manifest_path,
-    project=dbt_project,
-    dagster_dbt_translator=translator,
-    pool=LAKE_WRITER_POOL,
-    name="dbt_dispatch_marts",
-    select=f"tag:{DISPATCH_PLANS_TAG}",
+dbt_risk_marts = _dbt_marts_after(
+    "dbt_risk_marts",
+    RISK_SCORES_TAG,
+    "The marts on the risk model's scores (fct_order_risk, the review queue), after scoring.",
 )
-def dbt_dispatch_marts(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    """The marts on the dispatch plans (waves vs baseline, shipments, routes), after planning."""
-    export_dbt_env()
-    yield from dbt.cli(["build"], context=context).stream()
+dbt_dispatch_marts = _dbt_marts_after(
+    "dbt_dispatch_marts",
+    DISPATCH_PLANS_TAG,
+    "The marts on the dispatch plans (waves vs baseline, shipments, routes), after planning.",
+)
+dbt_eta_marts = _dbt_marts_after(
+    "dbt_eta_marts",
+    SHIPMENT_ETAS_TAG,
+    "The shipments' latest ETA against plan and promise (fct_shipment_eta), after the ETAs.",
+)

@@ -1,7 +1,7 @@
 """Entry script of the Order Control Tower dashboards: page config and navigation only.
 
 Run with ``streamlit run dashboards/app.py`` (``make ui``). Each page is its own module under
-``pages/`` and reads the lake only through :mod:`dashboards.data` (read-only, cached, governed
+``views/`` and reads the lake only through :mod:`dashboards.data` (read-only, cached, governed
 marts); the one write, a risk analyst's review decision, goes through
 :mod:`dashboards.actions`. Pages are grouped by audience.
 """
@@ -12,7 +12,6 @@ import streamlit as st
 
 st.set_page_config(
     page_title="Order Control Tower",
-    page_icon=":material/cell_tower:",
     layout="wide",
     initial_sidebar_state="expanded",
 )
@@ -21,42 +20,42 @@ st.set_page_config(
 PAGES: dict[str, list[st.Page]] = {
     "Operations": [
         st.Page(
-            "pages/tracking.py",
+            "views/tracking.py",
             title="Order tracking",
-            icon=":material/local_shipping:",
+            icon="🚚",
             url_path="tracking",
             default=True,
         ),
         st.Page(
-            "pages/exceptions.py",
+            "views/exceptions.py",
             title="Exceptions",
-            icon=":material/warning:",
+            icon="⚠️",
             url_path="exceptions",
         ),
         st.Page(
-            "pages/dispatch.py",
+            "views/dispatch.py",
             title="Dispatch",
-            icon=":material/route:",
+            icon="🧭",
             url_path="dispatch",
         ),
     ],
     "Performance": [
-        st.Page("pages/kpis.py", title="KPIs", icon=":material/monitoring:", url_path="kpis"),
-        st.Page("pages/carbon.py", title="Carbon", icon=":material/eco:", url_path="carbon"),
+        st.Page("views/kpis.py", title="KPIs", icon="📈", url_path="kpis"),
+        st.Page("views/carbon.py", title="Carbon", icon="🌱", url_path="carbon"),
     ],
     "Risk": [
         st.Page(
-            "pages/risk_review.py",
+            "views/risk_review.py",
             title="Risk review",
-            icon=":material/gpp_maybe:",
+            icon="🛡️",
             url_path="risk-review",
         ),
     ],
     "Data platform": [
         st.Page(
-            "pages/data_quality.py",
+            "views/data_quality.py",
             title="Data quality",
-            icon=":material/fact_check:",
+            icon="✅",
             url_path="data-quality",
         ),
     ],

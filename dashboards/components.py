@@ -277,20 +277,37 @@ def _templates(loader: Callable[[], Any]) -> Any:
     return _TEMPLATES["t"]
 
 
-def view_state(lats: Iterable[float], lons: Iterable[float]):
-    """A pydeck view that fits the given points (Europe when there are none)."""
+def _mercator_y(lat: pd.Series) -> pd.Series:
+    rad = lat.clip(-85, 85).map(math.radians)
+    return rad.map(lambda r: math.degrees(math.log(math.tan(math.pi / 4 + r / 2))))
+
+
+def view_state(
+    lats: Iterable[float], lons: Iterable[float], width_px: int = 600, height_px: int = 380
+):
+    """A pydeck view fitting the points in a ``width_px`` x ``height_px`` map (Web Mercator),
+    ignoring the outer 2 % when there are many (a few long-haul outliers must not shrink
+    Europe to a dot). Europe when there are no points."""
     import pydeck as pdk
 
-    lat = pd.Series(list(lats), dtype=float).dropna()
-    lon = pd.Series(list(lons), dtype=float).dropna()
-    if lat.empty or lon.empty:
+    lat = pd.Series(list(lats), dtype=float)
+    lon = pd.Series(list(lons), dtype=float)
+    keep = lat.notna() & lon.notna()
+    lat, lon = lat[keep], lon[keep]
+    if lat.empty:
         return pdk.ViewState(latitude=50.0, longitude=10.0, zoom=3.2)
-    span = max(lat.max() - lat.min(), (lon.max() - lon.min()) / 1.6, 0.05)
-    zoom = max(1.0, min(11.0, math.log2(360 / span) - 0.6))
+    low, high = (0.02, 0.98) if len(lat) > 50 else (0.0, 1.0)
+    y = _mercator_y(lat)
+    y0, y1 = y.quantile(low), y.quantile(high)
+    x0, x1 = lon.quantile(low), lon.quantile(high)
+    pad = 1.35  # room for labels and arcs' bulge
+    zoom_x = math.log2(360 * width_px / 512 / max((x1 - x0) * pad, 0.02))
+    zoom_y = math.log2(360 * height_px / 512 / max((y1 - y0) * pad, 0.02))
+    centre_y = math.radians((y0 + y1) / 2)
     return pdk.ViewState(
-        latitude=float((lat.max() + lat.min()) / 2),
-        longitude=float((lon.max() + lon.min()) / 2),
-        zoom=zoom,
+        latitude=math.degrees(2 * math.atan(math.exp(centre_y)) - math.pi / 2),
+        longitude=float((x0 + x1) / 2),
+        zoom=max(1.0, min(12.0, min(zoom_x, zoom_y))),
     )
 
 
@@ -299,9 +316,21 @@ def hex_to_rgb(color: str, alpha: int = 200) -> list[int]:
     return [int(color[i : i + 2], 16) for i in (0, 2, 4)] + [alpha]
 
 
+#: A map style with a plain background and no source, served by Streamlit's static serving
+#: (``.streamlit/config.toml``): the platform runs offline, so no tile server is asked (Streamlit
+#: would otherwise fetch a Carto basemap); the layers carry the geography (labelled warehouses,
+#: hubs and destinations).
+OFFLINE_MAP_STYLE = "/app/static/map_style.json"
+
+
 def deck(layers: list[Any], view: Any, tooltip: dict[str, Any] | None = None):
-    """A pydeck map with no tile server (the platform runs offline): the layers carry the
-    geography (labelled warehouses, hubs and destinations)."""
+    """A pydeck map drawn without a tile server (see :data:`OFFLINE_MAP_STYLE`)."""
     import pydeck as pdk
 
-    return pdk.Deck(layers=layers, initial_view_state=view, map_style=None, tooltip=tooltip)
+    return pdk.Deck(
+        layers=layers,
+        initial_view_state=view,
+        map_style=OFFLINE_MAP_STYLE,
+        map_provider="mapbox",  # a style URL of our own (no Carto, no Mapbox token needed)
+        tooltip=tooltip,
+    )

@@ -1243,7 +1243,7 @@ def mart_health() -> pd.DataFrame:
     """Every mart's contract (data_contracts/marts/, the stewards' ODCS files) beside what the
     lake holds: owner, domain, freshness SLA, rules, rows, last build and its age.
 
-    Columns: mart, domain, owner, freshness_sla_hours, columns, rules (column-level quality rules
+    Columns: mart, domain, owner, sla_hours (freshness), columns, rules (column-level quality rules
     and required/unique/enum constraints), rows, last_built_at, age_hours, status ('MISSING'
     when the contract's table is not in the lake, 'EMPTY', 'LATE' past the SLA, else 'OK').
     """
@@ -1261,7 +1261,7 @@ def mart_health() -> pd.DataFrame:
                 "mart": name,
                 "domain": contract.domain,
                 "owner": contract.owner,
-                "freshness_sla_hours": contract.freshness_hours,
+                "sla_hours": contract.freshness_hours,
                 "columns": len(contract.columns),
                 "rules": rules,
             }
@@ -1272,9 +1272,7 @@ def mart_health() -> pd.DataFrame:
     frame["age_hours"] = (now - built).dt.total_seconds() / 3600.0
     frame["status"] = "OK"
     frame.loc[frame["rows"].fillna(0) == 0, "status"] = "EMPTY"
-    late = frame["freshness_sla_hours"].notna() & (
-        frame["age_hours"] > frame["freshness_sla_hours"]
-    )
+    late = frame["sla_hours"].notna() & (frame["age_hours"] > frame["sla_hours"])
     frame.loc[late & (frame["status"] == "OK"), "status"] = "LATE"
     frame.loc[frame["rows"].isna(), "status"] = "MISSING"
     order = {"MISSING": 0, "LATE": 1, "EMPTY": 2, "OK": 3}

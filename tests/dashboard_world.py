@@ -48,3 +48,28 @@ def score_world(con) -> pd.DataFrame:
     end = clock + pd.Timedelta(seconds=1)
     store.write_features(con, first, end)
     return score_window(con, factory_model(), "factory-1", first, end)
+
+
+#: What is rebuilt after scoring: the risk marts with their staging view (the view was the empty
+#: placeholder while ml.order_risk_scores did not exist).
+RISK_MARTS = (
+    "key:staging/stg_ml__order_risk_scores or key:marts/fct_order_risk "
+    "or key:marts/fct_risk_review_queue"
+)
+
+
+def build_world() -> None:
+    """Simulate and materialise the world in the current ``ORDERTOWER_HOME`` (see module doc)."""
+    from ordertower.lake import connect
+    from pipelines.cli import main
+
+    assert main(["simulate", *WORLD]) == 0
+    assert main(["materialize"]) == 0
+    # the live path when a broker is reachable (CI has one): events, ETAs, alerts, CRM messages
+    assert main(["live-demo", "--if-broker", "--rate", "2000"]) == 0
+    con = connect()
+    try:
+        score_world(con)
+    finally:
+        con.close()
+    assert main(["materialize", "--select", RISK_MARTS]) == 0

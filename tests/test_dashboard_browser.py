@@ -9,29 +9,17 @@ A full-page screenshot is written to ``tests/artifacts/`` for a human to look at
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from dashboards import probe
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-SERVE_TIMEOUT_S = 60
+CHROMIUM = probe.CHROMIUM
+CHROMIUM_ARGS = probe.CHROMIUM_ARGS
 RENDER_TIMEOUT_MS = 60_000
 
 pytestmark = pytest.mark.browser
@@ -47,73 +35,14 @@ def _require_chromium() -> None:
     pytest.skip(reason)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_until_serving(proc: subprocess.Popen, url: str, log: Path) -> None:
-    deadline = time.monotonic() + SERVE_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"streamlit exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    pytest.fail(f"streamlit did not serve {url} within {SERVE_TIMEOUT_S} s:\n{log.read_text()}")
-
-
 @pytest.fixture
 def served_app(seeded_lake, tmp_path: Path) -> Iterator[str]:
     """``streamlit run dashboards/app.py`` on a free port over the seeded lake; yields its URL."""
     _require_chromium()
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "streamlit.log"
-    env = {
-        **os.environ,
-        "ORDERTOWER_HOME": str(seeded_lake.home),
-        "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
-    }
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                str(ROOT / "dashboards" / "app.py"),
-                "--server.headless",
-                "true",
-                "--server.port",
-                str(port),
-                "--server.address",
-                "127.0.0.1",
-                "--server.fileWatcherType",
-                "none",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, so teardown kills all of it
-        )
-    try:
-        _wait_until_serving(proc, url, log)
+    with probe.serve(
+        {"ORDERTOWER_HOME": str(seeded_lake.home)}, log=tmp_path / "streamlit.log"
+    ) as url:
         yield url
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=10)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
 
 
 def test_data_quality_page_renders_in_chromium(served_app: str) -> None:
@@ -128,8 +57,7 @@ def test_data_quality_page_renders_in_chromium(served_app: str) -> None:
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
             page_errors: list[str] = []
             page.on("pageerror", lambda exc: page_errors.append(str(exc)))
-            # The data-quality page is the default page, served at the root.
-            page.goto(served_app, wait_until="domcontentloaded")
+            page.goto(f"{served_app}/data-quality", wait_until="domcontentloaded")
 
             # Rendered: the headline metrics, the chart and the drill-down table are there
             # and the script has stopped running.

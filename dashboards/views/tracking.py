@@ -126,7 +126,7 @@ st.caption(
     f"Customer {order['customer_id']} · {order['channel']} · shipped from "
     f"{order['primary_warehouse_id']} ({order['warehouse_name'] or '—'}) · last mile "
     f"{order['last_mile_carrier_name'] or order['last_mile_carrier_id'] or '—'} · route "
-    f"{' → '.join(order['route_modes']) if order['route_modes'] is not None else '—'}"
+    f"{str(order['route_modes']).replace('>', ' → ') if order['route_modes'] else '—'}"
 )
 if order["is_cancelled"]:
     st.info(f"Cancelled: {order['cancellation_reason'] or 'no reason given'}.")
@@ -258,7 +258,6 @@ with left:
                 get_text="name",
                 get_size=13,
                 get_color=[20, 20, 20, 255],
-                get_alignment_baseline="'bottom'",
                 get_pixel_offset=[0, -8],
             ),
         ]

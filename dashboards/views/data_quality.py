@@ -416,7 +416,7 @@ def _marts() -> None:
         width="stretch",
         column_config={
             "status": st.column_config.TextColumn("Status", width="small"),
-            "freshness_sla_hours": st.column_config.NumberColumn("SLA h", format="%.2f"),
+            "sla_hours": st.column_config.NumberColumn("SLA h", format="%.2f"),
             "age_hours": st.column_config.NumberColumn("Age h", format="%.1f"),
             "rows": st.column_config.NumberColumn("Rows", format="localized"),
             "last_built_at": st.column_config.DatetimeColumn("Last built (UTC)"),

@@ -150,7 +150,7 @@ with tab_batch:
         st.markdown(
             f"**{row['order_id']}** · {row['severity']} {row['exception_type']} "
             f"({row['exception_reason']}) · recommended: **{row['recommended_action']}** · "
-            f"[open in tracking](/tracking?order={row['order_id']})"
+            f"[open in tracking](/?order={row['order_id']})"
         )
         subject, body = ui.message_preview(row)
         with st.container(border=True):

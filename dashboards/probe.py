@@ -1,0 +1,327 @@
+"""Serve the dashboards with ``streamlit run`` and drive them in headless Chromium.
+
+Shared by the end-to-end browser test (``tests/test_dashboard_pages.py``) and the latency bench
+(``make bench``, ``ordertower bench --dashboards``), so both look at the app the same way a user
+does: a real server on 127.0.0.1, Debian's Chromium through Playwright, and a page counted as
+rendered when Streamlit reports its script run finished (``data-test-script-state`` of the app
+root goes back to ``notRunning``) after the action that started it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = ROOT / "dashboards" / "app.py"
+CHROMIUM = Path(os.environ.get("ORDERTOWER_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+#: Every page of the app by URL path (the default page, order tracking, is served at the root).
+PAGES = {
+    "tracking": "",
+    "exceptions": "exceptions",
+    "dispatch": "dispatch",
+    "kpis": "kpis",
+    "carbon": "carbon",
+    "risk_review": "risk-review",
+    "data_quality": "data-quality",
+}
+#: Records every change of the app's script state with its time, so a render can be timed from
+#: the action that caused it even when the run is too quick to be seen "running" by polling.
+_STATE_RECORDER = """
+(() => {
+  window.__runs = [];
+  window.__inputs = [];
+  for (const kind of ['pointerup', 'keyup']) {
+    document.addEventListener(kind, () => window.__inputs.push(performance.now()), true);
+  }
+  const watch = () => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    if (!app) { requestAnimationFrame(watch); return; }
+    const note = () => window.__runs.push(
+      [app.getAttribute('data-test-script-state'), performance.now()]);
+    note();
+    new MutationObserver(note).observe(app, {attributes: true,
+      attributeFilter: ['data-test-script-state']});
+  };
+  watch();
+})();
+"""
+
+
+class ProbeError(RuntimeError):
+    """The app could not be served or did not render in time."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def serve(
+    env: dict[str, str] | None = None, log: Path | None = None, timeout_s: float = 90
+) -> Iterator[str]:
+    """``streamlit run dashboards/app.py`` on a free 127.0.0.1 port; yields its base URL.
+
+    ``env`` is added to this process's environment (e.g. ``ORDERTOWER_HOME``). The server runs
+    in its own process group and is stopped (SIGTERM, then SIGKILL) on exit.
+    """
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    out = log.open("wb") if log else subprocess.DEVNULL
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(APP),
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.fileWatcherType",
+            "none",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,  # .streamlit/config.toml (static serving of the offline map style)
+        env={**os.environ, **(env or {})},
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if proc.poll() is not None:
+                raise ProbeError(f"streamlit exited with {proc.returncode}: {_tail(log)}")
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise ProbeError(
+                    f"streamlit did not serve {url} in {timeout_s:.0f} s: {_tail(log)}"
+                )
+            time.sleep(0.3)
+        yield url
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=10)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        if log:
+            out.close()
+
+
+def _tail(log: Path | None, lines: int = 30) -> str:
+    if not log or not log.exists():
+        return "(no log)"
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+@contextmanager
+def browser(viewport: tuple[int, int] = (1440, 1000)) -> Iterator[Any]:
+    """A headless Debian Chromium page (Playwright cannot download browsers here)."""
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.exists():
+        raise ProbeError(f"{CHROMIUM} is missing (apt-get install chromium)")
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = chromium.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+            page.add_init_script(_STATE_RECORDER)
+            yield page
+        finally:
+            chromium.close()
+
+
+@dataclass
+class Probe:
+    """One Chromium page on the served app: open pages, act, time renders, collect errors."""
+
+    page: Any
+    base_url: str
+    timeout_ms: int = 60_000
+    page_errors: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.page.on("pageerror", lambda exc: self.page_errors.append(str(exc)))
+
+    def open(self, path: str) -> float:
+        """Navigate to ``path`` (a URL path and query) and return seconds until rendered."""
+        started = time.perf_counter()
+        self.page.goto(f"{self.base_url}/{path}", wait_until="commit")
+        self._wait_for_run(0.0)
+        return time.perf_counter() - started
+
+    def act(self, action: Callable[[Any], None]) -> float:
+        """Perform ``action(page)`` (a click, a typed search...) and return the seconds from the
+        user's last input (the click or key that committed the change) until the script run it
+        caused has finished: what the user waits for, without the robot's typing time."""
+        since = self.page.evaluate("() => performance.now()")
+        action(self.page)
+        self._wait_for_run(since)
+        return self.page.evaluate(
+            """(since) => {
+                const runs = window.__runs;
+                const i = runs.findIndex(([s, t]) => t >= since && s === 'running');
+                const done = runs.slice(i).find(([s]) => s === 'notRunning')[1];
+                const inputs = window.__inputs.filter((t) => t >= since && t <= runs[i][1]);
+                const from = inputs.length ? inputs[inputs.length - 1] : since;
+                return (done - from) / 1000;
+            }""",
+            since,
+        )
+
+    def _wait_for_run(self, since_ms: float) -> None:
+        """Until a run started after ``since_ms`` (page clock) has finished."""
+        self.page.wait_for_function(
+            """(since) => {
+                const runs = window.__runs || [];
+                const started = runs.findIndex(([s, t]) => t >= since && s === 'running');
+                return started >= 0 && runs.slice(started).some(([s]) => s === 'notRunning');
+            }""",
+            arg=since_ms,
+            timeout=self.timeout_ms,
+        )
+
+    def navigate(self, title: str) -> float:
+        """Click the sidebar link ``title`` (in-app navigation: no page reload) and return
+        seconds until the page has rendered."""
+        link = self.page.locator('[data-testid="stSidebarNav"] a').filter(has_text=title).first
+        return self.act(lambda page: link.click())
+
+    def last_run_seconds(self) -> float:
+        """Server-side script time of the latest run, as the browser saw it."""
+        runs = self.page.evaluate("() => window.__runs")
+        start = max(i for i, (s, _) in enumerate(runs) if s == "running")
+        end = next(t for s, t in runs[start:] if s == "notRunning")
+        return (end - runs[start][1]) / 1000
+
+    def settle(self, ms: int = 1200) -> None:
+        """Let canvases (dataframes, charts, maps) paint before a screenshot."""
+        self.page.wait_for_timeout(ms)
+
+    def errors(self) -> list[str]:
+        """What a user would see as broken: exception boxes, error alerts, dialogs (e.g. "Page
+        not found") and uncaught JavaScript errors."""
+        found = [
+            f"exception: {t}"
+            for t in self.page.locator('[data-testid="stException"]').all_inner_texts()
+        ]
+        for alert in self.page.locator('[data-testid="stAlert"]').all():
+            if alert.locator('[data-testid="stAlertContentError"]').count():
+                found.append(f"error: {alert.inner_text()}")
+        found += [
+            f"dialog: {t}" for t in self.page.locator('[data-testid="stDialog"]').all_inner_texts()
+        ]
+        found += [f"javascript: {e}" for e in self.page_errors]
+        return found
+
+    def screenshot(self, path: Path, max_height: int = 6000) -> None:
+        """The whole page: Streamlit scrolls inside its main container, so grow the viewport to
+        the content's height, shoot, and restore it."""
+        size = self.page.viewport_size
+        height = self.page.evaluate(
+            "() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight"
+        )
+        self.page.set_viewport_size(
+            {"width": size["width"], "height": min(int(height) + 40, max_height)}
+        )
+        self.settle(800)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(path), full_page=True)
+        self.page.set_viewport_size(size)
+
+
+# -- interactions the e2e test and the bench share --------------------------------------------
+
+
+def search(term: str) -> Callable[[Any], None]:
+    """Type ``term`` into the order search box and submit it."""
+
+    def run(page: Any) -> None:
+        box = page.get_by_label("Order id, tracking reference or customer id")
+        box.fill(term)
+        box.press("Enter")
+
+    return run
+
+
+def pick(label: str, option: str) -> Callable[[Any], None]:
+    """Add ``option`` to the multiselect labelled ``label`` (sidebar filters)."""
+
+    def run(page: Any) -> None:
+        widget = page.locator('[data-testid="stMultiSelect"]').filter(has_text=label)
+        widget.locator("input").click()
+        widget.locator("input").fill(option)
+        page.get_by_role("option").filter(has_text=option).first.click()
+        page.keyboard.press("Escape")
+
+    return run
+
+
+def clear(label: str) -> Callable[[Any], None]:
+    """Remove every choice of the multiselect labelled ``label``."""
+
+    def run(page: Any) -> None:
+        widget = page.locator('[data-testid="stMultiSelect"]').filter(has_text=label)
+        box = widget.locator("input")
+        box.click()
+        for _ in range(widget.locator("[data-tag]:visible").count()):
+            box.press("Backspace")
+        page.keyboard.press("Escape")
+
+    return run
+
+
+def click_button(name: str) -> Callable[[Any], None]:
+    """Click the button (or segmented-control / radio option) named ``name``."""
+
+    def run(page: Any) -> None:
+        page.locator('[data-testid="stMain"]').locator("button").filter(
+            has=page.get_by_text(name, exact=True)
+        ).first.click()
+
+    return run
+
+
+def choose_radio(name: str) -> Callable[[Any], None]:
+    """Pick the radio option ``name``."""
+
+    def run(page: Any) -> None:
+        page.get_by_role("radiogroup").get_by_text(name, exact=True).first.click()
+
+    return run

@@ -3,6 +3,7 @@
 #   make test   the test suite (offline); CI=true runs the slow, browser and service tests too
 #   make ui     Dagster UI, the Streamlit control tower and the MLflow UI on 127.0.0.1
 #   make bench  throughput of the simulator, ingestion and dbt -> bench/results/*.json, BENCHMARKS.md
+#   make bench-ui   the dashboards in headless Chromium on the current lake: page renders and filter changes, p50/p95
 #   make bench-stream   the ETA model vs the carrier's plan and the live path's latency at 500 events/s, on the current lake
 #   make bench-routing  PyVRP vs OR-Tools on the Solomon VRPTW set, gap to best-known -> bench/results/routing-<date>.json
 #   make docs   the dbt documentation of the lake (models, columns, lineage) on 127.0.0.1:8080
@@ -34,7 +35,7 @@ else
 PYTEST_MARKERS :=
 endif
 
-.PHONY: help install demo simulate materialize status test lint ui bench bench-routing bench-stream docs live clean
+.PHONY: help install demo simulate materialize status test lint ui bench bench-ui bench-routing bench-stream docs live clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -92,6 +93,10 @@ ui: install
 
 bench: install
 	ordertower bench
+	$(MAKE) bench-ui
+
+bench-ui: install
+	python -c "from pipelines.bench import run_ui_bench; print(run_ui_bench())"
 
 bench-stream: install
 	python -c "from pipelines.bench import run_live_bench; print(run_live_bench())"

@@ -137,7 +137,7 @@ def fmt_kg(value: Any) -> str:
     if _missing(value):
         return "—"
     kg = float(value)
-    return f"{kg / 1000:,.1f} t" if abs(kg) >= 1000 else f"{kg:,.2f} kg"
+    return f"{kg / 1000:,.2f} t" if abs(kg) >= 1000 else f"{kg:,.2f} kg"
 
 
 def mart_filters(

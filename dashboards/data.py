@@ -713,7 +713,12 @@ def order_exceptions(order_id: str) -> pd.DataFrame:
 
 # -- exceptions --------------------------------------------------------------------------------
 
-_EXCEPTIONS_WHERE = _where("opened_date", "warehouse_id", "carrier_id", "channel")
+#: Exceptions are filtered by their order's day (the sidebar's "Order dates", as on every
+#: page), not the day they opened: an exception opened after the last order day still shows.
+_EXCEPTIONS_FROM = """
+    marts.fct_order_exceptions x
+    join marts.fct_orders o on o.order_id = x.order_id"""
+_EXCEPTIONS_WHERE = _where("o.order_date", "x.warehouse_id", "x.carrier_id", "x.channel")
 
 
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
@@ -724,12 +729,12 @@ def exception_summary(filters: Filters) -> pd.DataFrame:
     """
     return _mart_query(
         f"""
-        select severity, exception_type, count(*) as open,
-               count(*) filter (where is_sla_breached) as sla_breached,
-               sum(order_value) as order_value, max(age_hours) as oldest_age_hours
-        from marts.fct_order_exceptions
-        where is_open and {_EXCEPTIONS_WHERE}
-        group by severity, exception_type
+        select x.severity, x.exception_type, count(*) as open,
+               count(*) filter (where x.is_sla_breached) as sla_breached,
+               sum(x.order_value) as order_value, max(x.age_hours) as oldest_age_hours
+        from {_EXCEPTIONS_FROM}
+        where x.is_open and {_EXCEPTIONS_WHERE}
+        group by x.severity, x.exception_type
         order by case severity when 'critical' then 0 when 'high' then 1 when 'medium' then 2
                  else 3 end, open desc
         """,
@@ -745,14 +750,14 @@ def exception_age_profile(filters: Filters) -> pd.DataFrame:
     """
     return _mart_query(
         f"""
-        select severity,
-               case when age_hours < 0.5 * sla_hours then '< 50 % of SLA'
-                    when age_hours <= sla_hours then '50-100 % of SLA'
-                    when age_hours <= 2 * sla_hours then '1-2x SLA'
+        select x.severity,
+               case when x.age_hours < 0.5 * x.sla_hours then '< 50 % of SLA'
+                    when x.age_hours <= x.sla_hours then '50-100 % of SLA'
+                    when x.age_hours <= 2 * x.sla_hours then '1-2x SLA'
                     else '> 2x SLA' end as age_band,
                count(*) as open
-        from marts.fct_order_exceptions
-        where is_open and {_EXCEPTIONS_WHERE}
+        from {_EXCEPTIONS_FROM}
+        where x.is_open and {_EXCEPTIONS_WHERE}
         group by all
         """,
         filters.params(),
@@ -781,10 +786,9 @@ def open_exceptions(
                x.exception_reason, x.severity, x.mode, x.recommended_action, x.order_value,
                x.sla_hours, x.age_hours, x.age_hours / nullif(x.sla_hours, 0) as sla_used,
                x.is_sla_breached, x.opened_at, o.promised_delivery_date
-        from marts.fct_order_exceptions x
-        left join marts.fct_orders o using (order_id)
+        from {_EXCEPTIONS_FROM}
         left join marts.dim_customer cu on cu.customer_id = o.customer_id
-        where x.is_open and {_where("x.opened_date", "x.warehouse_id", "x.carrier_id", "x.channel")}
+        where x.is_open and {_EXCEPTIONS_WHERE}
           and (len($severities) = 0 or list_contains($severities::varchar[], x.severity))
           and (len($types) = 0 or list_contains($types::varchar[], x.exception_type))
           and (not $breached_only or x.is_sla_breached)
@@ -815,10 +819,10 @@ def live_alerts(filters: Filters, limit: int = WORKLIST_LIMIT) -> pd.DataFrame:
                a.message_status, a.sla_minutes, a.hours_late, a.order_value_eur,
                a.promise_at_risk, a.promised_delivery_date, a.eta_at, a.detected_at, a.act_by
         from marts.fct_exception_alerts a
-        left join marts.fct_orders o using (order_id)
+        join marts.fct_orders o on o.order_id = a.order_id
         left join marts.dim_customer cu on cu.customer_id = a.customer_id
         where not a.is_resolved
-          and {_where("cast(a.detected_at as date)", "o.primary_warehouse_id", "a.carrier_id", "o.channel")}
+          and {_where("o.order_date", "o.primary_warehouse_id", "a.carrier_id", "o.channel")}
         order by a.detected_at desc
         limit $limit
         """,

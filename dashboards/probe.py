@@ -52,14 +52,18 @@ _STATE_RECORDER = """
   for (const kind of ['pointerup', 'keyup']) {
     document.addEventListener(kind, () => window.__inputs.push(performance.now()), true);
   }
-  const watch = () => {
+  // the app root may be re-mounted: watch the whole document, note the root's state changes
+  let last = null;
+  const note = () => {
     const app = document.querySelector('[data-testid="stApp"]');
-    if (!app) { requestAnimationFrame(watch); return; }
-    const note = () => window.__runs.push(
-      [app.getAttribute('data-test-script-state'), performance.now()]);
+    const state = app && app.getAttribute('data-test-script-state');
+    if (state && state !== last) { window.__runs.push([state, performance.now()]); last = state; }
+  };
+  const watch = () => {
+    if (!document.documentElement) { requestAnimationFrame(watch); return; }
+    new MutationObserver(note).observe(document.documentElement, {attributes: true,
+      childList: true, subtree: true, attributeFilter: ['data-test-script-state']});
     note();
-    new MutationObserver(note).observe(app, {attributes: true,
-      attributeFilter: ['data-test-script-state']});
   };
   watch();
 })();
@@ -206,7 +210,20 @@ class Probe:
         )
 
     def _wait_for_run(self, since_ms: float) -> None:
-        """Until a run started after ``since_ms`` (page clock) has finished."""
+        """Until a run started after ``since_ms`` (page clock) has finished; on a timeout the
+        error names the page and the script states seen."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        try:
+            self._wait_for_function(since_ms)
+        except PlaywrightTimeout as exc:
+            runs = self.page.evaluate("() => (window.__runs || []).slice(-6)")
+            raise ProbeError(
+                f"{self.page.url}: no finished script run after the action within "
+                f"{self.timeout_ms / 1000:.0f} s (states: {runs}; visible errors: {self.errors()})"
+            ) from exc
+
+    def _wait_for_function(self, since_ms: float) -> None:
         self.page.wait_for_function(
             """(since) => {
                 const runs = window.__runs || [];
@@ -221,6 +238,8 @@ class Probe:
         """Click the sidebar link ``title`` (in-app navigation: no page reload) and return
         seconds until the page has rendered."""
         link = self.page.locator('[data-testid="stSidebarNav"] a').filter(has_text=title).first
+        if link.get_attribute("aria-current") == "page":
+            raise ProbeError(f"already on {title!r}: a click on the current page starts no run")
         return self.act(lambda page: link.click())
 
     def last_run_seconds(self) -> float:
@@ -289,6 +308,17 @@ def pick(label: str, option: str) -> Callable[[Any], None]:
         widget.locator("input").fill(option)
         page.get_by_role("option").filter(has_text=option).first.click()
         page.keyboard.press("Escape")
+
+    return run
+
+
+def select(label: str, option: str) -> Callable[[Any], None]:
+    """Choose ``option`` in the selectbox labelled ``label``."""
+
+    def run(page: Any) -> None:
+        widget = page.locator('[data-testid="stSelectbox"]').filter(has_text=label)
+        widget.locator("input").click()
+        page.get_by_role("option").filter(has_text=option).first.click()
 
     return run
 

@@ -488,7 +488,11 @@ def write_benchmarks_md() -> None:
     """Regenerate BENCHMARKS.md from every result file (newest first)."""
     # routing-<date>.json come from make bench-routing and are shown in their own section
     files = sorted(
-        (f for f in RESULTS_DIR.glob("*.json") if not f.name.startswith(("routing-", "stream-"))),
+        (
+            f
+            for f in RESULTS_DIR.glob("*.json")
+            if not f.name.startswith(("routing-", "stream-", "ui-"))
+        ),
         reverse=True,
     )
     lines = [
@@ -559,6 +563,7 @@ def write_benchmarks_md() -> None:
         lines += _stream_lines(data)
     lines += _routing_full_lines()
     lines += _live_full_lines()
+    lines += _ui_full_lines()
     BENCHMARKS_MD.write_text("\n".join(lines) + "\n")
 
 
@@ -673,6 +678,89 @@ def run_live_bench(rate: float = 500.0, seconds: float = 60.0) -> Path:
     write_benchmarks_md()
     shutil.rmtree(work, ignore_errors=True)
     return path
+
+
+def run_ui_bench(rounds: int = 10) -> Path:
+    """``make bench-ui``: the dashboards in headless Chromium on the current lake
+    (``ORDERTOWER_HOME``) -> ``bench/results/ui-<date>.json`` and BENCHMARKS.md."""
+    from dashboards.bench import measure
+    from ordertower.lake import connect
+
+    con = connect(read_only=True)
+    try:
+        sizes = {
+            name: con.execute(f"select count(*) from marts.{name}").fetchone()[0]
+            for name in (
+                "fct_orders",
+                "fct_order_timeline",
+                "fct_tracking_events",
+                "fct_order_exceptions",
+                "fct_order_risk",
+                "fct_dispatch_shipments",
+            )
+        }
+    finally:
+        con.close()
+    result = measure(rounds=rounds, log=get_settings().home / "bench_ui_streamlit.log")
+    data = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "lake": sizes,
+        "ui": result,
+    }
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"ui-{datetime.now(UTC).date().isoformat()}.json"
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    write_benchmarks_md()
+    return path
+
+
+def _ui_full_lines() -> list[str]:
+    """The newest ``make bench-ui`` run (page renders and filter changes in Chromium)."""
+    files = sorted(RESULTS_DIR.glob("ui-*.json"), reverse=True)
+    if not files:
+        return []
+    data = json.loads(files[0].read_text())
+    ui, lake, m = data["ui"], data["lake"], data["machine"]
+    lines = [
+        f"## Dashboards in a real browser ({data['date']}, `make bench-ui`, {m['cpus']} cores)",
+        "",
+        f"Lake: {lake['fct_orders']:,} orders, {lake['fct_order_timeline']:,} timeline rows, "
+        f"{lake['fct_tracking_events']:,} carrier events, {lake['fct_order_risk']:,} risk scores, "
+        f"{lake['fct_dispatch_shipments']:,} planned shipments. `streamlit run` on 127.0.0.1, "
+        "Debian Chromium (headless) through Playwright; a render is timed from the click (or key)",
+        "to the end of the page's script run. Target: p95 under 1 s after warm-up.",
+        "Baseline (same run): the page's default view with Streamlit's caches emptied (no cached",
+        "queries, the lake attached again), i.e. the app without its cached data-access module.",
+        "",
+        "| page | renders p50 | p95 | baseline (cold) |",
+        "|---|---:|---:|---:|",
+    ]
+    for title, summary in ui["renders"].items():
+        lines.append(
+            f"| {title} | {summary['p50_s']:.2f} s | {summary['p95_s']:.2f} s | "
+            f"{ui['cold_renders'].get(title, float('nan')):.2f} s |"
+        )
+    a = ui["renders_all"]
+    lines += [
+        f"| **every page** ({a['n']} renders) | {a['p50_s']:.2f} s | **{a['p95_s']:.2f} s** | |",
+        "",
+        "| filter change (a value not seen before: the queries run) | p50 | p95 |",
+        "|---|---:|---:|",
+    ]
+    for name, summary in ui["filters"].items():
+        lines.append(f"| {name} | {summary['p50_s']:.2f} s | {summary['p95_s']:.2f} s |")
+    f = ui["filters_all"]
+    d = ui["during_materialisation"]
+    lines += [
+        f"| **every filter change** ({f['n']}) | {f['p50_s']:.2f} s | **{f['p95_s']:.2f} s** |",
+        "",
+        f"While `ordertower materialize` rebuilt `{d['selection']}` in another process "
+        f"(exit {d['materialise_rc']}): {d.get('n', 0)} page renders, p50 {d.get('p50_s', 0):.2f} s, "
+        f"p95 {d.get('p95_s', 0):.2f} s, errors shown: {len(d['errors'])}.",
+        "",
+    ]
+    return lines
 
 
 def _live_full_lines() -> list[str]:

@@ -18,7 +18,7 @@ from dashboards import data
 st.title("Exceptions")
 st.caption(
     "Open exceptions most severe and most overdue first, the recommended action, and the message "
-    "the customer gets. Filters apply to the day the exception opened."
+    "the customer gets. Filters apply to the day the order was placed."
 )
 
 try:

@@ -143,8 +143,7 @@ def measure(rounds: int = 10, log: Path | None = None) -> dict[str, Any]:
                 change(f"{title}: back to all warehouses", p.act(probe.clear("Warehouses")))
             p.navigate("Dispatch")
             change(
-                "Dispatch: switch plan",
-                p.act(probe.click_button("baseline" if i % 2 == 0 else "optimised")),
+                "Dispatch: pick a wave", p.act(probe.select("Wave", waves[(i + 1) % len(waves)]))
             )
             p.navigate("Order tracking")
             change("Order tracking: search an order", p.act(probe.search(orders[i % len(orders)])))
@@ -157,7 +156,10 @@ def measure(rounds: int = 10, log: Path | None = None) -> dict[str, Any]:
         )
         try:
             while writer.poll() is None:
-                for title in [*TITLES[1:], TITLES[0]]:  # from Order tracking, where the last step was
+                for title in [
+                    *TITLES[1:],
+                    TITLES[0],
+                ]:  # from Order tracking, where the last step was
                     during.append(p.navigate(title))
                     during_errors += p.errors()
                     p.page_errors.clear()

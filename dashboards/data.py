@@ -22,6 +22,7 @@ always kept, because an unpartitioned snapshot belongs to every day.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from typing import Any
 
@@ -589,6 +590,31 @@ def find_orders(term: str, limit: int = 50) -> pd.DataFrame:
     )
 
 
+def prefetch(*calls: tuple[Any, ...]) -> None:
+    """Run several cached queries at once, each on its own cursor and thread, so a page that
+    needs them all waits for the slowest, not the sum (DuckDB works outside the GIL). Each call
+    is ``(function, *args)``; the page then calls the functions as usual and hits the cache.
+    Errors are left for that second call to raise where the page handles them."""
+    import threading
+
+    from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+
+    def run(fn: Any, args: tuple[Any, ...]) -> None:
+        # an error is raised again, where the page handles it, by the page's own call
+        with contextlib.suppress(Exception):
+            fn(*args)
+
+    threads = [threading.Thread(target=run, args=(c[0], c[1:]), daemon=True) for c in calls]
+    for thread in threads:
+        if ctx is not None:
+            add_script_run_ctx(thread, ctx)
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, max_entries=1000)
 def order_overview(order_id: str) -> pd.DataFrame:
     """One row: the order's status, promise, fulfilment and footprint (fct_orders), its
@@ -715,10 +741,8 @@ def order_exceptions(order_id: str) -> pd.DataFrame:
 
 #: Exceptions are filtered by their order's day (the sidebar's "Order dates", as on every
 #: page), not the day they opened: an exception opened after the last order day still shows.
-_EXCEPTIONS_FROM = """
-    marts.fct_order_exceptions x
-    join marts.fct_orders o on o.order_id = x.order_id"""
-_EXCEPTIONS_WHERE = _where("o.order_date", "x.warehouse_id", "x.carrier_id", "x.channel")
+_EXCEPTIONS_FROM = "marts.fct_order_exceptions x"
+_EXCEPTIONS_WHERE = _where("x.order_date", "x.warehouse_id", "x.carrier_id", "x.channel")
 
 
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
@@ -781,21 +805,30 @@ def open_exceptions(
     """
     return _mart_query(
         f"""
+        with worklist as (
+            select x.* from {_EXCEPTIONS_FROM}
+            where x.is_open and {_EXCEPTIONS_WHERE}
+              and (len($severities) = 0 or list_contains($severities::varchar[], x.severity))
+              and (len($types) = 0 or list_contains($types::varchar[], x.exception_type))
+              and (not $breached_only or x.is_sla_breached)
+            order by case x.severity when 'critical' then 0 when 'high' then 1
+                     when 'medium' then 2 else 3 end,
+                     x.age_hours / nullif(x.sla_hours, 0) desc nulls last, x.exception_id
+            limit $limit
+        )
+        -- the customer's language and tier (for the message) only for the rows shown
         select x.exception_id, x.order_id, o.customer_id, cu.language, cu.tier, x.shipment_id,
                x.tracking_ref, x.carrier_id, x.warehouse_id, x.exception_type,
                x.exception_reason, x.severity, x.mode, x.recommended_action, x.order_value,
                x.sla_hours, x.age_hours, x.age_hours / nullif(x.sla_hours, 0) as sla_used,
                x.is_sla_breached, x.opened_at, o.promised_delivery_date
-        from {_EXCEPTIONS_FROM}
+        from worklist x
+        left join marts.fct_orders o
+          on o.order_id = x.order_id and o.order_id in (select order_id from worklist)
         left join marts.dim_customer cu on cu.customer_id = o.customer_id
-        where x.is_open and {_EXCEPTIONS_WHERE}
-          and (len($severities) = 0 or list_contains($severities::varchar[], x.severity))
-          and (len($types) = 0 or list_contains($types::varchar[], x.exception_type))
-          and (not $breached_only or x.is_sla_breached)
         order by case x.severity when 'critical' then 0 when 'high' then 1
                  when 'medium' then 2 else 3 end,
                  x.age_hours / nullif(x.sla_hours, 0) desc nulls last, x.exception_id
-        limit $limit
         """,
         {
             **filters.params(),
@@ -819,7 +852,11 @@ def live_alerts(filters: Filters, limit: int = WORKLIST_LIMIT) -> pd.DataFrame:
                a.message_status, a.sla_minutes, a.hours_late, a.order_value_eur,
                a.promise_at_risk, a.promised_delivery_date, a.eta_at, a.detected_at, a.act_by
         from marts.fct_exception_alerts a
-        join marts.fct_orders o on o.order_id = a.order_id
+        join (
+            -- only the alerted orders (a semi-join: the alerts are few, the orders many)
+            select order_id, order_date, primary_warehouse_id, channel from marts.fct_orders
+            where order_id in (select order_id from marts.fct_exception_alerts)
+        ) o on o.order_id = a.order_id
         left join marts.dim_customer cu on cu.customer_id = a.customer_id
         where not a.is_resolved
           and {_where("o.order_date", "o.primary_warehouse_id", "a.carrier_id", "o.channel")}
@@ -861,52 +898,85 @@ def carbon_trend(filters: Filters, grain: str = "week") -> pd.DataFrame:
 
 
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def carbon_legs(filters: Filters) -> pd.DataFrame:
+    """Leg emissions per mode, carrier and lane (origin -> destination country), in one scan of
+    the legs; :func:`carbon_breakdown` and :func:`carbon_lanes` aggregate it further.
+
+    Columns: mode, carrier_id, carrier_name, origin_name, destination_country_code, legs,
+    tonne_km, kg_co2e, green_kg_co2e, origin_lat, origin_lon, destination_lat, destination_lon.
+    """
+    return _mart_query(
+        f"""
+        with legs as (
+            select l.* from marts.fct_shipment_legs l
+            join marts.fct_orders o using (order_id)
+            where {_LEG_WHERE}
+        )
+        select l.mode, l.carrier_id, c.carrier_name, l.origin_name, l.destination_country_code,
+               count(*) as legs, sum(l.tonne_km) as tonne_km, sum(l.kg_co2e) as kg_co2e,
+               sum(coalesce(l.green_kg_co2e, l.kg_co2e)) as green_kg_co2e,
+               avg(l.origin_lat) as origin_lat, avg(l.origin_lon) as origin_lon,
+               avg(l.destination_lat_approx) as destination_lat,
+               avg(l.destination_lon_approx) as destination_lon
+        from legs l
+        left join marts.dim_carrier c on c.carrier_id = l.carrier_id
+        group by all
+        """,
+        filters.params(),
+    )
+
+
 def carbon_breakdown(filters: Filters) -> pd.DataFrame:
     """Leg emissions per mode and carrier (GLEC well-to-wheel), with the tonne-km moved.
 
     Columns: mode, carrier_id, carrier_name, legs, tonne_km, kg_co2e, g_co2e_per_tkm,
     green_kg_co2e (the same legs on their green mode).
     """
-    return _mart_query(
-        f"""
-        select l.mode, l.carrier_id, c.carrier_name, count(*) as legs,
-               sum(l.tonne_km) as tonne_km, sum(l.kg_co2e) as kg_co2e,
-               1000 * sum(l.kg_co2e) / nullif(sum(l.tonne_km), 0) as g_co2e_per_tkm,
-               sum(coalesce(l.green_kg_co2e, l.kg_co2e)) as green_kg_co2e
-        from marts.fct_shipment_legs l
-        join marts.fct_orders o using (order_id)
-        left join marts.dim_carrier c on c.carrier_id = l.carrier_id
-        where {_LEG_WHERE}
-        group by all
-        order by kg_co2e desc
-        """,
-        filters.params(),
+    legs = carbon_legs(filters)
+    out = (
+        legs.groupby(["mode", "carrier_id", "carrier_name"], dropna=False, as_index=False)[
+            ["legs", "tonne_km", "kg_co2e", "green_kg_co2e"]
+        ]
+        .sum()
+        .sort_values("kg_co2e", ascending=False)
     )
+    out["g_co2e_per_tkm"] = 1000 * out["kg_co2e"] / out["tonne_km"].where(out["tonne_km"] > 0)
+    return out.reset_index(drop=True)
 
 
-@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
 def carbon_lanes(filters: Filters, limit: int = 15) -> pd.DataFrame:
     """The lanes (origin -> destination country, mode) that emit most, with positions.
 
     Columns: origin_name, destination_country_code, mode, legs, kg_co2e, kg_co2e_per_leg,
     origin_lat, origin_lon, destination_lat, destination_lon (mean approximate destination).
     """
-    return _mart_query(
-        f"""
-        select l.origin_name, l.destination_country_code, l.mode, count(*) as legs,
-               sum(l.kg_co2e) as kg_co2e, avg(l.kg_co2e) as kg_co2e_per_leg,
-               avg(l.origin_lat) as origin_lat, avg(l.origin_lon) as origin_lon,
-               avg(l.destination_lat_approx) as destination_lat,
-               avg(l.destination_lon_approx) as destination_lon
-        from marts.fct_shipment_legs l
-        join marts.fct_orders o using (order_id)
-        where {_LEG_WHERE}
-        group by all
-        order by kg_co2e desc
-        limit $limit
-        """,
-        {**filters.params(), "limit": int(limit)},
+    legs = carbon_legs(filters)
+    keys = ["origin_name", "destination_country_code", "mode"]
+    weighted = legs.assign(
+        **{
+            c: legs[c] * legs["legs"]
+            for c in ("origin_lat", "origin_lon", "destination_lat", "destination_lon")
+        }
     )
+    out = weighted.groupby(keys, dropna=False, as_index=False)[
+        ["legs", "kg_co2e", "origin_lat", "origin_lon", "destination_lat", "destination_lon"]
+    ].sum()
+    for c in ("origin_lat", "origin_lon", "destination_lat", "destination_lon"):
+        out[c] = out[c] / out["legs"]
+    out["kg_co2e_per_leg"] = out["kg_co2e"] / out["legs"]
+    out = out.sort_values("kg_co2e", ascending=False).head(limit).reset_index(drop=True)
+    return out[
+        [
+            *keys,
+            "legs",
+            "kg_co2e",
+            "kg_co2e_per_leg",
+            "origin_lat",
+            "origin_lon",
+            "destination_lat",
+            "destination_lon",
+        ]
+    ]
 
 
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)

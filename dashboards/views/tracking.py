@@ -66,6 +66,14 @@ if order_id is None:
         )
     st.stop()
 
+data.prefetch(
+    (data.order_overview, order_id),
+    (data.order_timeline, order_id),
+    (data.order_legs, order_id),
+    (data.order_alerts, order_id),
+    (data.order_exceptions, order_id),
+    (data.order_events, order_id),
+)
 try:
     overview = data.order_overview(order_id)
 except data.DataUnavailable as exc:

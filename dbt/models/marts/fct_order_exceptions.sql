@@ -199,7 +199,8 @@ select
     with_policy.opened_at,
     with_policy.resolved_at,
     cast(timezone('UTC', with_policy.opened_at) as date) as opened_date,
-    cast(timezone('UTC', with_policy.resolved_at) as date) as resolved_date
+    cast(timezone('UTC', with_policy.resolved_at) as date) as resolved_date,
+    orders.order_date
 
 from with_policy
 inner join orders on with_policy.order_id = orders.order_id

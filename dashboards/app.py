@@ -8,10 +8,17 @@ marts); the one write, a risk analyst's review decision, goes through
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
+
+#: A local favicon: without one, Streamlit fetches the page's Material icon from Google's CDN,
+#: and the control tower runs offline.
+FAVICON = Path(__file__).resolve().parent / "static" / "favicon.png"
 
 st.set_page_config(
     page_title="Order Control Tower",
+    page_icon=str(FAVICON),
     layout="wide",
     initial_sidebar_state="expanded",
 )
@@ -22,32 +29,32 @@ PAGES: dict[str, list[st.Page]] = {
         st.Page(
             "views/tracking.py",
             title="Order tracking",
-            icon="🚚",
+            icon=":material/local_shipping:",
             url_path="tracking",
             default=True,
         ),
         st.Page(
             "views/exceptions.py",
             title="Exceptions",
-            icon="⚠️",
+            icon=":material/warning:",
             url_path="exceptions",
         ),
         st.Page(
             "views/dispatch.py",
             title="Dispatch",
-            icon="🧭",
+            icon=":material/route:",
             url_path="dispatch",
         ),
     ],
     "Performance": [
-        st.Page("views/kpis.py", title="KPIs", icon="📈", url_path="kpis"),
-        st.Page("views/carbon.py", title="Carbon", icon="🌱", url_path="carbon"),
+        st.Page("views/kpis.py", title="KPIs", icon=":material/monitoring:", url_path="kpis"),
+        st.Page("views/carbon.py", title="Carbon", icon=":material/eco:", url_path="carbon"),
     ],
     "Risk": [
         st.Page(
             "views/risk_review.py",
             title="Risk review",
-            icon="🛡️",
+            icon=":material/gpp_maybe:",
             url_path="risk-review",
         ),
     ],
@@ -55,7 +62,7 @@ PAGES: dict[str, list[st.Page]] = {
         st.Page(
             "views/data_quality.py",
             title="Data quality",
-            icon="✅",
+            icon=":material/fact_check:",
             url_path="data-quality",
         ),
     ],

@@ -132,6 +132,17 @@ def fmt_money(value: Any, currency: str = "EUR") -> str:
     return "—" if _missing(value) else f"{float(value):,.2f} {currency}"
 
 
+def fmt_money_short(value: Any, currency: str = "EUR") -> str:
+    """An amount for a metric card: thousands as k, millions as M ('—' when unknown)."""
+    if _missing(value):
+        return "—"
+    amount = float(value)
+    for limit, suffix in ((1e6, " M"), (1e3, " k")):
+        if abs(amount) >= limit:
+            return f"{amount / limit:,.2f}{suffix} {currency}"
+    return f"{amount:,.2f} {currency}"
+
+
 def fmt_kg(value: Any) -> str:
     """A mass of CO2e: kg below a tonne, tonnes above."""
     if _missing(value):

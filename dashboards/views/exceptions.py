@@ -44,7 +44,7 @@ cols[1].metric(
 cols[2].metric("Critical", ui.fmt_count(critical), border=True)
 cols[3].metric(
     "Order value affected",
-    ui.fmt_money(summary["order_value"].sum() if not summary.empty else None),
+    ui.fmt_money_short(summary["order_value"].sum() if not summary.empty else None),
     border=True,
 )
 

@@ -56,10 +56,10 @@ if pd.isna(totals["orders"]) or not totals["orders"]:
 
 head = st.columns(4)
 head[0].metric("Orders", ui.fmt_count(totals["orders"]), border=True)
-head[1].metric("Order value", ui.fmt_money(totals["order_value"]), border=True)
+head[1].metric("Order value", ui.fmt_money_short(totals["order_value"]), border=True)
 head[2].metric(
     "Recovered order value",
-    ui.fmt_money(totals["recovered_order_value"]),
+    ui.fmt_money_short(totals["recovered_order_value"]),
     help="Value of orders that had an exception and were still delivered complete.",
     border=True,
 )

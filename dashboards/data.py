@@ -1345,7 +1345,8 @@ def mart_health() -> pd.DataFrame:
     built = pd.to_datetime(frame["last_built_at"], utc=True)
     frame["age_hours"] = (now - built).dt.total_seconds() / 3600.0
     frame["status"] = "OK"
-    frame.loc[frame["rows"].fillna(0) == 0, "status"] = "EMPTY"
+    rows_built = pd.to_numeric(frame["rows"], errors="coerce")
+    frame.loc[rows_built.fillna(0) == 0, "status"] = "EMPTY"
     late = frame["sla_hours"].notna() & (frame["age_hours"] > frame["sla_hours"])
     frame.loc[late & (frame["status"] == "OK"), "status"] = "LATE"
     frame.loc[frame["rows"].isna(), "status"] = "MISSING"

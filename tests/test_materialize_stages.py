@@ -281,13 +281,15 @@ def test_the_whole_project_alternates_up_to_the_risk_and_dispatch_marts(lake_hom
     plan = _project_plan(lambda name: True)
     assert [p for p, _ in plan] == [False, True, False, True, False, True, False]
     assert all(n.startswith("ingest_") for n in plan[0][1] | plan[1][1])
-    # the lake, then the ETA model on its staging views (nothing partitioned in between)
+    # the lake, then the ETA model on its staging views and the ETA mart (nothing partitioned
+    # in between)
     assert plan[2][1] == {
         "dbt_lake",
         "ml__eta_model_candidate",
         "ml__eta_model_evaluation",
         "ml__eta_model_champion",
         "ml__shipment_etas",
+        "dbt_eta_marts",
     }
     # daily: risk features, and each wave's dispatch plan then its van rounds
     assert plan[3][1] == {"ml__order_risk_features", "dispatch_plan", "route_plans"}

@@ -52,22 +52,43 @@ _STATE_RECORDER = """
   for (const kind of ['pointerup', 'keyup']) {
     document.addEventListener(kind, () => window.__inputs.push(performance.now()), true);
   }
-  // the app root may be re-mounted: watch the whole document, note the root's state changes
+  // every message from the server, timed: a run so quick that React renders "running" and
+  // "notRunning" in one batch leaves no trace in the DOM, but its messages still arrive
+  window.__messages = [];
+  const Native = window.WebSocket;
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener('message', () => window.__messages.push(performance.now()));
+    }
+  };
+  // the app root may be re-mounted: watch the whole document, note the root's state changes;
+  // states that changed again before the observer ran are read from the records' old values
   let last = null;
-  const note = () => {
-    const app = document.querySelector('[data-testid="stApp"]');
-    const state = app && app.getAttribute('data-test-script-state');
+  const push = (state) => {
     if (state && state !== last) { window.__runs.push([state, performance.now()]); last = state; }
+  };
+  const note = (records) => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    const changes = (records || []).filter((r) => r.type === 'attributes' && r.target === app);
+    for (const r of changes.slice(1)) push(r.oldValue);
+    push(app && app.getAttribute('data-test-script-state'));
   };
   const watch = () => {
     if (!document.documentElement) { requestAnimationFrame(watch); return; }
     new MutationObserver(note).observe(document.documentElement, {attributes: true,
-      childList: true, subtree: true, attributeFilter: ['data-test-script-state']});
+      attributeOldValue: true, childList: true, subtree: true,
+      attributeFilter: ['data-test-script-state']});
     note();
   };
   watch();
 })();
 """
+
+
+#: A run whose "running" state was never rendered counts as finished once the server has
+#: answered and then been quiet this long.
+QUIET_MS = 3000
 
 
 class ProbeError(RuntimeError):
@@ -201,8 +222,16 @@ class Probe:
             """(since) => {
                 const runs = window.__runs;
                 const i = runs.findIndex(([s, t]) => t >= since && s === 'running');
-                const done = runs.slice(i).find(([s]) => s === 'notRunning')[1];
-                const inputs = window.__inputs.filter((t) => t >= since && t <= runs[i][1]);
+                let started, done;
+                if (i >= 0) {
+                    started = runs[i][1];
+                    done = runs.slice(i).find(([s]) => s === 'notRunning')[1];
+                } else {  // a run never seen "running" (see _STATE_RECORDER): its last message
+                    const messages = window.__messages.filter((t) => t >= since);
+                    started = messages[0];
+                    done = messages[messages.length - 1];
+                }
+                const inputs = window.__inputs.filter((t) => t >= since && t <= started);
                 const from = inputs.length ? inputs[inputs.length - 1] : since;
                 return (done - from) / 1000;
             }""",
@@ -225,12 +254,17 @@ class Probe:
 
     def _wait_for_function(self, since_ms: float) -> None:
         self.page.wait_for_function(
-            """(since) => {
+            """([since, quietMs]) => {
                 const runs = window.__runs || [];
                 const started = runs.findIndex(([s, t]) => t >= since && s === 'running');
-                return started >= 0 && runs.slice(started).some(([s]) => s === 'notRunning');
+                if (started >= 0) return runs.slice(started).some(([s]) => s === 'notRunning');
+                // never seen "running": the server answered, the app is idle and stays quiet
+                const messages = (window.__messages || []).filter((t) => t >= since);
+                const idle = runs.length && runs[runs.length - 1][0] === 'notRunning';
+                return idle && messages.length > 0
+                    && performance.now() - messages[messages.length - 1] > quietMs;
             }""",
-            arg=since_ms,
+            arg=[since_ms, QUIET_MS],
             timeout=self.timeout_ms,
         )
 

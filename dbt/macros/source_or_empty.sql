@@ -9,6 +9,11 @@
     {%- if relation is not none -%}
     select * from {{ source(source_name, table_name) }}
     {%- else -%}
+    {%- if execute -%}
+    {%- do log("source " ~ source_name ~ "." ~ table_name ~ " does not exist yet: " ~ this
+        ~ " is an empty placeholder until the asset that writes it has run and this model is"
+        ~ " built again", info=True) -%}
+    {%- endif %}
     select
         {%- for name, type in columns %}
         cast(null as {{ type }}) as {{ name }}{{ "," if not loop.last }}

@@ -233,15 +233,6 @@ with m1:
                 get_fill_color=[214, 39, 40, 220],
                 pickable=True,
             ),
-            pdk.Layer(
-                "TextLayer",
-                warehouses,
-                get_position=["lon", "lat"],
-                get_text="warehouse_id",
-                get_size=13,
-                get_color=[20, 20, 20, 255],
-                get_pixel_offset=[0, -14],
-            ),
         ]
         view = ui.view_state(
             list(located["destination_lat"]) + list(warehouses["lat"]),
@@ -249,8 +240,9 @@ with m1:
         )
         st.pydeck_chart(ui.deck(layers, view, {"text": "{label}"}), height=420)
         st.caption(
-            "Lines: warehouse → destination (~10 km), coloured by lane variant: "
-            + ", ".join(variant_colors)
+            "Red dots: warehouses sized by shipments (hover for the name). "
+            "Lines: warehouse → destination (cells of ~50 km), "
+            "coloured by lane variant: " + ", ".join(variant_colors)
         )
 with m2:
     st.dataframe(

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import streamlit as st
 
+from dashboards import data
+
 #: A local favicon: without one, Streamlit fetches the page's Material icon from Google's CDN,
 #: and the control tower runs offline.
 FAVICON = Path(__file__).resolve().parent / "static" / "favicon.png"
@@ -68,4 +70,5 @@ PAGES: dict[str, list[st.Page]] = {
     ],
 }
 
+data.drop_stale_results()  # cached query results live until the lake has a new snapshot
 st.navigation(PAGES).run()

@@ -6,8 +6,9 @@ Every page reads the lake through the functions here and nowhere else, so that:
   shared by all sessions; each query runs on its own cursor because a DuckDB connection must
   not be used by two threads (Streamlit sessions) at once;
 * every aggregation is SQL in this module, parameterised (never string-formatted with user
-  input), and its result is cached for a minute (``st.cache_data(ttl=60)``) so reruns caused by
-  widget clicks do not hit the lake again;
+  input), and its result is cached (``st.cache_data``) so reruns caused by
+  widget clicks do not hit the lake again, and dropped as soon as the lake has a newer
+  snapshot (:func:`drop_stale_results`, at most once a minute);
 * a lake that does not exist yet, or lacks the tables a page needs, surfaces as one exception
   type, :class:`DataUnavailable`, that pages turn into a friendly hint instead of a traceback.
 
@@ -24,6 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import threading
+import time
 from typing import Any
 
 import duckdb
@@ -34,8 +37,13 @@ from ordertower.lake import LAKE_ALIAS, LakeError, connect
 from ordertower.settings import get_settings
 
 UNPARTITIONED = "__all__"
-#: Cache lifetime of query results: fresh enough for an ops page, cheap on reruns.
-CACHE_TTL_SECONDS = 60
+#: Cache lifetime of query results. A result is dropped earlier when the lake gets a new
+#: snapshot (see :func:`drop_stale_results`): an idle lake keeps every page warm, a lake being
+#: written shows the new data within :data:`REFRESH_SECONDS`.
+CACHE_TTL_SECONDS = 30 * 60
+#: The least time between two cache drops while the lake keeps changing (the stream commits
+#: every few seconds; the marts change on a dbt run).
+REFRESH_SECONDS = 60
 #: The hint pages show when the lake or its ops tables are not there yet.
 DEMO_HINT = "Run `make demo` to simulate source files and ingest them into the lake."
 
@@ -84,6 +92,53 @@ def _query(sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
         raise DataUnavailable(f"The lake could not be read ({_first_line(exc)}).") from exc
     finally:
         cur.close()
+
+
+_UNSEEN = object()
+_seen_snapshot: dict[str, Any] = {"id": _UNSEEN, "dropped_at": 0.0}
+_seen_lock = threading.Lock()
+
+
+def lake_snapshot() -> int | None:
+    """The lake's latest DuckLake snapshot id (a cheap catalog read), or None without a lake."""
+    try:
+        cur = lake_connection().cursor()
+    except LakeError:
+        return None
+    try:
+        row = cur.execute(
+            f"select max(snapshot_id) from __ducklake_metadata_{LAKE_ALIAS}.ducklake_snapshot"
+        ).fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+    except duckdb.Error:
+        return None
+    finally:
+        cur.close()
+
+
+def forget_snapshot() -> None:
+    """Forget the snapshot the caches were read at (after the caches were emptied elsewhere)."""
+    with _seen_lock:
+        _seen_snapshot.update(id=_UNSEEN, dropped_at=0.0)
+
+
+def drop_stale_results() -> bool:
+    """Drop every cached query result when the lake has a snapshot newer than the one they
+    were read at, at most once per :data:`REFRESH_SECONDS`; the app calls this on every run.
+    Returns True when the caches were dropped."""
+    snapshot = lake_snapshot()
+    now = time.monotonic()
+    with _seen_lock:
+        if snapshot == _seen_snapshot["id"]:
+            return False
+        first = _seen_snapshot["id"] is _UNSEEN
+        if not first and now - _seen_snapshot["dropped_at"] < REFRESH_SECONDS:
+            return False
+        _seen_snapshot.update(id=snapshot, dropped_at=now)
+    if first:
+        return False  # the caches of a fresh process hold nothing older than this snapshot
+    st.cache_data.clear()
+    return True
 
 
 def _first_line(exc: BaseException) -> str:

@@ -61,11 +61,15 @@ def fresh_streamlit_caches() -> Iterator[None]:
     """
     import streamlit as st
 
+    from dashboards import data
+
     st.cache_data.clear()
     st.cache_resource.clear()
+    data.forget_snapshot()
     yield
     st.cache_data.clear()
     st.cache_resource.clear()
+    data.forget_snapshot()
 
 
 # --------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboards import components
+from dashboards import components, data
 from ordertower.lake import connect
 
 APP = Path(__file__).resolve().parent.parent / "dashboards" / "app.py"
@@ -159,16 +159,35 @@ def test_empty_ops_tables_show_hint(lake_writer: duckdb.DuckDBPyConnection) -> N
     assert any("make demo" in info.value for info in at.info)
 
 
-def test_lake_created_after_first_visit_is_picked_up(lake_home: Path, seeded_lake_factory) -> None:
+def test_lake_created_after_first_visit_is_picked_up(
+    lake_home: Path, seeded_lake_factory, monkeypatch
+) -> None:
+    monkeypatch.setattr(data, "REFRESH_SECONDS", 0)  # production waits up to a minute
     at = run_app()
     assert any("make demo" in info.value for info in at.info)
     seeded_lake_factory()
-    import streamlit as st
-
-    st.cache_data.clear()  # what the 60 s TTL does in production
-    at.run()
+    at.run()  # the lake has a snapshot now: the cached "nothing there" results are dropped
     assert not at.exception and not at.info
     assert metrics(at)["Datasets"] == "7"
+
+
+def test_cached_results_last_until_the_lake_has_a_new_snapshot(
+    seeded_lake, lake_writer: duckdb.DuckDBPyConnection, monkeypatch
+) -> None:
+    at = run_app()
+    assert not any("Conservation broken" in w.value for w in at.warning)
+    at.run()
+    assert not data.drop_stale_results(), "no new snapshot: the cached results stand"
+    lake_writer.execute(
+        """insert into ops.ingest_runs values ('run-late', 'inventory_snapshots', ?, 1,
+           900, 880, 10, 0, null, now() - interval 1 minute, now())""",
+        [seeded_lake.partitions[-1]],
+    )
+    at.run()  # a new snapshot within the minute after the last drop: still the cached view
+    assert not any("Conservation broken" in w.value for w in at.warning)
+    monkeypatch.setattr(data, "REFRESH_SECONDS", 0)
+    at.run()  # the minute is over: the new snapshot is read
+    assert any("Conservation broken" in w.value for w in at.warning)
 
 
 @pytest.mark.parametrize(

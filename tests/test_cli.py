@@ -56,7 +56,7 @@ def test_contracts_lint_and_diff_exit_codes(tmp_path: Path, capsys):
 @pytest.mark.slow
 def test_demo_path_on_a_small_world(lake_home: Path, capsys):
     """simulate -> materialize -> every raw table non-empty -> sql answers -> re-run is stable."""
-    assert main(["simulate", "--orders", "4000", "--days", "30", "--seed", "3"]) == 0
+    assert main(["simulate", "--orders", "3000", "--days", "21", "--seed", "3"]) == 0
     # the lake path (the models on top of it run whole in test_marts and the PII test)
     assert main(["materialize", "--select", LAKE_ONLY]) == 0
     con = lake.connect(read_only=True)

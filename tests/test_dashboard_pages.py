@@ -384,3 +384,20 @@ def test_every_page_in_chromium_without_an_error(world, tmp_path):
         p.act(probe.pick("Warehouses", "WH-"))
         p.navigate("Exceptions")
         assert not p.errors(), p.errors()
+        # a review decision made in the browser lands in the lake with who and when
+        p.navigate("Risk review")
+        decided = browser_page.get_by_text("Decide on ", exact=False).first.inner_text()
+        order_decided = decided.removeprefix("Decide on ").strip()
+        probe.choose_radio("approve")(browser_page)  # inside a form: no run until submitted
+        browser_page.get_by_label("Your name").fill("Bea Browser")
+        browser_page.get_by_label("Note (why)").fill("known customer, new phone")
+        p.act(probe.click_button("Record decision"))
+        assert not p.errors(), p.errors()
+        stored = _q(
+            "select order_id, decision, reviewer, note, decided_at "
+            "from ops.risk_review_decisions where reviewer = 'Bea Browser'"
+        )
+        assert stored[["order_id", "decision", "note"]].values.tolist() == [
+            [order_decided, "approve", "known customer, new phone"]
+        ]
+        assert pd.notna(stored.iloc[0]["decided_at"])

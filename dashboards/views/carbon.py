@@ -144,13 +144,16 @@ else:
                 get_width="width",
                 pickable=True,
             ),
+            # hubs as dots named in the tooltip: a TextLayer builds a font atlas in the
+            # browser on every render (~1.7 s in headless Chromium on the 1M-order lake)
             pdk.Layer(
-                "TextLayer",
-                origins,
+                "ScatterplotLayer",
+                origins.assign(label=origins["origin_name"]),
                 get_position=["origin_lon", "origin_lat"],
-                get_text="origin_name",
-                get_size=12,
-                get_color=[20, 20, 20, 255],
+                get_radius=8000,
+                radius_min_pixels=4,
+                get_fill_color=[30, 30, 30, 220],
+                pickable=True,
             ),
         ]
         view = ui.view_state(

@@ -273,12 +273,16 @@ with st.expander(f"Van rounds of the forward warehouses ({len(routes)} routes)",
             "#ff9da6",
             "#9d755d",
         ]
+        # every route's stops in one pass (not a filter of all stops per route)
+        by_route = {
+            route_id: pts[["lon", "lat"]].values.tolist()
+            for route_id, pts in stops.sort_values(["route_id", "stop_no"]).groupby("route_id")
+        }
         paths = []
         for i, route in enumerate(routes.itertuples()):
-            pts = stops[stops["route_id"] == route.route_id].sort_values("stop_no")
             path = [
                 [route.depot_lon, route.depot_lat],
-                *pts[["lon", "lat"]].values.tolist(),
+                *by_route.get(route.route_id, []),
                 [route.depot_lon, route.depot_lat],
             ]
             paths.append(

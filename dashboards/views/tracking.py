@@ -239,6 +239,9 @@ with left:
             ]
         ).drop_duplicates()
         points["name"] = points["name"].fillna("destination (~1 km)")
+        # places are named in the tooltip, not by a TextLayer (its font atlas costs ~1.7 s
+        # per render in headless Chromium)
+        points["label"] = points["name"]
         layers = [
             pdk.Layer(
                 "ArcLayer",
@@ -258,15 +261,6 @@ with left:
                 radius_min_pixels=4,
                 get_fill_color=[30, 30, 30, 220],
                 pickable=True,
-            ),
-            pdk.Layer(
-                "TextLayer",
-                points,
-                get_position=["lon", "lat"],
-                get_text="name",
-                get_size=13,
-                get_color=[20, 20, 20, 255],
-                get_pixel_offset=[0, -8],
             ),
         ]
         view = ui.view_state(list(points["lat"]), list(points["lon"]))

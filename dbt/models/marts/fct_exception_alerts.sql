@@ -76,3 +76,5 @@ select
 from alerts
 left join messages on messages.alert_id = alerts.alert_id
 left join delivered on delivered.shipment_id = alerts.shipment_id
+-- clustered by order (point lookups from the tracking page prune row groups)
+order by alerts.order_id, alerts.detected_at

@@ -209,3 +209,5 @@ cross join clock
 qualify row_number() over (
     partition by exception_id order by with_policy.resolved_at nulls last
 ) = 1
+-- clustered by order (point lookups from the tracking page prune row groups)
+order by with_policy.order_id, with_policy.opened_at

@@ -109,3 +109,5 @@ inner join (
     select orders.order_id, clock.as_of as as_of_at
     from orders cross join {{ ref('int_lake_clock') }} as clock
 ) as orders on milestones.order_id = orders.order_id
+-- clustered by order (point lookups from the tracking page prune row groups)
+order by milestones.order_id, milestones.shipment_id, milestones.milestone_rank

@@ -134,3 +134,5 @@ inner join costed
     on legs.shipment_id = costed.shipment_id and legs.leg_no = costed.leg_no
 left join actuals on legs.tracking_ref = actuals.tracking_ref
 cross join clock
+-- clustered by order (point lookups from the tracking page prune row groups)
+order by costed.order_id, legs.shipment_id, legs.leg_no

@@ -128,3 +128,5 @@ select
     ingested_at
 
 from ordered
+-- clustered by order (point lookups from the tracking page prune row groups)
+order by order_id, event_at

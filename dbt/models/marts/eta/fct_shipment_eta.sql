@@ -79,3 +79,5 @@ select
 from latest
 left join orders using (order_id)
 left join delivered using (shipment_id)
+-- clustered by order (point lookups from the tracking page prune row groups)
+order by order_id

@@ -56,8 +56,9 @@ def test_contracts_lint_and_diff_exit_codes(tmp_path: Path, capsys):
 @pytest.mark.slow
 def test_demo_path_on_a_small_world(lake_home: Path, capsys):
     """simulate -> materialize -> every raw table non-empty -> sql answers -> re-run is stable."""
-    assert main(["simulate", "--orders", "3000", "--days", "21", "--seed", "3"]) == 0
-    # the lake path (the models on top of it run whole in test_marts and the PII test)
+    # a week: every code path of the demo (the marts' scale lives in test_marts)
+    assert main(["simulate", "--orders", "3000", "--days", "7", "--seed", "3"]) == 0
+    # the lake path (the models on top of it run whole in test_marts, with the PII test)
     assert main(["materialize", "--select", LAKE_ONLY]) == 0
     con = lake.connect(read_only=True)
     raw = [
@@ -82,10 +83,10 @@ def test_demo_path_on_a_small_world(lake_home: Path, capsys):
     assert main(["sql", "select count(*) as n from raw.orders", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["n"] == counts["orders"]
     assert (
-        main(["materialize", "--select", LAKE_ONLY, "--partition", "2026-08-25...2026-08-27"]) == 0
+        main(["materialize", "--select", LAKE_ONLY, "--partition", "2026-08-23...2026-08-25"]) == 0
     )
     # one dataset of a multi-asset selects the whole multi-asset (orders + order_lines)
-    assert main(["materialize", "--select", "key:raw/orders", "--partition", "2026-08-26"]) == 0
+    assert main(["materialize", "--select", "key:raw/orders", "--partition", "2026-08-24"]) == 0
     con = lake.connect(read_only=True)
     again = {t: con.execute(f"select count(*) from raw.{t}").fetchone()[0] for t in raw}
     status = con.execute(
@@ -94,56 +95,3 @@ def test_demo_path_on_a_small_world(lake_home: Path, capsys):
     con.close()
     assert again == counts
     assert status == 0
-
-
-@pytest.mark.slow
-def test_no_pii_value_leaves_the_raw_layer(lake_home: Path):
-    """Values of every contract-classified PII column never appear in a staging model."""
-    from pipelines.contracts import load_contracts
-
-    assert main(["simulate", "--orders", "2000", "--days", "10", "--seed", "8"]) == 0
-    # every mart with text (the risk reasons included); dispatch plans and the ETA model write
-    # ids and numbers derived from masked staging, and would only make this test slower
-    assert main(["materialize", "--select", "not group:dispatch and not group:eta"]) == 0
-    con = lake.connect(read_only=True)
-    try:
-        samples: set[str] = set()
-        for contract in load_contracts().values():
-            for column in contract.pii_columns:
-                if contract.column(column).logical_type not in ("string",):
-                    continue
-                rows = con.execute(
-                    f'select distinct "{column}" from {contract.table} where "{column}" is not null limit 30'
-                ).fetchall()
-                samples.update(str(r[0]) for r in rows if len(str(r[0])) >= 6)
-        # values that non-personal columns also hold (a city that is a warehouse's city) are public
-        for contract in load_contracts().values():
-            for col in contract.columns:
-                if col.logical_type == "string" and not col.is_pii:
-                    rows = con.execute(
-                        f'select distinct "{col.name}" from {contract.table} limit 50000'
-                    ).fetchall()
-                    samples -= {str(r[0]) for r in rows}
-        assert len(samples) > 100
-        columns = con.execute(
-            "select table_name, column_name from information_schema.columns "
-            "where table_schema in ('staging', 'intermediate', 'marts') and data_type = 'VARCHAR'"
-        ).fetchall()
-        assert columns, "no staging models were built"
-        leaks = []
-        for table, column in columns:
-            schema = con.execute(
-                "select table_schema from information_schema.columns where table_name = ? limit 1",
-                [table],
-            ).fetchone()[0]
-            values = {
-                r[0]
-                for r in con.execute(
-                    f'select distinct "{column}" from {schema}."{table}"'
-                ).fetchall()
-            }
-            if hit := values & samples:
-                leaks.append((table, column, sorted(hit)[:2]))
-        assert leaks == []
-    finally:
-        con.close()

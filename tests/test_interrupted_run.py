@@ -43,7 +43,7 @@ def _counts() -> dict[str, int]:
 
 @pytest.mark.slow
 def test_killed_run_then_rerun_equals_a_clean_run(lake_home: Path):
-    simulate(lake_home / "landing", orders=3000, days=14, seed=5)
+    simulate(lake_home / "landing", orders=3000, days=7, seed=5)
     env = {**os.environ, "ORDERTOWER_INGEST_WORKERS": "1"}
     proc = subprocess.Popen(
         [ORDERTOWER, "materialize"],

@@ -250,6 +250,17 @@ def test_dispatch_plan_vs_baseline(world):
     assert shown["Cost per order"].endswith("EUR")
     at.segmented_control(key="dsp_plan").set_value("baseline").run()
     assert not at.exception
+    # the van rounds' map and table only on request
+    assert not [f for f in frames(at) if "vehicle_no" in f.columns]
+    at.toggle(key="dsp_rounds").set_value(True).run()
+    assert not at.exception
+    rounds = [f for f in frames(at) if "vehicle_no" in f.columns]
+    wave = at.selectbox(key="dsp_wave").value
+    planned = _q("select count(*) as n from marts.fct_route_plans where wave_date = ?", [wave])
+    if planned.n[0]:
+        assert rounds and len(rounds[0]) == planned.n[0]
+    else:
+        assert "No van rounds for this wave." in all_text(at)
 
 
 # -- risk review ---------------------------------------------------------------------------------

@@ -257,7 +257,13 @@ with m2:
     )
 
 routes, stops = data.van_routes(wave)
-with st.expander(f"Van rounds of the forward warehouses ({len(routes)} routes)", expanded=False):
+st.subheader("Van rounds of the forward warehouses")
+# the rounds' map only on request: a collapsed expander still mounts its map, and each deck.gl
+# map costs ~0.5-1 s a render in headless Chromium (software WebGL)
+show_rounds = st.toggle(
+    f"Show the {len(routes)} van rounds of this wave on a map", key="dsp_rounds"
+)
+if show_rounds:
     if routes.empty:
         st.caption("No van rounds for this wave.")
     else:

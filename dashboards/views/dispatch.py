@@ -279,10 +279,10 @@ if show_rounds:
             "#ff9da6",
             "#9d755d",
         ]
-        # every route's stops in one pass (not a filter of all stops per route)
+        # every route's stops in one pass (van_routes returns them in visiting order)
         by_route = {
             route_id: pts[["lon", "lat"]].values.tolist()
-            for route_id, pts in stops.sort_values(["route_id", "stop_no"]).groupby("route_id")
+            for route_id, pts in stops.groupby("route_id", sort=False)
         }
         paths = []
         for i, route in enumerate(routes.itertuples()):

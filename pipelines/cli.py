@@ -226,7 +226,9 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     from pipelines.materialize import MaterializeError, materialize
 
     try:
-        summary = materialize(select=args.select, partition=args.partition)
+        summary = materialize(
+            select=args.select, partition=args.partition, checks=not args.no_checks
+        )
     except MaterializeError as exc:
         raise CliError(str(exc)) from exc
     window = (
@@ -662,6 +664,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--select", help="Dagster asset selection, e.g. 'key:raw/orders' or 'group:ingest'"
     )
     p.add_argument("--partition", help="a day (YYYY-MM-DD) or a range START...END")
+    p.add_argument(
+        "--no-checks",
+        action="store_true",
+        help="leave out the asset checks (dbt's data and unit tests): a quicker re-build "
+        "whose data the next run with checks tests",
+    )
     p.set_defaults(func=cmd_materialize)
 
     p = sub.add_parser("sql", help="read-only SQL on the lake")

@@ -255,7 +255,16 @@ def stage_run_settings(
     return {}, {}
 
 
-def materialize(select: str | None = None, partition: str | None = None) -> MaterializeSummary:
+def materialize(
+    select: str | None = None, partition: str | None = None, checks: bool = True
+) -> MaterializeSummary:
+    """Materialise the selected assets (default: all) over a partition window (default: every
+    landed day), one run per stage of :func:`plan_stages`.
+
+    ``checks=False`` leaves out the asset checks, i.e. dbt builds the selected models without
+    their data tests and unit tests (dagster-dbt then selects the models only): a quick re-build
+    whose data the next run with checks still tests.
+    """
     from pipelines.definitions import defs
 
     graph = defs.resolve_asset_graph()
@@ -288,9 +297,10 @@ def materialize(select: str | None = None, partition: str | None = None) -> Mate
 
     def run(selected: set[dg.AssetKey], extra_run_config: dict | None = None, **kwargs) -> None:
         try:
+            selection = dg.AssetSelection.assets(*selected)
             result = dg.materialize(
                 assets,
-                selection=list(selected),
+                selection=selection if checks else selection.without_checks(),
                 resources=resources,
                 instance=inst,
                 raise_on_error=False,

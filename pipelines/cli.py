@@ -227,7 +227,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
 
     try:
         summary = materialize(
-            select=args.select, partition=args.partition, checks=not args.no_checks
+            select=args.select, partition=args.partition, dbt_tests=not args.no_dbt_tests
         )
     except MaterializeError as exc:
         raise CliError(str(exc)) from exc
@@ -665,10 +665,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--partition", help="a day (YYYY-MM-DD) or a range START...END")
     p.add_argument(
-        "--no-checks",
+        "--no-dbt-tests",
         action="store_true",
-        help="leave out the asset checks (dbt's data and unit tests): a quicker re-build "
-        "whose data the next run with checks tests",
+        help="build the dbt models without their data tests (about half the time; the "
+        "platform's own checks still run): a quick re-build the next full run tests",
     )
     p.set_defaults(func=cmd_materialize)
 

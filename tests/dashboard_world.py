@@ -100,7 +100,7 @@ def build_world() -> None:
 
     assert main(["simulate", *WORLD]) == 0
     # the dbt data tests run in tests/test_marts.py; here they would only add minutes to CI
-    assert main(["materialize", "--select", LAKE, "--no-checks"]) == 0
+    assert main(["materialize", "--select", LAKE, "--no-dbt-tests"]) == 0
     con = connect()
     try:
         days = [
@@ -116,9 +116,9 @@ def build_world() -> None:
         con.close()
     window = f"{days[-DISPATCH_DAYS]}...{days[-1]}"
     assert (
-        main(["materialize", "--select", "group:dispatch", "--partition", window, "--no-checks"])
+        main(["materialize", "--select", "group:dispatch", "--partition", window, "--no-dbt-tests"])
         == 0
     )
     tracking = " or ".join(f"key:{k.to_user_string()}" for k in TRACKING_MARTS)
     marts = f"{DISPATCH_MARTS} or {RISK_MARTS} or {tracking}"
-    assert main(["materialize", "--select", marts, "--no-checks"]) == 0
+    assert main(["materialize", "--select", marts, "--no-dbt-tests"]) == 0

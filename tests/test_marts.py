@@ -156,7 +156,7 @@ def test_late_and_resent_events_land_in_place_without_duplicates(world: Path):
         encoding="utf-8",
     )
     # the data tests ran on the world's build; here the counts below are the test
-    assert main(["materialize", "--partition", LATE_DAY, "--no-checks"]) == 0
+    assert main(["materialize", "--partition", LATE_DAY, "--no-dbt-tests"]) == 0
 
     after = int(_query("select count(*) as n from marts.fct_tracking_events").n[0])
     assert after == before + 1  # the new event only; the re-sent one is kept once
@@ -184,7 +184,9 @@ def test_rerunning_partitions_replaces_rather_than_duplicates(world: Path):
     # tests/test_dispatch.py and tests/test_risk_pipeline.py)
     lake_only = "not group:dispatch and not group:risk and not group:eta"
     window = "2026-08-25...2026-08-27"
-    assert main(["materialize", "--select", lake_only, "--partition", window, "--no-checks"]) == 0
+    assert (
+        main(["materialize", "--select", lake_only, "--partition", window, "--no-dbt-tests"]) == 0
+    )
     after = {t: int(_query(f"select count(*) as n from marts.{t}").n[0]) for t in tables}
     assert after == before
 

@@ -42,7 +42,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         # on 90 days here would add minutes to CI and nothing to what this module tests)
         # without the dbt data tests (tests/test_marts.py runs them): they would add minutes
         select = "not group:dispatch and not group:eta"
-        assert main(["materialize", "--select", select, "--no-checks"]) == 0
+        assert main(["materialize", "--select", select, "--no-dbt-tests"]) == 0
         yield home
 
 

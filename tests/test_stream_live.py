@@ -60,7 +60,7 @@ def live_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         assert main(["simulate", *WORLD]) == 0
         # the ETA champion is trained below with a policy for a young world
         select = "not group:dispatch and not group:risk and not group:eta"
-        assert main(["materialize", "--select", select, "--no-checks"]) == 0
+        assert main(["materialize", "--select", select, "--no-dbt-tests"]) == 0
         _train_eta_champion()
         yield home
 

@@ -95,3 +95,6 @@ dbt_eta_marts = _dbt_marts_after(
     SHIPMENT_ETAS_TAG,
     "The shipments' latest ETA against plan and promise (fct_shipment_eta), after the ETAs.",
 )
+
+#: every asset that runs dbt (their asset checks are dbt's data tests)
+DBT_ASSETS = (dbt_lake, dbt_risk_marts, dbt_dispatch_marts, dbt_eta_marts)

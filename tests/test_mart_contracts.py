@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -59,7 +60,8 @@ def test_every_required_mart_exists_with_an_enforced_contract(marts):
 
 def test_every_mart_has_a_primary_key_test_and_documentation(marts):
     for mart in marts.values():
-        assert len(mart.primary_key) == 1, f"{mart.name}: one unique + not_null key column"
+        # one unique + not_null column, or a unique_combination of not_null ones
+        assert mart.primary_key, f"{mart.name}: no key column(s) tested unique and not null"
         assert mart.description, mart.name
         undocumented = [c.name for c in mart.columns if not c.description.strip()]
         assert not undocumented, f"{mart.name}: {undocumented}"
@@ -99,6 +101,14 @@ def test_drift_is_detected(marts, contracts):
     assert "kg_co2e: in the dbt contract, missing from the ODCS contract" in text
     assert "extra_column: in the ODCS contract, missing from the dbt contract" in text
     assert "primary key" in text
+
+
+def test_a_composite_key_is_a_unique_combination_of_not_null_columns(marts):
+    search = marts["fct_order_search"]
+    assert search.primary_key == ("search_term", "order_id", "matched_on")
+    # a column of the combination that may be null makes it no key
+    nullable = replace(search, columns=tuple(replace(c, tests=()) for c in search.columns))
+    assert nullable.primary_key == ()
 
 
 def test_type_names_are_normalised():

@@ -70,14 +70,20 @@ class DbtModel:
     enforced: bool
     columns: tuple[DbtColumn, ...]
     path: Path
+    #: the columns of the model-level ``unique_combination`` test, when it has one
+    unique_combination: tuple[str, ...] = ()
 
     @property
     def primary_key(self) -> tuple[str, ...]:
         """The first column tested unique and not null (marts put their key first; later
-        unique columns, like a leg's tracking reference, are alternate keys)."""
+        unique columns, like a leg's tracking reference, are alternate keys); without one, the
+        columns of the model's ``unique_combination`` test when each is tested not null."""
         for c in self.columns:
             if {"unique", "not_null"} <= set(c.tests):
                 return (c.name,)
+        not_null = {c.name for c in self.columns if "not_null" in c.tests}
+        if self.unique_combination and set(self.unique_combination) <= not_null:
+            return self.unique_combination
         return ()
 
 
@@ -99,6 +105,15 @@ def _test_names(tests: list[Any] | None) -> tuple[str, ...]:
     for test in tests or []:
         names.append(test if isinstance(test, str) else next(iter(test)))
     return tuple(names)
+
+
+def _unique_combination(tests: list[Any] | None) -> tuple[str, ...]:
+    for test in tests or []:
+        if isinstance(test, dict) and "unique_combination" in test:
+            spec = test["unique_combination"] or {}
+            args = spec.get("arguments") or spec
+            return tuple(args.get("combination_of_columns") or ())
+    return ()
 
 
 def dbt_models(directory: Path = MARTS_DIR) -> dict[str, DbtModel]:
@@ -123,6 +138,7 @@ def dbt_models(directory: Path = MARTS_DIR) -> dict[str, DbtModel]:
                 enforced=bool((config.get("contract") or {}).get("enforced")),
                 columns=columns,
                 path=path,
+                unique_combination=_unique_combination(m.get("data_tests") or m.get("tests")),
             )
     return models
 

@@ -199,6 +199,12 @@ def test_exceptions_worklist_filters_and_message_preview(world):
 def test_live_alerts_tab(world):
     alerts = _q("select count(*) from marts.fct_exception_alerts").iloc[0, 0]
     at = page("exceptions")
+    # only the open tab runs: the live alerts are not queried until their tab is opened
+    assert not any("rule" in f.columns for f in frames(at))
+    assert "make live" not in all_text(at)
+    at.session_state["exc_tab"] = "Live alerts (stream)"
+    at.run()
+    assert not at.exception
     text = all_text(at)
     if alerts:
         assert any("alternatives_json" not in f.columns and "rule" in f.columns for f in frames(at))

@@ -93,129 +93,137 @@ with right:
         )
         st.plotly_chart(fig, width="stretch", config={"displayModeBar": False})
 
-tab_batch, tab_live = st.tabs(["Worklist", "Live alerts (stream)"])
+# Only the open tab runs (on_change="rerun"): a filter change on the worklist does not also
+# query and send the 500-row live-alerts table nobody is looking at.
+tab_batch, tab_live = st.tabs(
+    ["Worklist", "Live alerts (stream)"], key="exc_tab", on_change="rerun"
+)
 
 with tab_batch:
-    c1, c2, c3 = st.columns([2, 2, 1])
-    severities = c1.multiselect(
-        "Severity", ui.SEVERITY_ORDER, key="exc_severity", placeholder="All severities"
-    )
-    types = c2.multiselect(
-        "Type",
-        sorted(summary["exception_type"].unique()) if not summary.empty else [],
-        key="exc_types",
-        placeholder="All types",
-    )
-    breached_only = c3.toggle("Past SLA only", key="exc_breached")
-    work = data.open_exceptions(filters, tuple(severities), tuple(types), breached_only)
-    st.caption(
-        f"{len(work):,} shown (at most {data.WORKLIST_LIMIT}); the counts above are complete."
-    )
-    # past-SLA rows flagged by a column, not a pandas Styler: styling every cell of a
-    # 500-row worklist costs ~0.3-0.8 s of every rerun to marshal
-    event = st.dataframe(
-        work[
-            [
-                "is_sla_breached",
-                "severity",
-                "exception_type",
-                "exception_reason",
-                "order_id",
-                "carrier_id",
-                "warehouse_id",
-                "mode",
-                "recommended_action",
-                "order_value",
-                "age_hours",
-                "sla_hours",
-                "sla_used",
-                "opened_at",
-            ]
-        ],
-        hide_index=True,
-        width="stretch",
-        on_select="rerun",
-        selection_mode="single-row",
-        key="exc_table",
-        column_config={
-            "is_sla_breached": st.column_config.CheckboxColumn(
-                "past SLA", help="Open longer than its SLA allows"
-            ),
-            "age_hours": st.column_config.NumberColumn("age h", format="%.1f"),
-            "sla_hours": st.column_config.NumberColumn("SLA h", format="%.0f"),
-            "sla_used": st.column_config.ProgressColumn(
-                "SLA used", min_value=0, max_value=2, format="%.0f%%"
-            ),
-            "order_value": st.column_config.NumberColumn("value EUR", format="%.2f"),
-            "recommended_action": st.column_config.TextColumn("recommended action", width="large"),
-        },
-    )
-    rows = event.selection.rows if event is not None else []
-    if not work.empty:
-        row = work.iloc[rows[0] if rows else 0]
-        st.markdown(
-            f"**{row['order_id']}** · {row['severity']} {row['exception_type']} "
-            f"({row['exception_reason']}) · recommended: **{row['recommended_action']}** · "
-            f"[open in tracking](/?order={row['order_id']})"
+    if tab_batch.open:
+        c1, c2, c3 = st.columns([2, 2, 1])
+        severities = c1.multiselect(
+            "Severity", ui.SEVERITY_ORDER, key="exc_severity", placeholder="All severities"
         )
-        subject, body = ui.message_preview(row)
-        with st.container(border=True):
-            st.caption(
-                f"Customer message that would be sent ({row['language'] or 'en'}, {row['tier'] or 'standard'} tier)"
-            )
-            st.markdown(f"**{subject}**")
-            st.text(body)
-
-with tab_live:
-    alerts = data.live_alerts(filters)
-    if alerts.empty:
-        st.info(
-            "No unresolved live alerts in the selection. Alerts are raised by `ordertower stream` "
-            "as carrier events arrive (`make live`)."
+        types = c2.multiselect(
+            "Type",
+            sorted(summary["exception_type"].unique()) if not summary.empty else [],
+            key="exc_types",
+            placeholder="All types",
         )
-    else:
+        breached_only = c3.toggle("Past SLA only", key="exc_breached")
+        work = data.open_exceptions(filters, tuple(severities), tuple(types), breached_only)
         st.caption(
-            f"{len(alerts):,} unresolved alerts, newest first (at most {data.WORKLIST_LIMIT})."
+            f"{len(work):,} shown (at most {data.WORKLIST_LIMIT}); the counts above are complete."
         )
+        # past-SLA rows flagged by a column, not a pandas Styler: styling every cell of a
+        # 500-row worklist costs ~0.3-0.8 s of every rerun to marshal
         event = st.dataframe(
-            alerts[
+            work[
                 [
+                    "is_sla_breached",
                     "severity",
-                    "rule",
-                    "reason",
+                    "exception_type",
+                    "exception_reason",
                     "order_id",
                     "carrier_id",
+                    "warehouse_id",
                     "mode",
-                    "recommended_option",
-                    "message_status",
-                    "hours_late",
-                    "promise_at_risk",
-                    "detected_at",
-                    "act_by",
+                    "recommended_action",
+                    "order_value",
+                    "age_hours",
+                    "sla_hours",
+                    "sla_used",
+                    "opened_at",
                 ]
             ],
             hide_index=True,
             width="stretch",
             on_select="rerun",
             selection_mode="single-row",
-            key="exc_alerts",
+            key="exc_table",
             column_config={
-                "hours_late": st.column_config.NumberColumn("hours late", format="%.1f")
+                "is_sla_breached": st.column_config.CheckboxColumn(
+                    "past SLA", help="Open longer than its SLA allows"
+                ),
+                "age_hours": st.column_config.NumberColumn("age h", format="%.1f"),
+                "sla_hours": st.column_config.NumberColumn("SLA h", format="%.0f"),
+                "sla_used": st.column_config.ProgressColumn(
+                    "SLA used", min_value=0, max_value=2, format="%.0f%%"
+                ),
+                "order_value": st.column_config.NumberColumn("value EUR", format="%.2f"),
+                "recommended_action": st.column_config.TextColumn(
+                    "recommended action", width="large"
+                ),
             },
         )
         rows = event.selection.rows if event is not None else []
-        alert = alerts.iloc[rows[0] if rows else 0]
-        st.markdown(
-            f"**{alert['order_id']}** · {alert['severity']} {alert['rule']} · recommended: "
-            f"**{alert['recommended_action'] or alert['recommended_option']}**"
-        )
-        options = ui.parse_alternatives(alert["alternatives_json"])
-        if not options.empty:
-            st.dataframe(options, hide_index=True, width="stretch")
-        subject, body = ui.message_preview(alert)
-        with st.container(border=True):
-            st.caption(
-                f"Customer message ({alert['message_status']}; {alert['language'] or 'en'}, {alert['tier'] or 'standard'} tier)"
+        if not work.empty:
+            row = work.iloc[rows[0] if rows else 0]
+            st.markdown(
+                f"**{row['order_id']}** · {row['severity']} {row['exception_type']} "
+                f"({row['exception_reason']}) · recommended: **{row['recommended_action']}** · "
+                f"[open in tracking](/?order={row['order_id']})"
             )
-            st.markdown(f"**{subject}**")
-            st.text(body)
+            subject, body = ui.message_preview(row)
+            with st.container(border=True):
+                st.caption(
+                    f"Customer message that would be sent ({row['language'] or 'en'}, {row['tier'] or 'standard'} tier)"
+                )
+                st.markdown(f"**{subject}**")
+                st.text(body)
+
+with tab_live:
+    if tab_live.open:
+        alerts = data.live_alerts(filters)
+        if alerts.empty:
+            st.info(
+                "No unresolved live alerts in the selection. Alerts are raised by `ordertower stream` "
+                "as carrier events arrive (`make live`)."
+            )
+        else:
+            st.caption(
+                f"{len(alerts):,} unresolved alerts, newest first (at most {data.WORKLIST_LIMIT})."
+            )
+            event = st.dataframe(
+                alerts[
+                    [
+                        "severity",
+                        "rule",
+                        "reason",
+                        "order_id",
+                        "carrier_id",
+                        "mode",
+                        "recommended_option",
+                        "message_status",
+                        "hours_late",
+                        "promise_at_risk",
+                        "detected_at",
+                        "act_by",
+                    ]
+                ],
+                hide_index=True,
+                width="stretch",
+                on_select="rerun",
+                selection_mode="single-row",
+                key="exc_alerts",
+                column_config={
+                    "hours_late": st.column_config.NumberColumn("hours late", format="%.1f")
+                },
+            )
+            rows = event.selection.rows if event is not None else []
+            alert = alerts.iloc[rows[0] if rows else 0]
+            st.markdown(
+                f"**{alert['order_id']}** · {alert['severity']} {alert['rule']} · recommended: "
+                f"**{alert['recommended_action'] or alert['recommended_option']}**"
+            )
+            options = ui.parse_alternatives(alert["alternatives_json"])
+            if not options.empty:
+                st.dataframe(options, hide_index=True, width="stretch")
+            subject, body = ui.message_preview(alert)
+            with st.container(border=True):
+                st.caption(
+                    f"Customer message ({alert['message_status']}; {alert['language'] or 'en'}, {alert['tier'] or 'standard'} tier)"
+                )
+                st.markdown(f"**{subject}**")
+                st.text(body)

@@ -11,8 +11,11 @@ orders as (
 
 legs as (
 
-    select distinct tracking_ref, order_id from {{ ref('fct_shipment_legs') }}
-    where tracking_ref is not null
+    -- a leg whose order is not (yet) in fct_orders finds nothing: its order has no page
+    select distinct l.tracking_ref, l.order_id
+    from {{ ref('fct_shipment_legs') }} l
+    semi join orders o on o.order_id = l.order_id
+    where l.tracking_ref is not null
 
 ),
 

@@ -634,7 +634,8 @@ def find_orders(term: str, limit: int = 50) -> pd.DataFrame:
     """Orders matching a search term exactly: an order id, a carrier tracking ref or a customer id.
 
     Columns: order_id, customer_id, matched_on, order_date, order_status, order_total, currency,
-    promise_type, channel. Exact matches only (case-insensitive for ids typed in lower case), so
+    promise_type, channel, matches (how many orders match in all: a customer may have more
+    than ``limit``, the most recent are returned). Exact matches only (case-insensitive for ids typed in lower case), so
     a partial or crafted input can never list another customer's orders.
     """
     cleaned = clean_search(term)
@@ -650,6 +651,7 @@ def find_orders(term: str, limit: int = 50) -> pd.DataFrame:
                 "currency",
                 "promise_type",
                 "channel",
+                "matches",
             ]
         )
     return _mart_query(
@@ -661,7 +663,7 @@ def find_orders(term: str, limit: int = 50) -> pd.DataFrame:
             group by order_id
         )
         select o.order_id, o.customer_id, h.matched_on, o.order_date, o.order_status,
-               o.order_total, o.currency, o.promise_type, o.channel
+               o.order_total, o.currency, o.promise_type, o.channel, count(*) over () as matches
         from hits h join marts.fct_orders o using (order_id)
         order by o.order_date desc, o.order_id
         limit $limit

@@ -135,9 +135,20 @@ def test_tracking_by_tracking_ref_and_by_customer(world):
     n = _q("select count(*) from marts.fct_orders where customer_id = ?", [customer]).iloc[0, 0]
     if n > 1:
         options = at.selectbox(key="track_pick").options  # shown with date, status, value
-        assert len(options) == n and any(o.startswith(order_id) for o in options)
+        newest = _q(
+            "select order_id from marts.fct_orders where customer_id = ? "
+            "order by order_date desc, order_id limit 50",
+            [customer],
+        )["order_id"]
+        assert [o.split(" · ")[0] for o in options] == list(newest)
+        assert f"{n:,} orders match (customer)" in all_text(at)
     else:
         assert f"Order {order_id}" in [s.value for s in at.subheader]
+    # a customer with more orders than the list holds: the most recent, and how many in all
+    from dashboards import data
+
+    hits = data.find_orders(customer, limit=1)
+    assert len(hits) == 1 and hits["matches"].tolist() == [n]
 
 
 @pytest.mark.parametrize(
@@ -412,7 +423,8 @@ def test_every_page_in_chromium_without_an_error(world, tmp_path):
         assert not p.errors(), p.errors()
         stored = _q(
             "select order_id, decision, reviewer, note, decided_at "
-            "from ops.risk_review_decisions where reviewer = 'Bea Browser'"
+            "from ops.risk_review_decisions where reviewer = 'Bea Browser' and order_id = ?",
+            [order_decided],
         )
         assert stored[["order_id", "decision", "note"]].values.tolist() == [
             [order_decided, "approve", "known customer, new phone"]

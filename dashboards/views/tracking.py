@@ -48,9 +48,12 @@ def _pick_order() -> str | None:
         return None
     if len(hits) == 1:
         return str(hits.iloc[0]["order_id"])
-    st.write(f"{len(hits)} orders match ({hits.iloc[0]['matched_on']}); pick one:")
+    matches = int(hits.iloc[0]["matches"])
+    listed = "" if matches == len(hits) else f"; the {len(hits)} most recent are listed"
+    st.write(f"{matches:,} orders match ({hits.iloc[0]['matched_on']}){listed}. Pick one:")
     labels = {
-        row.order_id: f"{row.order_id} · {row.order_date} · {row.order_status} · "
+        row.order_id: f"{row.order_id} · {pd.Timestamp(row.order_date):%Y-%m-%d} · "
+        f"{row.order_status} · "
         f"{ui.fmt_money(row.order_total, row.currency or 'EUR')}"
         for row in hits.itertuples()
     }
@@ -90,19 +93,22 @@ st.subheader(f"Order {order_id}")
 late_warning = (
     bool(order["is_predicted_late"]) if not pd.isna(order["is_predicted_late"]) else False
 )
-cols = st.columns(5)
-cols[0].metric("Status", str(order["order_status"]).replace("_", " "), border=True)
-cols[1].metric(
+# cards as wide as their values, wrapping onto a second line on a narrow screen (five equal
+# columns cut dates and amounts short: "2026-0...")
+cards = st.container(horizontal=True)
+cards.metric("Status", str(order["order_status"]).replace("_", " "), border=True, width="content")
+cards.metric(
     "Promised by",
     f"{pd.Timestamp(order['promised_delivery_date']):%Y-%m-%d}"
     if not pd.isna(order["promised_delivery_date"])
     else "—",
     help=f"Promise: {order['promise_type']}",
     border=True,
+    width="content",
 )
 if order["is_delivered"]:
     days_late = order["days_late"]
-    cols[2].metric(
+    cards.metric(
         "Delivered",
         pd.Timestamp(order["delivered_at"]).strftime("%Y-%m-%d %H:%M")
         if not pd.isna(order["delivered_at"])
@@ -110,10 +116,11 @@ if order["is_delivered"]:
         delta=None if pd.isna(days_late) or days_late <= 0 else f"{int(days_late)} d late",
         delta_color="inverse",
         border=True,
+        width="content",
     )
 else:
     eta = order["eta_at"]
-    cols[2].metric(
+    cards.metric(
         "ETA",
         pd.Timestamp(eta).strftime("%Y-%m-%d %H:%M") if not pd.isna(eta) else "—",
         delta=None
@@ -122,13 +129,17 @@ else:
         delta_color="inverse",
         help="The ETA model's latest prediction (UTC), against the end of the promised day.",
         border=True,
+        width="content",
     )
-cols[3].metric("Order value", ui.fmt_money(order["order_total"], currency), border=True)
-cols[4].metric(
+cards.metric(
+    "Order value", ui.fmt_money(order["order_total"], currency), border=True, width="content"
+)
+cards.metric(
     "CO2e",
     ui.fmt_kg(order["kg_co2e"]),
     help="Well-to-wheel, GLEC / ISO 14083, allocated by weight and distance.",
     border=True,
+    width="content",
 )
 st.caption(
     f"Customer {order['customer_id']} · {order['channel']} · shipped from "

@@ -135,6 +135,33 @@ def test_rescoring_a_day_replaces_it(world):
     assert after["n"] == before == after["d"]
 
 
+def test_features_stored_a_week_at_a_time_equal_one_pass(world):
+    """The asset stores the features in FEATURE_CHUNK_DAYS windows (bounded memory); each
+    window reads its own history, so the stored features are those of one pass over the days
+    (here: the ten days across the first chunk boundary of the backfill)."""
+    from ml.risk import store
+    from ml.risk.features import build_features
+
+    con = lake.connect(read_only=True)
+    try:
+        first = pd.Timestamp(
+            con.execute(f"select min(ordered_at) from {store.FEATURES}").fetchone()[0]
+        )
+        start = first.normalize() + pd.Timedelta(days=store.FEATURE_CHUNK_DAYS - 5)
+        end = start + pd.Timedelta(days=10)
+        one_pass = build_features(con, store.FACTS, store.VERDICTS, start=start, end=end)
+        stored = store.read_features(con, start, end)
+    finally:
+        con.close()
+    assert len(one_pass) > 1000
+    columns = list(one_pass.columns)
+    pd.testing.assert_frame_equal(
+        stored[columns].sort_values("order_id").reset_index(drop=True),
+        one_pass.sort_values("order_id").reset_index(drop=True),
+        check_dtype=False,
+    )
+
+
 def test_retraining_on_the_same_data_does_not_replace_the_champion(world):
     from ml.risk import registry
 

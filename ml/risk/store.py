@@ -94,17 +94,33 @@ def window_bounds(first_day: str, last_day: str) -> tuple[pd.Timestamp, pd.Times
     return start, end
 
 
+#: Days of orders whose features are computed and stored at a time. A backfill of 90 days on a
+#: 1M-order lake built one 1M x 331 frame and peaked at 21 GB; a week at a time stays near 2 GB.
+#: Each chunk reads its own 90-day history, so the features are those of a single run.
+FEATURE_CHUNK_DAYS = 7
+
+
 def write_features(con: duckdb.DuckDBPyConnection, start: pd.Timestamp, end: pd.Timestamp) -> int:
-    """Compute the features of the orders placed in ``[start, end)`` and store them."""
-    frame = build_features(con, FACTS, VERDICTS, start=start, end=end)
-    keys = con.execute(
-        f"select order_id, partition_key from {FACTS} where ordered_at >= ? and ordered_at < ?",
-        [start, end],
-    ).df()
-    frame = frame.merge(keys, on="order_id", how="left")
-    frame["computed_at"] = pd.Timestamp(datetime.now(UTC))
-    _replace_window(con, FEATURES, frame, start, end)
-    return len(frame)
+    """Compute the features of the orders placed in ``[start, end)`` and store them, one
+    :data:`FEATURE_CHUNK_DAYS` window at a time (each replaced in its own transaction: a run
+    stopped halfway leaves whole windows, and a re-run replaces them)."""
+    rows = 0
+    computed_at = pd.Timestamp(datetime.now(UTC))
+    lo = pd.Timestamp(start)
+    while lo < end:
+        hi = min(lo + pd.Timedelta(days=FEATURE_CHUNK_DAYS), pd.Timestamp(end))
+        frame = build_features(con, FACTS, VERDICTS, start=lo, end=hi)
+        keys = con.execute(
+            f"select order_id, partition_key from {FACTS} where ordered_at >= ? and ordered_at < ?",
+            [lo, hi],
+        ).df()
+        frame = frame.merge(keys, on="order_id", how="left")
+        frame["computed_at"] = computed_at
+        _replace_window(con, FEATURES, frame, lo, hi)
+        rows += len(frame)
+        del frame
+        lo = hi
+    return rows
 
 
 def read_features(

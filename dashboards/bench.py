@@ -114,7 +114,13 @@ def measure(rounds: int = 10, log: Path | None = None) -> dict[str, Any]:
     during: list[float] = []
     during_errors: list[str] = []
     started = time.perf_counter()
-    with probe.serve({"ORDERTOWER_HOME": str(home)}, log=log) as url, probe.browser() as page:
+    # developer toolbar: the cold baseline empties the caches with its "Clear caches" shortcut
+    # (the app's own config shows viewers no developer options)
+    developer = ("--client.toolbarMode", "developer")
+    with (
+        probe.serve({"ORDERTOWER_HOME": str(home)}, log=log, options=developer) as url,
+        probe.browser() as page,
+    ):
         p = probe.Probe(page, url, timeout_ms=120_000)
         p.open("")  # Order tracking, the default page
         for title in [*TITLES[1:], TITLES[0]]:  # warm-up (a click on the current page is no run)

@@ -103,12 +103,16 @@ def free_port() -> int:
 
 @contextmanager
 def serve(
-    env: dict[str, str] | None = None, log: Path | None = None, timeout_s: float = 90
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+    timeout_s: float = 90,
+    options: tuple[str, ...] = (),
 ) -> Iterator[str]:
     """``streamlit run dashboards/app.py`` on a free 127.0.0.1 port; yields its base URL.
 
-    ``env`` is added to this process's environment (e.g. ``ORDERTOWER_HOME``). The server runs
-    in its own process group and is stopped (SIGTERM, then SIGKILL) on exit.
+    ``env`` is added to this process's environment (e.g. ``ORDERTOWER_HOME``); ``options`` are
+    more ``streamlit run`` options. The server runs in its own process group and is stopped
+    (SIGTERM, then SIGKILL) on exit.
     """
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -130,6 +134,7 @@ def serve(
             "none",
             "--browser.gatherUsageStats",
             "false",
+            *options,
         ],
         cwd=ROOT,  # .streamlit/config.toml (static serving of the offline map style)
         env={**os.environ, **(env or {})},

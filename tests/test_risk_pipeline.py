@@ -135,7 +135,7 @@ def test_rescoring_a_day_replaces_it(world):
     assert after["n"] == before == after["d"]
 
 
-def test_features_stored_a_week_at_a_time_equal_one_pass(world):
+def test_features_stored_in_chunks_equal_one_pass(world):
     """The asset stores the features in FEATURE_CHUNK_DAYS windows (bounded memory); each
     window reads its own history, so the stored features are those of one pass over the days
     (here: the ten days across the first chunk boundary of the backfill)."""
@@ -148,7 +148,7 @@ def test_features_stored_a_week_at_a_time_equal_one_pass(world):
             con.execute(f"select min(ordered_at) from {store.FEATURES}").fetchone()[0]
         )
         start = first.normalize() + pd.Timedelta(days=store.FEATURE_CHUNK_DAYS - 5)
-        end = start + pd.Timedelta(days=10)
+        end = start + pd.Timedelta(days=10)  # across the first chunk boundary
         one_pass = build_features(con, store.FACTS, store.VERDICTS, start=start, end=end)
         stored = store.read_features(con, start, end)
     finally:

@@ -9,6 +9,7 @@ stays a placeholder: the dashboards never read names).
 
 from __future__ import annotations
 
+import pandas as pd
 import plotly.express as px
 import streamlit as st
 
@@ -93,6 +94,16 @@ with right:
         )
         st.plotly_chart(fig, width="stretch", config={"displayModeBar": False})
 
+
+def _message_box(row: pd.Series, caption: str) -> None:
+    """The customer message a worklist row or an alert would send, in its language and tier."""
+    subject, body = ui.message_preview(row)
+    with st.container(border=True):
+        st.caption(f"{caption}{row['language'] or 'en'}, {row['tier'] or 'standard'} tier)")
+        st.markdown(f"**{subject}**")
+        st.text(body)
+
+
 # Only the open tab runs (on_change="rerun"): a filter change on the worklist does not also
 # query and send the 500-row live-alerts table nobody is looking at.
 tab_batch, tab_live = st.tabs(
@@ -165,13 +176,7 @@ with tab_batch:
                 f"({row['exception_reason']}) · recommended: **{row['recommended_action']}** · "
                 f"[open in tracking](/?order={row['order_id']})"
             )
-            subject, body = ui.message_preview(row)
-            with st.container(border=True):
-                st.caption(
-                    f"Customer message that would be sent ({row['language'] or 'en'}, {row['tier'] or 'standard'} tier)"
-                )
-                st.markdown(f"**{subject}**")
-                st.text(body)
+            _message_box(row, "Customer message that would be sent (")
 
 with tab_live:
     if tab_live.open:
@@ -220,10 +225,4 @@ with tab_live:
             options = ui.parse_alternatives(alert["alternatives_json"])
             if not options.empty:
                 st.dataframe(options, hide_index=True, width="stretch")
-            subject, body = ui.message_preview(alert)
-            with st.container(border=True):
-                st.caption(
-                    f"Customer message ({alert['message_status']}; {alert['language'] or 'en'}, {alert['tier'] or 'standard'} tier)"
-                )
-                st.markdown(f"**{subject}**")
-                st.text(body)
+            _message_box(alert, f"Customer message ({alert['message_status']}; ")

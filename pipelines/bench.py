@@ -77,7 +77,9 @@ def _baseline_load(landing: Path) -> tuple[int, float]:
     """DuckDB's native readers over the same files, no validation: rows and seconds."""
     import duckdb
 
-    con = duckdb.connect()
+    from ordertower.lake import NO_AUTO_EXTENSIONS
+
+    con = duckdb.connect(config=NO_AUTO_EXTENSIONS)
     started = time.perf_counter()
     rows = 0
     globs = [

@@ -5,6 +5,7 @@ Domains live under ``pipelines/defs/<domain>/``; each exposes a ``defs`` object.
 
 import dagster as dg
 
+from ordertower.redact import install_log_redaction
 from pipelines.defs.dispatch import definitions as dispatch
 from pipelines.defs.eta import definitions as eta
 from pipelines.defs.ingest import definitions as ingest
@@ -12,6 +13,10 @@ from pipelines.defs.resources import LakeResource
 from pipelines.defs.risk import definitions as risk
 from pipelines.defs.stream import definitions as stream
 from pipelines.defs.transform import definitions as transform
+
+# every process that loads the code location (dg dev, its run workers, ordertower materialize)
+# logs no password of a DSN or URL
+install_log_redaction()
 
 defs = dg.Definitions.merge(
     ingest.defs,

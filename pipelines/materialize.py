@@ -22,6 +22,7 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
+from ordertower.redact import redact
 from ordertower.settings import get_settings
 from pipelines.defs.partitions import daily_partitions
 from pipelines.ingest.runner import landed_partitions
@@ -323,7 +324,7 @@ def materialize(
         if not result.success:
             failures = [e for e in result.all_events if e.is_failure]
             detail = failures[0].message if failures else "see the run in the Dagster UI"
-            raise MaterializeError(f"run {result.run_id} failed: {detail}")
+            raise MaterializeError(redact(f"run {result.run_id} failed: {detail}"))
 
     for stage in stages:
         extra_run_config, stage_tags = stage_run_settings(stage, owner, window)

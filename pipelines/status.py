@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ordertower.lake import LakeError, connect
+from ordertower.redact import redact
 from ordertower.settings import get_settings
 
 
@@ -11,14 +12,14 @@ def lake_status() -> str:
     try:
         con = connect(read_only=True)
     except LakeError as exc:
-        raise RuntimeError(str(exc)) from exc
+        raise RuntimeError(redact(exc)) from exc
     try:
         tables = con.execute(
             "select table_schema, table_name from information_schema.tables "
             "where table_catalog = 'lake' and table_type = 'BASE TABLE' order by 1, 2"
         ).fetchall()
         lines = [
-            f"Lake: {settings.ducklake_uri} (data in {settings.data_path})",
+            f"Lake: {redact(settings.ducklake_uri)} (data in {settings.data_path})",
             "",
             "Tables and rows:",
         ]

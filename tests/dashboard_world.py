@@ -28,9 +28,11 @@ def factory_model():
     """A risk model trained on labelled synthetic facts (same feature set as the lake's)."""
     import duckdb
 
+    from ordertower.lake import NO_AUTO_EXTENSIONS
+
     policy = load_policy(**FACTORY_POLICY)
     facts, verdicts, _ = make_facts(n=6000, days=60, seed=11)
-    con = duckdb.connect()
+    con = duckdb.connect(config=NO_AUTO_EXTENSIONS)
     con.register("facts", facts)
     con.register("verdicts", verdicts)
     feats = build_features(con, "facts", "verdicts")

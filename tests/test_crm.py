@@ -111,7 +111,12 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def crm(tmp_path: Path):
+def crm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The local CRM, with a token file of the test's own that senders of the test read too."""
+    token_file = tmp_path / "secrets" / "crm.token"
+    token_file.parent.mkdir()
+    token_file.write_text("test-token-" + "x" * 32 + "\n")
+    monkeypatch.setenv("ORDERTOWER_CRM_TOKEN_FILE", str(token_file))
     with CrmReceiver(tmp_path / "crm.sqlite") as receiver:
         yield receiver
 
@@ -451,7 +456,7 @@ def test_a_retry_after_header_is_respected(lake_writer, crm):
 def test_receiver_contract(crm):
     def post(body, key="k-1"):
         headers = {"Idempotency-Key": key} if key else {}
-        return requests.post(crm.url, data=body, headers=headers, timeout=5)
+        return requests.post(crm.url, data=body, headers=headers | crm.auth_headers, timeout=5)
 
     assert post(b'{"message_id": "m1"}', key=None).status_code == 400
     assert post(b"not json").status_code == 400
@@ -460,14 +465,85 @@ def test_receiver_contract(crm):
     assert first.status_code == 201 and first.json()["duplicate"] is False
     again = post(b'{"message_id": "m1", "body": "changed"}')
     assert again.status_code == 200 and again.json()["duplicate"] is True
-    listed = requests.get(crm.url, timeout=5).json()
+    auth = crm.auth_headers
+    listed = requests.get(crm.url, headers=auth, timeout=5).json()
     assert listed["count"] == 1 and listed["messages"][0]["message"]["body"] == "Grüße"
-    admin = requests.post(f"{crm.base_url}/admin", json={"fail_next": 1}, timeout=5)
+    admin = requests.post(f"{crm.base_url}/admin", json={"fail_next": 1}, headers=auth, timeout=5)
     assert admin.status_code == 200
     assert post(b'{"message_id": "m2"}', key="k-2").status_code == 503
     assert post(b'{"message_id": "m2"}', key="k-2").status_code == 201
-    assert requests.get(f"{crm.base_url}/health", timeout=5).json()["stored"] == 2
-    assert requests.get(f"{crm.base_url}/nowhere", timeout=5).status_code == 404
+    health = requests.get(f"{crm.base_url}/health", headers=auth, timeout=5)
+    assert health.json()["stored"] == 2
+    assert requests.get(f"{crm.base_url}/nowhere", headers=auth, timeout=5).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "header",
+    [None, "Bearer wrong-token", "Basic dXNlcjpwYXNz", "Bearer", "bearer  ", "Token test-token"],
+)
+def test_receiver_refuses_every_endpoint_without_the_token(crm, header):
+    headers = {"Idempotency-Key": "k-1"} | ({"Authorization": header} if header else {})
+    calls = [
+        ("POST", crm.url, b'{"message_id": "m1"}'),
+        ("GET", crm.url, None),
+        ("GET", f"{crm.base_url}/messages?customer_id=CUS-1", None),
+        ("GET", f"{crm.base_url}/health", None),
+        ("POST", f"{crm.base_url}/admin", b'{"fail_next": 5}'),
+        ("GET", f"{crm.base_url}/nowhere", None),
+    ]
+    with requests.Session() as session:  # one kept-alive connection: refusals leave it usable
+        for method, url, body in calls:
+            answer = session.request(method, url, data=body, headers=headers, timeout=5)
+            assert answer.status_code == 401, (method, url)
+            assert answer.headers["WWW-Authenticate"].startswith("Bearer")
+            assert crm.token not in answer.text
+    assert crm.counters()["stored"] == 0
+    assert crm._take_failure() == (0, None)  # the refused /admin changed nothing
+    # the right token, scheme in any case, is let in on the same endpoints
+    ok = requests.get(crm.url, headers={"Authorization": f"bEaReR {crm.token}"}, timeout=5)
+    assert ok.status_code == 200
+
+
+def test_sender_presents_the_token_and_not_url_credentials(crm, lake_writer):
+    """The token comes from the file; user:password written into the URL is not sent instead."""
+    enqueue(lake_writer, _messages(1), now=T0)
+    url = crm.url.replace("http://", "http://user:S3cretCrmUrl@")
+    stats = Sender(url=url, policy=FAST).send_pending(lake_writer, now=T0)
+    assert stats.sent == 1 and crm.counters()["stored"] == 1
+    wrong = Sender(url=crm.url, policy=FAST, token="not-the-token")
+    enqueue(lake_writer, _messages(1, start=1), now=T0)
+    assert wrong.send_pending(lake_writer, now=T0).dead == 1  # a 401 is no outage: dead at once
+    refused = _outbox(lake_writer).query("status == 'dead'")
+    assert len(refused) == 1 and refused.iloc[0].last_status == 401
+    assert "not-the-token" not in refused.iloc[0].last_error
+
+
+def test_token_file_default_is_created_private_and_explicit_one_must_exist(
+    lake_home: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import stat
+
+    from pipelines.crm.auth import TokenError, authorised, crm_token
+
+    monkeypatch.delenv("ORDERTOWER_CRM_TOKEN_FILE", raising=False)
+    token = crm_token()
+    path = lake_home / "secrets" / "crm.token"
+    assert path.read_text().strip() == token and len(token) >= 40
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert crm_token() == token  # created once, then read
+    assert authorised(f"Bearer {token}", token) and not authorised(f"Bearer {token}x", token)
+    monkeypatch.setenv("ORDERTOWER_CRM_TOKEN_FILE", str(lake_home / "elsewhere.token"))
+    with pytest.raises(TokenError, match="no CRM token file"):
+        crm_token()
+    assert not (lake_home / "elsewhere.token").exists()
+
+
+def test_receiver_binds_loopback_by_default(tmp_path: Path):
+    from pipelines.cli import build_parser
+
+    with CrmReceiver(tmp_path / "crm.sqlite", token="t" * 40) as receiver:
+        assert receiver._server.server_address[0] == "127.0.0.1"
+    assert build_parser().parse_args(["crm", "serve"]).host == "127.0.0.1"
 
 
 # ------------------------------------------------------------------------------- running

@@ -30,6 +30,7 @@ from ml.eta.features import (
 )
 from ml.eta.live import ETA_COLUMNS, EtaScorer
 from ml.eta.model import EtaModel, time_split, train
+from ordertower.lake import NO_AUTO_EXTENSIONS
 from ordertower.settings import PROJECT_ROOT
 
 T0 = pd.Timestamp("2026-03-02", tz="UTC")  # a Monday
@@ -149,7 +150,7 @@ def _leg(sid, leg_no, carrier, ref, mode, km, dep, arr) -> dict:
 
 
 def connect_network(network: dict[str, pd.DataFrame]) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
+    con = duckdb.connect(config=NO_AUTO_EXTENSIONS)
     con.execute("set TimeZone = 'UTC'")
     for name, frame in network.items():
         con.register(f"{name}_df", frame)

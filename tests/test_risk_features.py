@@ -9,12 +9,13 @@ import pytest
 
 from ml.risk import features as F
 from ml.risk.features import build_features, catalogue, catalogue_markdown, feature_names
+from ordertower.lake import NO_AUTO_EXTENSIONS
 from ordertower.settings import PROJECT_ROOT
 from tests.risk_factory import make_facts
 
 
 def _con(facts: pd.DataFrame, verdicts: pd.DataFrame) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
+    con = duckdb.connect(config=NO_AUTO_EXTENSIONS)
     con.register("facts_df", facts)
     con.register("verdicts_df", verdicts)
     con.execute("create table facts as select * from facts_df")

@@ -13,6 +13,7 @@ from ml.risk.evaluate import compare_with_rules, promotion_gate
 from ml.risk.features import build_features
 from ml.risk.model import RiskModel, Thresholds, matured_labels, time_split, train
 from ml.risk.rules import RulesError, load_rules
+from ordertower.lake import NO_AUTO_EXTENSIONS
 from tests.risk_factory import make_facts
 
 POLICY = load_policy(
@@ -23,7 +24,7 @@ POLICY = load_policy(
 @pytest.fixture(scope="module")
 def labelled() -> pd.DataFrame:
     facts, verdicts, _ = make_facts(n=6000, days=60, seed=11)
-    con = duckdb.connect()
+    con = duckdb.connect(config=NO_AUTO_EXTENSIONS)
     con.register("facts", facts)
     con.register("verdicts", verdicts)
     feats = build_features(con, "facts", "verdicts")

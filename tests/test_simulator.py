@@ -12,6 +12,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from ordertower.lake import NO_AUTO_EXTENSIONS
 from pipelines.simulator import SimulationSummary, simulate
 
 START = dt.date(2026, 11, 3)  # 11 November falls inside the window
@@ -98,7 +99,7 @@ def dirty(tmp_path_factory) -> tuple[Path, SimulationSummary]:
 
 @pytest.fixture(scope="module")
 def db() -> duckdb.DuckDBPyConnection:
-    return duckdb.connect()
+    return duckdb.connect(config=NO_AUTO_EXTENSIONS)
 
 
 def _jsonl(path: Path) -> list[dict]:

@@ -37,6 +37,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from ordertower.lake import NO_AUTO_EXTENSIONS
 from ordertower.settings import SHARED_DATASETS_DIR
 
 DEFAULT_DIR = SHARED_DATASETS_DIR / "fraud_ecommerce"
@@ -517,7 +518,7 @@ def run_report(
     data = load(source_dir)
     orders = data.orders.rows
     facts, verdicts = to_facts(orders, data.countries.rows)
-    con = duckdb.connect()
+    con = duckdb.connect(config=NO_AUTO_EXTENSIONS)
     try:
         con.register("facts", facts)
         con.register("verdicts", verdicts)

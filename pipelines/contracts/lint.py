@@ -17,7 +17,13 @@ from typing import Any
 
 from ordertower.settings import LAKE_SCHEMAS
 from pipelines.contracts.expectations import build_expectation, compile_rules
-from pipelines.contracts.model import ContractError, _custom, parse_contract, read_yaml
+from pipelines.contracts.model import (
+    ContractError,
+    _custom,
+    identifier_problem,
+    parse_contract,
+    read_yaml,
+)
 
 #: Column names that almost always hold personal data and must carry a classification.
 _PII_NAMES = re.compile(
@@ -60,6 +66,26 @@ def _location(error: Any) -> str:
     return "/".join(str(p) for p in error.absolute_path) or "(root)"
 
 
+def _identifier_findings(doc: dict[str, Any], path: str) -> list[Finding]:
+    """Every dataset, table and column name that is not a plain SQL identifier, where it is."""
+    names: list[tuple[str, Any]] = [("name", doc["name"])] if "name" in doc else []
+    for i, obj in enumerate(doc.get("schema") or []):
+        if not isinstance(obj, dict):
+            continue
+        names.append((f"schema/{i}/name", obj.get("name")))
+        if obj.get("physicalName") is not None:
+            table = str(obj["physicalName"])
+            names += [(f"schema/{i}/physicalName", part) for part in table.split(".")]
+        for j, prop in enumerate(obj.get("properties") or []):
+            if isinstance(prop, dict):
+                names.append((f"schema/{i}/properties/{j}/name", prop.get("name")))
+    return [
+        Finding(path, "error", where, problem)
+        for where, value in names
+        if (problem := identifier_problem(value))
+    ]
+
+
 def lint_document(doc: Any, path: str) -> list[Finding]:
     findings: list[Finding] = []
     if not isinstance(doc, dict):
@@ -76,6 +102,9 @@ def lint_document(doc: Any, path: str) -> list[Finding]:
         first = str(exc).splitlines()[:3]
         findings.append(Finding(path, "error", "(model)", "ODCS model: " + " | ".join(first)))
     if findings:
+        return findings
+    findings = _identifier_findings(doc, path)
+    if findings:  # never build anything (SQL included) from a name that is not an identifier
         return findings
     try:
         contract = parse_contract(doc, Path(path))

@@ -6,6 +6,7 @@ available as ``Contract.document`` for linting and diffing.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,28 @@ PII_CLASSES = {"pii", "restricted"}
 
 class ContractError(ValueError):
     """A contract file cannot be read or does not describe a dataset the platform can land."""
+
+
+#: Dataset, schema, table and column names reach SQL as identifiers (quoted or not), so they are
+#: checked before anything is built from them: lower-case letters, digits and ``_``, starting
+#: with a letter or ``_``, at most 63 characters (PostgreSQL's limit; the catalog may be there).
+IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+IDENTIFIER_RULE = (
+    "lower-case letters, digits and _, starting with a letter or _, at most 63 characters"
+)
+
+
+def identifier_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be a dataset, table or column name, or None when it can."""
+    if isinstance(value, str) and IDENTIFIER.fullmatch(value):
+        return None
+    return f"{value!r} is not a valid identifier ({IDENTIFIER_RULE})"
+
+
+def _check_identifier(contract: str, what: str, value: Any) -> None:
+    problem = identifier_problem(value)
+    if problem:
+        raise ContractError(f"contract {contract!r}: {what} {problem}")
 
 
 @dataclass(frozen=True)
@@ -169,9 +192,16 @@ def parse_contract(doc: dict[str, Any], path: Path | None = None) -> Contract:
     if len(schema) != 1:
         raise ContractError("each contract describes exactly one dataset (one schema object)")
     obj = schema[0]
+    name = doc.get("name") or obj["name"]
+    _check_identifier(str(name), "name", name)
+    _check_identifier(str(name), "dataset name (schema/0/name)", obj["name"])
     table = obj.get("physicalName") or f"raw.{obj['name']}"
-    if "." not in table:
+    if not isinstance(table, str) or table.count(".") != 1:
         raise ContractError(f"physicalName must be schema.table, not {table!r}")
+    for part in table.split("."):
+        _check_identifier(str(name), f"physicalName {table!r}: part", part)
+    for prop in obj.get("properties") or []:
+        _check_identifier(str(name), "column", prop.get("name") if isinstance(prop, dict) else prop)
     columns = tuple(_column(p) for p in obj.get("properties") or [])
     if not columns:
         raise ContractError("the dataset has no properties (columns)")
@@ -184,7 +214,7 @@ def parse_contract(doc: dict[str, Any], path: Path | None = None) -> Contract:
             freshness = _hours(sla["value"], sla.get("unit", "h"))
     description = doc.get("description") or {}
     return Contract(
-        name=doc.get("name") or obj["name"],
+        name=name,
         version=str(doc.get("version", "")),
         id=str(doc.get("id", "")),
         status=str(doc.get("status", "")),

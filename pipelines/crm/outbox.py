@@ -49,7 +49,9 @@ import pandas as pd
 import requests
 
 from ordertower import lake as lake_mod
+from ordertower.redact import redact
 from ordertower.settings import get_settings
+from pipelines.crm.auth import TokenError, crm_token
 
 log = logging.getLogger("ordertower.crm")
 
@@ -228,6 +230,18 @@ class SendStats:
         return data
 
 
+class _Bearer(requests.auth.AuthBase):
+    """``Authorization: Bearer <token>``; as the request's ``auth``, it also keeps requests from
+    sending credentials written into the URL instead."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self.token}"
+        return request
+
+
 def _retry_after(response: requests.Response) -> float | None:
     value = response.headers.get("Retry-After")
     try:
@@ -244,6 +258,11 @@ class Sender:
     updates are expensive, so they are batched). The update only touches rows still
     ``pending``, so two senders never undo each other's results (they would only POST twice,
     which the idempotency key absorbs).
+
+    Every POST presents the bearer token (``token``, default :func:`~pipelines.crm.auth.crm_token`,
+    read at the first POST). A missing token file fails the POST like an outage would (the
+    message stays pending, with the reason as its last error), so fixing the file resumes
+    delivery. Errors recorded or logged never carry the URL's password.
     """
 
     def __init__(
@@ -252,16 +271,27 @@ class Sender:
         session: requests.Session | None = None,
         policy: RetryPolicy | None = None,
         rng: random.Random | None = None,
+        token: str | None = None,
     ) -> None:
         self.url = url or get_settings().crm_url
+        self._token = token
         self.session = session or requests.Session()
         self.policy = policy or RetryPolicy()
         self.rng = rng or random.Random()
         #: outcomes POSTed but not recorded yet (the lake write failed): recorded first next time
         self._unrecorded: pd.DataFrame | None = None
 
+    def _auth(self) -> _Bearer:
+        if self._token is None:
+            self._token = crm_token()
+        return _Bearer(self._token)
+
     def post(self, message_id: str, payload: str) -> PostResult:
         """POST one message with its idempotency key; never raises for HTTP or network errors."""
+        try:
+            auth = self._auth()
+        except TokenError as exc:
+            return PostResult(False, None, f"TokenError: {exc}"[:500])
         try:
             response = self.session.post(
                 self.url,
@@ -272,16 +302,17 @@ class Sender:
                     "User-Agent": USER_AGENT,
                 },
                 timeout=self.policy.timeout,
+                auth=auth,
             )
         except requests.RequestException as exc:
-            return PostResult(False, None, f"{type(exc).__name__}: {exc}"[:500])
+            return PostResult(False, None, redact(f"{type(exc).__name__}: {exc}")[:500])
         status = response.status_code
         if 200 <= status < 300:
             duplicate = False
             with contextlib.suppress(ValueError, AttributeError):
                 duplicate = bool(response.json().get("duplicate"))
             return PostResult(True, status, duplicate=duplicate)
-        error = f"HTTP {status}: {response.text.strip()[:300]}"
+        error = redact(f"HTTP {status}: {response.text.strip()[:300]}")
         permanent = 400 <= status < 500 and status not in RETRYABLE_STATUSES
         return PostResult(
             False, status, error, permanent=permanent, retry_after=_retry_after(response)
@@ -460,7 +491,7 @@ def run_sender(
     totals = SendStats()
     con: duckdb.DuckDBPyConnection | None = None
     delay = interval
-    log.info("CRM sender delivering %s to %s", OUTBOX_TABLE, sender.url)
+    log.info("CRM sender delivering %s to %s", OUTBOX_TABLE, redact(sender.url))
     try:
         while not stop_event.is_set():
             try:
@@ -469,7 +500,9 @@ def run_sender(
                         con = lake_mod.connect()
                 stats = sender.send_pending(con, batch=batch, stop=stop_event, lock=lock)
             except (duckdb.Error, lake_mod.LakeError) as exc:
-                log.warning("CRM sender: lake unavailable (%s); retrying in %.1fs", exc, delay)
+                log.warning(
+                    "CRM sender: lake unavailable (%s); retrying in %.1fs", redact(exc), delay
+                )
                 # a failed DuckLake commit can leave the connection holding the catalog's lock
                 if con is not None:
                     with contextlib.suppress(duckdb.Error):

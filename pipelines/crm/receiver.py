@@ -1,9 +1,10 @@
 """A small local CRM: receives customer messages over HTTP and keeps them in a SQLite file.
 
 It stands in for a real CRM's inbound-message API in the demo and in tests, and behaves like a
-well-made one: every POST needs an ``Idempotency-Key``; a key seen before is answered
-``200 {"duplicate": true}`` and stores nothing new, so a sender's retry never makes a second
-message. Switches simulate an outage (the next N requests answer 503) and a slow CRM (every
+well-made one: every request needs ``Authorization: Bearer <token>`` (the token of
+:mod:`pipelines.crm.auth`; anything else is answered ``401`` and never handled); every POST
+needs an ``Idempotency-Key``; a key seen before is answered ``200 {"duplicate": true}`` and
+stores nothing new, so a sender's retry never makes a second message. Switches simulate an outage (the next N requests answer 503) and a slow CRM (every
 response waits), either from Python (:class:`CrmReceiver`) or over HTTP (``POST /admin``).
 
 ====================  ==========================================================================
@@ -14,6 +15,8 @@ response waits), either from Python (:class:`CrmReceiver`) or over HTTP (``POST 
 ``GET /health``       ``{"ok": true, ...counters}``
 ``POST /admin``       ``{"fail_next": N, "fail_status": 503, "retry_after_s": 30, "delay_s": 0.5}``
                       (any subset)
+any, without the      ``401`` with ``WWW-Authenticate: Bearer``: nothing is returned, stored or
+bearer token          changed
 ====================  ==========================================================================
 """
 
@@ -29,6 +32,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+
+from pipelines.crm.auth import TokenError, authorised, bearer, crm_token
 
 SCHEMA = """
 create table if not exists messages (
@@ -92,9 +97,22 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(min(length, MAX_BODY)) if length > 0 else b""
 
+    def _authorised(self) -> bool:
+        """Every endpoint needs the bearer token; otherwise 401 (the token is never echoed)."""
+        if authorised(self.headers.get("Authorization"), self.server.receiver.token):
+            return True
+        self._reply(
+            401,
+            {"error": "a bearer token is required (Authorization: Bearer <token>)"},
+            {"WWW-Authenticate": 'Bearer realm="ordertower-crm"'},
+        )
+        return False
+
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
         receiver = self.server.receiver
         url = urlparse(self.path)
+        if not self._authorised():
+            return
         receiver._pause()
         if url.path.rstrip("/") == "/messages":
             customer = parse_qs(url.query).get("customer_id", [None])[0]
@@ -108,7 +126,13 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 - stdlib name
         receiver = self.server.receiver
         path = urlparse(self.path).path.rstrip("/")
-        body = self._body()
+        body = self._body()  # read first: the connection is kept alive for the next request
+        if not self._authorised():
+            if path == "/messages":
+                receiver._log(
+                    (self.headers.get("Idempotency-Key") or "").strip() or None, 401, False
+                )
+            return
         if path == "/admin":
             try:
                 settings = json.loads(body or b"{}")
@@ -151,11 +175,24 @@ class CrmReceiver:
     """The local CRM on ``127.0.0.1:port`` (``port=0``: a free one), storing into ``db_path``.
 
     Use as a context manager (``with CrmReceiver(path) as crm: ... crm.url``) or
-    :meth:`start` / :meth:`stop`; :meth:`serve_forever` runs it in the calling thread."""
+    :meth:`start` / :meth:`stop`; :meth:`serve_forever` runs it in the calling thread.
+    ``token``: the bearer token every request must present (default: the settings' token file,
+    created on first use, so a :class:`~pipelines.crm.outbox.Sender` of the same
+    ``ORDERTOWER_HOME`` is let in). It listens on 127.0.0.1 unless ``host`` says otherwise."""
 
-    def __init__(self, db_path: Path | str, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        db_path: Path | str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token: str | None = None,
+    ) -> None:
         self.db_path = Path(db_path)
         self.host = host
+        try:
+            self.token = token if token is not None else crm_token()
+        except TokenError as exc:
+            raise ReceiverError(str(exc)) from exc
         self._lock = threading.Lock()
         self._fail_next = 0
         self._fail_status = 503
@@ -191,6 +228,11 @@ class CrmReceiver:
     def url(self) -> str:
         """Where messages are POSTed (what ``ORDERTOWER_CRM_URL`` should say)."""
         return f"{self.base_url}/messages"
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        """The header a client presents (tests and tools that call the receiver directly)."""
+        return bearer(self.token)
 
     def start(self) -> CrmReceiver:
         self._thread = threading.Thread(

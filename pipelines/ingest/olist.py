@@ -52,7 +52,15 @@ def land(source_dir: Path | None = None, landing_dir: Path | None = None) -> Lan
     """Copy the Olist CSVs unchanged into ``<landing>/olist/``; files already there and equal are
     left alone (idempotent: landing twice changes nothing, not even modification times)."""
     source = Path(source_dir) if source_dir is not None else default_source_dir()
-    target = (landing_dir or get_settings().landing_dir) / LANDING_FOLDER
+    root = landing_dir or get_settings().landing_dir
+    target = root / LANDING_FOLDER
+    if target.is_symlink() or (
+        target.exists() and not target.resolve().is_relative_to(root.resolve())
+    ):
+        # the files would be written wherever the link points (and read from there)
+        raise OlistError(
+            f"refused: {target} is a symbolic link or lies outside the landing zone; nothing landed"
+        )
     if not source.is_dir():
         raise OlistError(
             f"no Olist data at {source}: the real-data extract is not part of the repository "

@@ -16,13 +16,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ordertower.lake import NO_AUTO_EXTENSIONS
+
 
 class LandingWriter:
     def __init__(self, root: Path, start: dt.date, days: int) -> None:
         self.root = root
         self.start = start
         self.days = days
-        self.con = duckdb.connect()
+        self.con = duckdb.connect(config=NO_AUTO_EXTENSIONS)
         self.con.execute("SET threads=1")
         self.con.execute("SET preserve_insertion_order=true")
         self.rows: dict[str, int] = {}

@@ -26,6 +26,7 @@ from urllib.parse import urlparse
 
 import pika
 
+from ordertower.redact import redact  # also re-exported: the one redaction helper
 from ordertower.settings import get_settings
 
 FEED_CONTENT_TYPES = {
@@ -100,16 +101,7 @@ def connect(url: str | None = None, heartbeat: int = 60) -> pika.BlockingConnect
     try:
         return pika.BlockingConnection(parameters(url, heartbeat))
     except pika.exceptions.AMQPError as exc:
-        raise BrokerError(f"cannot connect to the broker at {redact(url)}: {exc!r}") from exc
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    parsed = urlparse(url)
-    if parsed.password:
-        netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@")
-        return parsed._replace(netloc=netloc).geturl()
-    return url
+        raise BrokerError(redact(f"cannot connect to the broker at {url}: {exc!r}")) from exc
 
 
 def reachable(url: str | None = None, timeout: float = 1.0) -> bool:

@@ -28,6 +28,7 @@ import duckdb
 import pika
 
 from ordertower import lake as lake_mod
+from ordertower.redact import redact
 from pipelines.stream.broker import BrokerError, Topology, connect
 from pipelines.stream.land import (
     BatchResult,
@@ -137,7 +138,7 @@ class StreamConsumer:
             except (duckdb.Error, lake_mod.LakeError) as exc:
                 # a conflicting commit or a locked catalog: open again and retry the same batch
                 self.stats.lake_retries += 1
-                log.warning("lake write failed (%s); retrying in %.1fs", exc, delay)
+                log.warning("lake write failed (%s); retrying in %.1fs", redact(exc), delay)
                 self.close_lake()
                 if self.stop_event.wait(delay):
                     raise
@@ -203,7 +204,7 @@ class StreamConsumer:
             with self.lake_lock:
                 compact(self._lake().con)
         except duckdb.Error as exc:  # compaction is housekeeping: never stop the stream for it
-            log.warning("compaction skipped: %s", exc)
+            log.warning("compaction skipped: %s", redact(exc))
 
     def run(
         self, idle_timeout: float | None = None, max_messages: int | None = None
@@ -273,7 +274,7 @@ class StreamConsumer:
             except (pika.exceptions.AMQPError, OSError) as exc:
                 # unacknowledged deliveries return to the queue; the lake dedupes the replay
                 self.stats.reconnects += 1
-                log.warning("broker connection lost (%r); reconnecting", exc)
+                log.warning("broker connection lost (%s); reconnecting", redact(repr(exc)))
                 try:
                     if connection.is_open:
                         connection.close()

@@ -55,7 +55,7 @@ def run_live_demo(rate: float = 1000.0, days: int = 1, idle_exit: float = 15.0) 
     print(
         f"live: ordertower stream (log {log}) <- {len(messages):,} carrier events of "
         f"{first}..{landed[-1]} at {rate:g}/s; "
-        f"CRM {env['ORDERTOWER_CRM_URL']}",
+        f"CRM {redact(env['ORDERTOWER_CRM_URL'])}",
         flush=True,
     )
     started = time.perf_counter()

@@ -14,6 +14,7 @@ to wait, so a message is never held back longer than the pacing requires.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from pathlib import Path
 import pika
 
 from pipelines.ingest import carriers as carrier_feeds
+from pipelines.ingest.landing import refusal
 from pipelines.stream.broker import FEED_CONTENT_TYPES, Topology, connect, routing_key
 
 
@@ -110,6 +112,10 @@ def read_messages(
             for path in sorted(day_dir.iterdir()):
                 feed = carrier_feeds.FILE_FORMATS.get(path.name)
                 if feed is None:
+                    continue
+                refused = refusal(path, landing_dir)
+                if refused is not None:  # the same rule as ingestion: links are never read
+                    logging.getLogger("ordertower.stream").warning("%s: %s", path, refused)
                     continue
                 lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()
                 if feed == "rail_csv":

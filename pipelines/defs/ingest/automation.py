@@ -50,7 +50,8 @@ def landing_zone_sensor(context: dg.SensorEvaluationContext):
         head = source.pattern.split("date={date}")[0]
         for folder in landing.glob(f"{head}date=*"):
             key = folder.name.removeprefix("date=")
-            mtimes = [p.stat().st_mtime for p in source_files(source, landing, key)]
+            # lstat: a link (refused at ingestion) must not stop the sensor, even a broken one
+            mtimes = [p.lstat().st_mtime for p in source_files(source, landing, key)]
             if mtimes:
                 latest[key] = max(latest.get(key, 0.0), *mtimes)
     valid = set(daily_partitions.get_partition_keys())

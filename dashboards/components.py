@@ -6,14 +6,18 @@ same way, and so the pure helpers (no Streamlit calls) can be unit-tested withou
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import json
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import pandas as pd
 import streamlit as st
+
+from ordertower.pii import withhold
 
 #: Colours used for status cells and flagged rows (light backgrounds stay readable in both
 #: the light and the dark theme because the text colour is set with them).
@@ -24,6 +28,8 @@ NEUTRAL_CSS = "color: #6b7280"
 COLOR_OK = "#4c78a8"
 COLOR_BAD = "#d62728"
 MASK = "***"
+#: A quarantined record whose fields cannot be told apart, shown in place of its text.
+UNPARSABLE = "[withheld: unparsable record]"
 
 
 def show_unavailable(message: str) -> None:
@@ -79,36 +85,63 @@ def row_styles(flags: pd.Series, css: str = BAD_CSS) -> Callable[[pd.DataFrame],
     return style
 
 
-def mask_pii(raw: Any, pii_columns: Iterable[str]) -> Any:
-    """Mask the PII fields of a quarantined JSON record before it is shown or downloaded.
+def mask_pii(
+    raw: Any,
+    pii_columns: Iterable[str],
+    columns: Sequence[str] | None = None,
+    delimiter: str = ",",
+) -> Any:
+    """Mask the PII fields of a quarantined record before it is shown or downloaded.
 
-    Contracts name nested fields flattened (``billing_address_street`` for
+    JSON objects: contracts name nested fields flattened (``billing_address_street`` for
     ``{"billing_address": {"street": ...}}``), so a key is masked when its own name or its
-    underscore-joined path is a PII column. Records that are not JSON objects (CSV lines) are
-    returned unchanged: without their header the columns cannot be told apart.
+    underscore-joined path is a PII column. CSV lines: masked field by field by their header,
+    ``columns`` (the dataset contract's column order, in which landing CSVs are written:
+    ``ops.datasets.columns``). Anything that cannot be told apart is withheld whole
+    (:data:`UNPARSABLE`), never passed through: JSON that does not parse or is not an object, a
+    line without a header or whose field count differs from it. In the fields that remain,
+    whatever looks like personal data (e-mail, phone, IPv4, street address: ``ordertower.pii``)
+    is withheld too, in case a source typed it into the wrong field. Datasets without PII
+    columns are shown as delivered.
     """
     pii = set(pii_columns)
-    if not pii or not isinstance(raw, str):
+    if not pii or not isinstance(raw, str) or not raw.strip():
         return raw
+    if raw.lstrip().startswith(("{", "[")):
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            return UNPARSABLE
+        if not isinstance(record, dict):
+            return UNPARSABLE
+
+        def walk(node: Any, path: str) -> Any:
+            if isinstance(node, dict):
+                masked = {}
+                for key, value in node.items():
+                    full = f"{path}_{key}" if path else str(key)
+                    masked[key] = MASK if (key in pii or full in pii) else walk(value, full)
+                return masked
+            if isinstance(node, list):
+                return [walk(item, path) for item in node]
+            return withhold(node) if isinstance(node, str) else node
+
+        return json.dumps(walk(record, ""), ensure_ascii=False)
+    if not columns:
+        return UNPARSABLE
     try:
-        record = json.loads(raw)
-    except ValueError:
-        return raw
-    if not isinstance(record, dict):
-        return raw
-
-    def walk(node: Any, path: str) -> Any:
-        if isinstance(node, dict):
-            masked = {}
-            for key, value in node.items():
-                full = f"{path}_{key}" if path else str(key)
-                masked[key] = MASK if (key in pii or full in pii) else walk(value, full)
-            return masked
-        if isinstance(node, list):
-            return [walk(item, path) for item in node]
-        return node
-
-    return json.dumps(walk(record, ""), ensure_ascii=False)
+        rows = list(csv.reader(io.StringIO(raw, newline=""), delimiter=delimiter))
+    except csv.Error:
+        return UNPARSABLE
+    if len(rows) != 1 or len(rows[0]) != len(columns):
+        return UNPARSABLE
+    fields = [
+        MASK if name in pii else withhold(value)
+        for name, value in zip(columns, rows[0], strict=True)
+    ]
+    out = io.StringIO()
+    csv.writer(out, delimiter=delimiter, lineterminator="").writerow(fields)
+    return out.getvalue()
 
 
 # -- shared widgets of the control-tower pages -------------------------------------------------

@@ -19,12 +19,16 @@ from pathlib import Path
 
 import duckdb
 
+from ordertower.redact import redact
 from ordertower.settings import LAKE_SCHEMAS, Settings, get_settings
 
 LAKE_ALIAS = "lake"
 _EXTENSIONS = ("ducklake", "sqlite_scanner", "postgres_scanner", "spatial")
 _imported = False
 _import_lock = threading.Lock()
+#: Every DuckDB connection of the platform: an extension is loaded by name (``LOAD``) or not at
+#: all, never fetched from the network or loaded behind a query's back.
+NO_AUTO_EXTENSIONS = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
 
 class LakeError(RuntimeError):
@@ -44,15 +48,19 @@ def import_extensions() -> None:
         _imported = True
 
 
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 def _attach_sql(settings: Settings, read_only: bool, inline_rows: int = 500) -> str:
-    options = [f"DATA_PATH '{settings.data_path}'"]
+    options = [f"DATA_PATH {_literal(settings.data_path)}"]
     if read_only:
         options.append("READ_ONLY")
     else:
         # Small writes (stream micro-batches, ops logs) stay in the catalog instead of
         # producing one tiny Parquet file each; they are flushed by compaction.
         options.append(f"DATA_INLINING_ROW_LIMIT {int(inline_rows)}")
-    return f"ATTACH '{settings.ducklake_uri}' AS {LAKE_ALIAS} ({', '.join(options)})"
+    return f"ATTACH {_literal(settings.ducklake_uri)} AS {LAKE_ALIAS} ({', '.join(options)})"
 
 
 def connect(
@@ -82,7 +90,10 @@ def connect(
             Path(settings.data_path).mkdir(parents=True, exist_ok=True)
     delay = 0.05
     for attempt in range(retries + 1):
-        con = duckdb.connect(config={"memory_limit": memory_limit} if memory_limit else {})
+        config: dict[str, object] = dict(NO_AUTO_EXTENSIONS)
+        if memory_limit:
+            config["memory_limit"] = memory_limit
+        con = duckdb.connect(config=config)
         try:
             con.execute("LOAD ducklake")
             con.execute(
@@ -92,6 +103,7 @@ def connect(
             )
             con.execute(_attach_sql(settings, read_only, inline_rows))
             con.execute(f"USE {LAKE_ALIAS}")
+            _register_pii(con, settings, read_only)
             if not read_only:
                 _ensure_schemas(con)
             return con
@@ -99,10 +111,27 @@ def connect(
             # close before anything else: a half-opened connection must not keep a lock
             con.close()
             if not _transient(exc) or attempt == retries:
-                raise LakeError(f"cannot attach the lake ({settings.ducklake_uri}): {exc}") from exc
+                raise LakeError(
+                    redact(f"cannot attach the lake ({settings.ducklake_uri}): {exc}")
+                ) from exc
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _register_pii(con: duckdb.DuckDBPyConnection, settings: Settings, read_only: bool) -> None:
+    """``pii_hmac()``, which the staging views call, keyed with the PII key (docs/pii.md)."""
+    from ordertower.pii import register_pii_functions
+
+    try:
+        register_pii_functions(con, settings=settings)
+    except ValueError as exc:  # a malformed key: say where, never what
+        con.close()
+        raise LakeError(str(exc)) from exc
+    except OSError as exc:
+        if not read_only:  # a reader without the key still reads every table and mart
+            con.close()
+            raise LakeError(f"cannot read or create the PII key: {exc}") from exc
 
 
 def _transient(exc: BaseException) -> bool:

@@ -60,18 +60,98 @@ class Settings:
     def bench_dir(self) -> Path:
         return self.home / "bench"
 
+    @property
+    def roles_file(self) -> Path:
+        """Who holds which role (ordertower/roles.yaml unless a deployment names its own)."""
+        return Path(
+            os.environ.get("ORDERTOWER_ROLES_FILE") or PROJECT_ROOT / "ordertower" / "roles.yaml"
+        )
+
+    @property
+    def actor(self) -> str | None:
+        """The identity the CLI's write verbs act as when ``--as`` is not given."""
+        return os.environ.get("ORDERTOWER_ACTOR") or None
+
+    @property
+    def crm_token_file(self) -> Path:
+        """The bearer token the CRM sender presents and the local receiver requires."""
+        return Path(
+            os.environ.get("ORDERTOWER_CRM_TOKEN_FILE") or self.home / "secrets" / "crm.token"
+        )
+
     def dbt_env(self) -> dict[str, str]:
         """What dbt's profiles.yml reads: where the lake's catalog and data files are."""
-        return {
+        env = {
             "ORDERTOWER_DUCKLAKE_URI": self.ducklake_uri,
             "ORDERTOWER_DATA_PATH": self.data_path,
+            # where the PII key is (never the key itself): the dbt plugin reads it there
+            "ORDERTOWER_PII_KEY_FILE": str(self.pii_key_file),
         }
+        if self.catalog_kind == "postgres":
+            from ordertower.redact import split_password
+
+            # dbt quotes the attached DSN in its logs and errors: libpq takes the password from
+            # the environment instead
+            dsn, password = split_password(self.catalog)
+            if password is not None:
+                env.update(ORDERTOWER_DUCKLAKE_URI=f"ducklake:postgres:{dsn}", PGPASSWORD=password)
+        return env
+
+    @property
+    def pii_key_file(self) -> Path:
+        """The secrets file of the PII HMAC key, outside the lake and the repository."""
+        return Path(
+            os.environ.get("ORDERTOWER_PII_KEY_FILE") or self.home / "secrets" / "pii_hmac.key"
+        )
+
+    def pii_key(self) -> bytes:
+        """The key of every keyed hash (HMAC-SHA256) of personal data in the lake.
+
+        ``ORDERTOWER_PII_KEY`` (hex, at least 16 bytes) wins; otherwise the key file, created
+        on first use (32 random bytes as hex, mode 0600) so the embedded default needs no
+        setup. Never logged, never passed to dbt or SQL (see docs/pii.md).
+        """
+        text = os.environ.get("ORDERTOWER_PII_KEY")
+        where = "ORDERTOWER_PII_KEY"
+        if not text:
+            text, where = _read_or_create_key(self.pii_key_file), str(self.pii_key_file)
+        try:
+            key = bytes.fromhex(text.strip())
+        except ValueError:
+            key = b""
+        if len(key) < 16:
+            raise ValueError(f"the PII key in {where} must be at least 32 hexadecimal digits")
+        return key
 
     @property
     def ducklake_uri(self) -> str:
         if self.catalog_kind == "postgres":
             return f"ducklake:postgres:{self.catalog}"
         return f"ducklake:sqlite:{self.catalog}"
+
+
+def _read_or_create_key(path: Path) -> str:
+    """The key file's text; a new random key when there is none (two racing creators agree)."""
+    import secrets
+
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # written whole under a private name, then linked into place: a reader never sees a
+    # half-written key, and of two processes creating it at once the first link wins
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_bytes(32).hex() + "\n")
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path.read_text()
 
 
 def get_settings() -> Settings:

@@ -122,6 +122,45 @@ def test_coercion_reasons_are_precise():
     assert not any(r.startswith("unit_price") for r in reasons)  # decimal comma accepted
 
 
+def test_reasons_never_show_the_values_of_pii_columns():
+    email, ip, lat = "jane.doe@nowhere", "999.1.2", "north-ish"
+    frame = pd.DataFrame(
+        [{"customer_id": "CUS-0000001", "email": email, "home_address_latitude": lat}]
+    )
+    reasons = enforce(frame, load_contract("customers")).reasons[0]
+    text = " | ".join(reasons)
+    assert email not in text and lat not in text
+    # the column and the rule are named; the value is not
+    assert any(r.startswith("email: <pii withheld> does not match the pattern") for r in reasons)
+    assert "home_address_latitude: <pii withheld> is not a number" in reasons
+    orders = enforce(pd.DataFrame([{"ip_address": ip}]), load_contract("orders")).reasons[0]
+    assert ip not in " | ".join(orders)
+    assert any(r.startswith("ip_address: <pii withheld> does not match") for r in orders)
+
+
+def test_personal_data_in_a_non_pii_column_is_withheld_from_reasons():
+    frame = pd.DataFrame(
+        [
+            {
+                "order_id": "mail jane.doe@gmail.com, tel +49 151 2345678",
+                "line_no": "10.1.2.3",
+                "sku_id": "S",
+                "quantity": 1,
+                "unit_price": 1,
+                "discount": 0,
+            }
+        ]
+    )
+    reasons = enforce(frame, load_contract("order_lines")).reasons[0]
+    text = " | ".join(reasons)
+    for value in ("jane.doe@gmail.com", "+49 151 2345678", "10.1.2.3"):
+        assert value not in text
+    assert "line_no: '<pii withheld>' is not an integer" in reasons
+    # an ordinary bad value is still shown: stewards need it to fix the feed
+    other = enforce(frame.assign(line_no="one"), load_contract("order_lines")).reasons[0]
+    assert "line_no: 'one' is not an integer" in other
+
+
 def test_default_timezone_reads_local_times_and_converts_them_to_utc(tmp_path: Path):
     """ODCS defaultTimezone: an offset-less timestamp is that zone's wall-clock time (daylight
     time included, as zoneinfo resolves it); a value with an offset keeps it."""

@@ -5,6 +5,10 @@ its contract type; a value that cannot be cast becomes null and its record gets 
 ``quantity: 'three' is not an integer``. Timestamps are converted to UTC; when the contract says
 ``timezone: true`` a timestamp without an offset is refused rather than guessed, and when it
 names a ``defaultTimezone`` such a timestamp is read as that zone's local time.
+
+A reason never shows the value of a column the contract classifies as personal data
+(``classification: pii``): ``email: <pii withheld> is not ...`` names the column and the rule
+only, because reasons are stored in the quarantine and shown on the data-quality page.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
+from ordertower.pii import WITHHELD, withhold
 from pipelines.contracts.model import Column, Contract
 
 _TZ_SUFFIX = r"(?:Z|z|[+-]\d{2}:?\d{2})$"
@@ -22,15 +27,22 @@ _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
 
 Reasons = dict[int, list[str]]
+#: What a reason shows in place of the value of a PII column.
+PII_WITHHELD = WITHHELD
 
 
 def show_value(value: object, limit: int = 40) -> str:
-    """A value as a reason shows it: Python literals, numpy scalars unwrapped, long text cut."""
+    """A value as a reason shows it: Python literals, numpy scalars unwrapped, long text cut.
+
+    Whatever looks like personal data (an e-mail, phone, IPv4 or street address in a column
+    the contract does not classify as PII, e.g. typed into the wrong field) is withheld too,
+    before the text is cut so that no part of it survives.
+    """
     if hasattr(value, "item") and not isinstance(value, pd.Timestamp):
         value = value.item()
     if isinstance(value, pd.Timestamp):
         value = value.isoformat()
-    text = repr(value)
+    text = withhold(repr(value)) if isinstance(value, str) else repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -42,9 +54,17 @@ def _present(series: pd.Series) -> pd.Series:
     return present
 
 
-def _flag(reasons: Reasons, series: pd.Series, failed: pd.Series, message: str) -> None:
+def reason_value(value: object, column: Column | None) -> str:
+    """The value as a reason shows it, or :data:`PII_WITHHELD` for a PII column."""
+    return PII_WITHHELD if column is not None and column.is_pii else show_value(value)
+
+
+def _flag(
+    reasons: Reasons, series: pd.Series, failed: pd.Series, message: str, column: Column
+) -> None:
     for idx in series.index[failed.to_numpy()]:
-        reasons[int(idx)].append(f"{series.name}: {show_value(series.at[idx])} {message}")
+        shown = reason_value(series.at[idx], column)
+        reasons[int(idx)].append(f"{series.name}: {shown} {message}")
 
 
 def _to_numeric(series: pd.Series, column: Column, reasons: Reasons) -> pd.Series:
@@ -61,9 +81,9 @@ def _to_numeric(series: pd.Series, column: Column, reasons: Reasons) -> pd.Serie
         fractional = values.notna() & (values != np.floor(values.fillna(0)))
         bad |= fractional
         values = values.where(~fractional)
-        _flag(reasons, series, bad, f"is not {kind}")
+        _flag(reasons, series, bad, f"is not {kind}", column)
         return values.astype("Int64")
-    _flag(reasons, series, bad, f"is not {kind}")
+    _flag(reasons, series, bad, f"is not {kind}", column)
     return values.astype("float64")
 
 
@@ -72,10 +92,10 @@ def _to_timestamp(series: pd.Series, column: Column, reasons: Reasons) -> pd.Ser
     text = series.where(present).astype("string").str.strip()
     values = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
     bad = present & values.isna()
-    _flag(reasons, series, bad, "is not an ISO-8601 timestamp")
+    _flag(reasons, series, bad, "is not an ISO-8601 timestamp", column)
     naive = present & ~bad & ~text.str.contains(_TZ_SUFFIX, regex=True, na=False)
     if column.timezone:
-        _flag(reasons, series, naive, "has no time zone offset")
+        _flag(reasons, series, naive, "has no time zone offset", column)
         values = values.where(~naive)
     elif column.default_timezone and naive.any():
         values = values.where(~naive, _localise(values[naive], column.default_timezone))
@@ -103,15 +123,15 @@ def _localise(parsed_as_utc: pd.Series, zone: str) -> pd.Series:
     return local
 
 
-def _to_date(series: pd.Series, reasons: Reasons) -> pd.Series:
+def _to_date(series: pd.Series, column: Column, reasons: Reasons) -> pd.Series:
     present = _present(series)
     text = series.where(present).astype("string").str.strip().str.slice(0, 10)
     values = pd.to_datetime(text, errors="coerce", format="%Y-%m-%d")
-    _flag(reasons, series, present & values.isna(), "is not a date (YYYY-MM-DD)")
+    _flag(reasons, series, present & values.isna(), "is not a date (YYYY-MM-DD)", column)
     return values.dt.date.where(values.notna(), None).astype(object)
 
 
-def _to_boolean(series: pd.Series, reasons: Reasons) -> pd.Series:
+def _to_boolean(series: pd.Series, column: Column, reasons: Reasons) -> pd.Series:
     def convert(v: object) -> object:
         if isinstance(v, bool | np.bool_):
             return bool(v)
@@ -127,24 +147,24 @@ def _to_boolean(series: pd.Series, reasons: Reasons) -> pd.Series:
 
     present = _present(series)
     values = series.map(convert).astype("boolean")
-    _flag(reasons, series, present & values.isna(), "is not a boolean")
+    _flag(reasons, series, present & values.isna(), "is not a boolean", column)
     return values
 
 
-def _to_string(series: pd.Series, reasons: Reasons) -> pd.Series:
+def _to_string(series: pd.Series, column: Column, reasons: Reasons) -> pd.Series:
     present = _present(series)
     if pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty"):
         return series.where(present, None).astype(object)  # fast path: already text
     nested = present & series.map(lambda v: isinstance(v, dict | list))
-    _flag(reasons, series, nested, "is not a scalar text value")
+    _flag(reasons, series, nested, "is not a scalar text value", column)
     values = series.where(present & ~nested, None)
     return values.map(lambda v: v if v is None or isinstance(v, str) else str(v)).astype(object)
 
 
-def _to_array(series: pd.Series, reasons: Reasons) -> pd.Series:
+def _to_array(series: pd.Series, column: Column, reasons: Reasons) -> pd.Series:
     present = _present(series)
     bad = present & ~series.map(lambda v: isinstance(v, list))
-    _flag(reasons, series, bad, "is not a list")
+    _flag(reasons, series, bad, "is not a list", column)
     return series.map(lambda v: [str(x) for x in v] if isinstance(v, list) else None).astype(object)
 
 
@@ -156,12 +176,12 @@ def coerce_column(series: pd.Series, column: Column, reasons: Reasons) -> pd.Ser
     if kind == "timestamp":
         return _to_timestamp(series, column, reasons)
     if kind == "date":
-        return _to_date(series, reasons)
+        return _to_date(series, column, reasons)
     if kind == "boolean":
-        return _to_boolean(series, reasons)
+        return _to_boolean(series, column, reasons)
     if kind == "array":
-        return _to_array(series, reasons)
-    return _to_string(series, reasons)
+        return _to_array(series, column, reasons)
+    return _to_string(series, column, reasons)
 
 
 def coerce_frame(

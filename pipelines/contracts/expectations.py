@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.contracts.coerce import show_value
+from pipelines.contracts.coerce import reason_value
 from pipelines.contracts.model import Column, Contract, ContractError
 
 ERROR, WARNING = "error", "warning"
@@ -411,8 +411,10 @@ def validate_frame(
         results.append(RuleResult(rule, success, count, len(data), index))
         if rule.severity == ERROR and rule.row_level:
             values = frame[rule.column].to_numpy() if rule.column in frame.columns else None
+            column = _column_of(contract, rule.column)
             for i in index:
-                shown = show_value(values[i] if values is not None else None)
+                # a PII column's value never reaches a reason (it is stored and shown)
+                shown = reason_value(values[i] if values is not None else None, column)
                 prefix = (
                     f"{rule.column}: {shown} "
                     if rule.column
@@ -424,6 +426,14 @@ def validate_frame(
     # map positions back to the caller's index labels
     labels = list(frame.index)
     return Validation(results, {int(labels[i]): r for i, r in reasons.items()})
+
+
+def _column_of(contract: Contract, name: str | None) -> Column | None:
+    """The contract's column of a rule; a custom rule may name one the contract lacks."""
+    try:
+        return contract.column(name) if name else None
+    except KeyError:
+        return None
 
 
 def _later_duplicates(data: pd.DataFrame, rule: Rule, index: list[int]) -> list[int]:

@@ -49,7 +49,8 @@ DDL = {
             partitioned boolean not null,
             freshness_sla_hours double,
             rules integer not null,
-            pii_columns varchar[]
+            pii_columns varchar[],
+            columns varchar[]
         )""",
     "ops.contract_results": """
         create table if not exists ops.contract_results (
@@ -95,6 +96,8 @@ CURRENT_INGEST_VIEW = """
 ADDED_COLUMNS = (
     ("ops.contract_results", "severity", "varchar"),
     ("quarantine.rejected_records", "rules", "varchar[]"),
+    # the contract's column order: the header of the landing CSVs, to mask quarantined lines
+    ("ops.datasets", "columns", "varchar[]"),
 )
 
 

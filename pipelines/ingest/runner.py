@@ -28,6 +28,7 @@ from pipelines.contracts import Contract, load_contract
 from pipelines.contracts.enforce import enforce
 from pipelines.contracts.expectations import RuleResult
 from pipelines.ingest import carriers as carrier_feeds
+from pipelines.ingest import landing
 from pipelines.ingest.ops import UNPARTITIONED, ensure_ops_tables
 from pipelines.ingest.readers import ParsedFile, Reject, flatten, read_csv, read_jsonl
 from pipelines.ingest.sources import SOURCES_BY_NAME, Source
@@ -111,7 +112,8 @@ class _Collected:
 
 def source_files(source: Source, landing_dir: Path, partition_key: str) -> list[Path]:
     pattern = source.pattern.format(date=partition_key) if source.partitioned else source.pattern
-    return sorted(p for p in landing_dir.glob(pattern) if p.is_file())
+    # links are listed too (broken ones included): _collect refuses them with a reason
+    return sorted(p for p in landing_dir.glob(pattern) if landing.is_candidate(p))
 
 
 def landed_partitions(source: Source, landing_dir: Path) -> list[str]:
@@ -177,6 +179,13 @@ def _collect(
             warnings.append(f"{source.pattern}: no such file in the landing zone, nothing received")
         for path in paths:
             rel = _relative(path, landing_dir)
+            refused = landing.refusal(path, landing_dir)
+            if refused is not None:  # a link or a way out of the landing zone: never read
+                for name in source.datasets:
+                    collected[name].files[key].add(rel)
+                parent.rejects.append((key, rel, None, "", [refused]))
+                warnings.append(f"{rel}: {refused}")
+                continue
             parsed, records = _parse(source, path, contracts[source.dataset], registry)
             warnings.extend(f"{rel}: {w}" for w in parsed.warnings)
             for name in source.datasets:
@@ -569,6 +578,7 @@ def register_datasets(
             c.freshness_hours,
             len(compile_rules(c)),
             list(c.pii_columns),
+            list(c.column_names),
         )
         for c in contracts.values()
     ]
@@ -579,8 +589,8 @@ def register_datasets(
         )
         con.executemany(
             "insert into ops.datasets (dataset, title, description, domain, owner, contract_version, "
-            "raw_table, partitioned, freshness_sla_hours, rules, pii_columns) "
-            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "raw_table, partitioned, freshness_sla_hours, rules, pii_columns, columns) "
+            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
         con.execute("commit")
@@ -597,7 +607,7 @@ def _batches(source: Source, landing_dir: Path, partitions: list[str]) -> list[l
     budget = BATCH_RECORDS * 250  # ~250 bytes per record
     for key in partitions:
         current.append(key)
-        size += sum(p.stat().st_size for p in source_files(source, landing_dir, key))
+        size += sum(p.lstat().st_size for p in source_files(source, landing_dir, key))
         if size >= budget:
             batches.append(current)
             current, size = [], 0

@@ -11,6 +11,12 @@ orders as (
 
 ),
 
+ip_networks as (
+
+    select * from {{ ref('stg_oms__order_ip_networks') }}
+
+),
+
 customers as (
 
     select * from {{ ref('stg_crm__customers') }}
@@ -62,17 +68,18 @@ basket as (
 ),
 
 -- the network's range: ranges are sorted and disjoint, so the last one starting at or below
--- the address is the only candidate (ASOF), and it must also end at or above it
+-- the address is the only candidate (ASOF), and it must also end at or above it. The /24 in
+-- clear exists only here (an ephemeral input): what is kept is where it geolocates
 ip_geo as (
 
     select
-        orders.order_id,
+        ip_networks.order_id,
         ip_ranges.country_code,
         ip_ranges.lat,
         ip_ranges.lon
-    from orders
-    asof join ip_ranges on orders.ip_network_int >= ip_ranges.ip_from
-    where orders.ip_network_int <= ip_ranges.ip_to
+    from ip_networks
+    asof join ip_ranges on ip_networks.ip_network_int >= ip_ranges.ip_from
+    where ip_networks.ip_network_int <= ip_ranges.ip_to
 
 ),
 
@@ -84,7 +91,7 @@ final as (
         orders.customer_id as customer_key,
         orders.device_id_hash as device_key,
         orders.ip_address_hash as ip_key,
-        cast(orders.ip_network_int as varchar) as ip_network_key,
+        orders.ip_network_hash as ip_network_key,
         orders.payment_instrument_id_hash as card_key,
         orders.shipping_address_hash as ship_address_key,
 

@@ -15,6 +15,9 @@ renamed as (
         {{ hash_pii('payment_instrument_id') }} as payment_instrument_id_hash,
         {{ hash_pii('device_id') }} as device_id_hash,
         {{ hash_pii('ip_address') }} as ip_address_hash,
+        -- the /24 network as an entity, keyed too: a network in clear beside the address's hash
+        -- would leave 256 guesses (geolocation reads stg_oms__order_ip_networks instead)
+        {{ hash_pii(ipv4_network_text('ip_address')) }} as ip_network_hash,
         -- the shipping address as an entity (how many cards and accounts ship to it), normalised
         -- so that case and spacing do not make a new address
         {{ hash_pii("upper(regexp_replace(concat_ws('|', shipping_address_street, shipping_address_postal_code, shipping_address_country_code), '\\s+', '', 'g'))") }}
@@ -37,7 +40,6 @@ renamed as (
         {{ approx_coordinate('billing_address_longitude') }} as billing_lon_approx,
         {{ approx_coordinate('shipping_address_latitude') }} as shipping_lat_approx,
         {{ approx_coordinate('shipping_address_longitude') }} as shipping_lon_approx,
-        {{ ipv4_network_int('ip_address') }} as ip_network_int,
 
         -- booleans (postal codes are compared here, before they are dropped)
         billing_address_country_code is distinct from shipping_address_country_code

@@ -1,7 +1,7 @@
 # Order Control Tower: the few verbs people type.
 #   make demo   fresh clone -> environment -> simulated world -> every asset materialised -> summary
 #   make test   the test suite (offline); CI=true runs the slow, browser and service tests too
-#   make ui     Dagster UI, the Streamlit control tower and the MLflow UI on 127.0.0.1
+#   make ui     Dagster UI, the Streamlit control tower (sign-in: a local OpenID Connect provider) and the MLflow UI on 127.0.0.1
 #   make bench  throughput of the simulator, ingestion and dbt -> bench/results/*.json, BENCHMARKS.md
 #   make bench-ui   the dashboards in headless Chromium on the current lake: page renders and filter changes, p50/p95
 #   make bench-stream   the ETA model vs the carrier's plan and the live path's latency at 500 events/s, on the current lake
@@ -25,6 +25,8 @@ OLIST_DIR ?= $(abspath $(CURDIR)/../shared/datasets/olist/subset_10k_2017)
 PYTEST_ARGS ?=
 # messages per second the live demo publishes (make live, the end of make demo)
 LIVE_RATE ?= 1000
+# the local OpenID Connect provider make ui starts when .streamlit/secrets.toml names none
+OIDC_PORT ?= 9400
 # seconds per instance and engine for make bench-routing (29 instances x 2 engines)
 ROUTE_TIME_LIMIT ?= 10
 # CI runs everything (slow, browser, service tests); a developer's default run skips slow ones
@@ -78,14 +80,23 @@ lint: install
 	ruff check .
 	ruff format --check .
 	ordertower contracts lint
+	ordertower access lint
 
 ui: install
 	@python -c "from pipelines.materialize import ensure_dagster_home; ensure_dagster_home()"
 	@mkdir -p "$(ORDERTOWER_HOME)/mlartifacts"
 	@echo "Dagster http://127.0.0.1:3000 | Dashboards http://127.0.0.1:8501 | MLflow http://127.0.0.1:5000 (Ctrl-C stops all)"
 	@trap 'kill 0' INT TERM EXIT; \
+	if [ -f .streamlit/secrets.toml ]; then \
+	  secrets=.streamlit/secrets.toml; \
+	  echo "Sign-in: the identity provider of .streamlit/secrets.toml"; \
+	else \
+	  secrets=$$(ordertower auth local-secrets --app-url http://127.0.0.1:8501 --issuer http://127.0.0.1:$(OIDC_PORT)); \
+	  ordertower auth provider --port $(OIDC_PORT) >"$(ORDERTOWER_HOME)/oidc-provider.log" 2>&1 & \
+	  echo "Sign-in: local OpenID Connect provider on http://127.0.0.1:$(OIDC_PORT); pick a demo identity (admin@demo.ordertower.local sees everything; ordertower/roles.yaml lists the others)"; \
+	fi; \
 	dg dev --host 127.0.0.1 --port 3000 & \
-	streamlit run dashboards/app.py --server.address 127.0.0.1 --server.port 8501 --server.headless true & \
+	streamlit run dashboards/app.py --server.address 127.0.0.1 --server.port 8501 --server.headless true --secrets.files "$$secrets" & \
 	mlflow ui --host 127.0.0.1 --port 5000 \
 	  --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(ORDERTOWER_HOME)/mlflow.db}" \
 	  --default-artifact-root "$(ORDERTOWER_HOME)/mlartifacts" & \

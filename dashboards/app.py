@@ -4,6 +4,9 @@ Run with ``streamlit run dashboards/app.py`` (``make ui``). Each page is its own
 ``views/`` and reads the lake only through :mod:`dashboards.data` (read-only, cached, governed
 marts); the one write, a risk analyst's review decision, goes through
 :mod:`dashboards.actions`. Pages are grouped by audience.
+
+Nothing runs before sign-in (:func:`dashboards.auth.gate`, OpenID Connect through
+``st.login``); the navigation lists the pages the signed-in identity's roles open.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboards import data
+from dashboards import auth, data
+from ordertower import access
+from ordertower.access import Identity
 
 #: A local favicon: without one, Streamlit fetches the page's Material icon from Google's CDN,
 #: and the control tower runs offline.
@@ -25,50 +30,83 @@ st.set_page_config(
     initial_sidebar_state="expanded",
 )
 
-#: Section title -> pages.
-PAGES: dict[str, list[st.Page]] = {
+#: Section title -> (script, title, icon, url path, the permission that opens it). Each page
+#: also declares its permission itself (``auth.require_page``) and every query checks it again.
+PAGES: dict[str, list[tuple[str, str, str, str, str]]] = {
     "Operations": [
-        st.Page(
+        (
             "views/tracking.py",
-            title="Order tracking",
-            icon=":material/local_shipping:",
-            url_path="tracking",
-            default=True,
+            "Order tracking",
+            ":material/local_shipping:",
+            "tracking",
+            "tracking",
         ),
-        st.Page(
-            "views/exceptions.py",
-            title="Exceptions",
-            icon=":material/warning:",
-            url_path="exceptions",
-        ),
-        st.Page(
-            "views/dispatch.py",
-            title="Dispatch",
-            icon=":material/route:",
-            url_path="dispatch",
-        ),
+        ("views/exceptions.py", "Exceptions", ":material/warning:", "exceptions", "exceptions"),
+        ("views/dispatch.py", "Dispatch", ":material/route:", "dispatch", "dispatch"),
     ],
     "Performance": [
-        st.Page("views/kpis.py", title="KPIs", icon=":material/monitoring:", url_path="kpis"),
-        st.Page("views/carbon.py", title="Carbon", icon=":material/eco:", url_path="carbon"),
+        ("views/kpis.py", "KPIs", ":material/monitoring:", "kpis", "kpis"),
+        ("views/carbon.py", "Carbon", ":material/eco:", "carbon", "carbon"),
     ],
     "Risk": [
-        st.Page(
-            "views/risk_review.py",
-            title="Risk review",
-            icon=":material/gpp_maybe:",
-            url_path="risk-review",
-        ),
+        ("views/risk_review.py", "Risk review", ":material/gpp_maybe:", "risk-review", "risk.read"),
     ],
     "Data platform": [
-        st.Page(
+        (
             "views/data_quality.py",
-            title="Data quality",
-            icon=":material/fact_check:",
-            url_path="data-quality",
+            "Data quality",
+            ":material/fact_check:",
+            "data-quality",
+            "quality",
         ),
+        ("views/audit_log.py", "Audit log", ":material/policy:", "audit-log", "audit.read"),
     ],
 }
 
+
+#: The page served at ``/`` (deep links ``/?order=<id>`` open an order there).
+DEFAULT_PAGE = "views/tracking.py"
+
+
+def navigation(who: Identity) -> tuple[dict[str, list[st.Page]], st.Page | None]:
+    """The pages by section, and the first page the identity's roles open. Pages the roles do
+    not open stay reachable by URL but hidden, so a link to one shows why it is closed instead
+    of "page not found". Every page keeps its URL whoever signs in: order tracking is always
+    the default (``/``), and an identity that may not open it is sent on to its first page."""
+    out: dict[str, list[st.Page]] = {}
+    first: st.Page | None = None
+    for section, specs in PAGES.items():
+        out[section] = []
+        for script, title, icon, url, permission in specs:
+            page = st.Page(
+                script,
+                title=title,
+                icon=icon,
+                url_path=url,
+                default=script == DEFAULT_PAGE,
+                visibility="visible" if who.may(permission) else "hidden",
+            )
+            out[section].append(page)
+            if first is None and who.may(permission):
+                first = page
+    return out, first
+
+
+who = auth.gate()  # nothing below runs before sign-in
+auth.sidebar(who)
+if not who.permissions:
+    st.title("Order Control Tower")
+    auth.denied(
+        access.AccessDenied(
+            f"{who.label} is signed in but holds no role in the control tower. Ask an admin to "
+            "assign one in the roles file."
+        ),
+        "app",
+    )
+    st.stop()
 data.drop_stale_results()  # cached query results live until the lake has a new snapshot
-st.navigation(PAGES).run()
+sections, first_page = navigation(who)
+current = st.navigation(sections)
+if current.url_path == "" and not who.may("tracking") and first_page is not None:
+    st.switch_page(first_page)  # "/" for someone who may not track orders: their first page
+current.run()

@@ -10,7 +10,11 @@ Every page reads the lake through the functions here and nowhere else, so that:
   widget clicks do not hit the lake again, and dropped as soon as the lake has a newer
   snapshot (:func:`drop_stale_results`, at most once a minute);
 * a lake that does not exist yet, or lacks the tables a page needs, surfaces as one exception
-  type, :class:`DataUnavailable`, that pages turn into a friendly hint instead of a traceback.
+  type, :class:`DataUnavailable`, that pages turn into a friendly hint instead of a traceback;
+* every public function declares the permission it needs (``@_needs``), checked against the
+  signed-in identity (:mod:`dashboards.auth`) before the query runs and before a cached result
+  is served: the check sits in the read path, not only in the page. A denial is
+  :class:`NotAllowed` (a :class:`DataUnavailable`).
 
 Cached functions take only plain hashable arguments (tuples, dates, strings) and never create
 widgets. Their results are shared: callers must treat the returned DataFrames as read-only
@@ -25,15 +29,20 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import duckdb
 import pandas as pd
 import streamlit as st
 
+from dashboards import auth
+from ordertower.access import AccessDenied
 from ordertower.lake import LAKE_ALIAS, LakeError, connect
+from ordertower.redact import redact
 from ordertower.settings import get_settings
 
 UNPARTITIONED = "__all__"
@@ -45,11 +54,43 @@ CACHE_TTL_SECONDS = 30 * 60
 #: every few seconds; the marts change on a dbt run).
 REFRESH_SECONDS = 60
 #: The hint pages show when the lake or its ops tables are not there yet.
+F = TypeVar("F", bound=Callable[..., Any])
+
 DEMO_HINT = "Run `make demo` to simulate source files and ingest them into the lake."
 
 
 class DataUnavailable(RuntimeError):
     """The lake, or a table a page needs, does not exist yet (nothing ingested so far)."""
+
+
+class NotAllowed(DataUnavailable):
+    """The signed-in identity (or nobody) may not read this; the message says why."""
+
+
+def _needs(permission: str | None) -> Callable[[F], F]:
+    """Check the signed-in identity before the query runs *and* before a cached result is
+    served (the check sits outside the cache). ``None``: any signed-in identity with a role.
+    A denial raises :class:`NotAllowed`, which pages show like any other unavailable data."""
+
+    def wrap(fn: F) -> F:
+        @functools.wraps(fn)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            try:
+                if permission is None:
+                    who = auth.identity()
+                    if who is None or not who.permissions:
+                        raise AccessDenied("Sign in with a role to see the control tower's data.")
+                else:
+                    auth.check(permission)
+            except AccessDenied as exc:
+                raise NotAllowed(str(exc)) from exc
+            return fn(*args, **kwargs)
+
+        if hasattr(fn, "clear"):
+            guarded.clear = fn.clear  # type: ignore[attr-defined]
+        return guarded  # type: ignore[return-value]
+
+    return wrap
 
 
 @st.cache_resource(show_spinner=False)
@@ -142,7 +183,7 @@ def drop_stale_results() -> bool:
 
 
 def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return redact(str(exc).strip().splitlines()[0]) if str(exc).strip() else type(exc).__name__
 
 
 def _filters(
@@ -203,12 +244,14 @@ _FRESHNESS = """
     )"""
 
 
+@_needs("quality")
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
 def list_datasets() -> pd.DataFrame:
     """Every dataset the lake knows, for filters and captions.
 
     Columns: dataset, title, domain, owner, partitioned, freshness_sla_hours, rules,
-    pii_columns (list), ingested (bool). Includes registered datasets never ingested and
+    pii_columns (list), columns (the contract's column order: a CSV record's header), ingested
+    (bool). Includes registered datasets never ingested and
     ingested datasets missing from the registry, so nothing silently disappears from the page.
     """
     return _query(
@@ -217,20 +260,22 @@ def list_datasets() -> pd.DataFrame:
             select dataset, any_value(title) as title, any_value(domain) as domain,
                    any_value(owner) as owner, any_value(partitioned) as partitioned,
                    any_value(freshness_sla_hours) as freshness_sla_hours,
-                   any_value(rules) as rules, any_value(pii_columns) as pii_columns
+                   any_value(rules) as rules, any_value(pii_columns) as pii_columns,
+                   any_value(columns) as columns
             from ops.datasets group by dataset
         ),
         ingested as (select distinct dataset from ops.ingest_runs)
         select coalesce(r.dataset, i.dataset) as dataset, r.title, r.domain, r.owner,
                r.partitioned, r.freshness_sla_hours, r.rules,
                coalesce(r.pii_columns, []::varchar[]) as pii_columns,
-               i.dataset is not null as ingested
+               r.columns, i.dataset is not null as ingested
         from registry r full outer join ingested i using (dataset)
         order by dataset
         """
     )
 
 
+@_needs("quality")
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
 def partition_date_bounds() -> pd.DataFrame:
     """One row: first_date, last_date of the daily partitions ingested so far (null if none).
@@ -248,6 +293,7 @@ def partition_date_bounds() -> pd.DataFrame:
     )
 
 
+@_needs("quality")
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
 def headline_metrics(
     datasets: tuple[str, ...], start: dt.date | None, end: dt.date | None
@@ -282,6 +328,7 @@ def headline_metrics(
     )
 
 
+@_needs("quality")
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
 def partition_quality(
     datasets: tuple[str, ...], start: dt.date | None, end: dt.date | None
@@ -339,6 +386,7 @@ def partition_quality(
     )
 
 
+@_needs("quality")
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
 def daily_volumes(
     datasets: tuple[str, ...], start: dt.date | None, end: dt.date | None
@@ -363,6 +411,7 @@ def daily_volumes(
     )
 
 
+@_needs("quality")
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
 def top_quarantine_reasons(
     datasets: tuple[str, ...], start: dt.date | None, end: dt.date | None, limit: int = 10
@@ -393,6 +442,7 @@ def top_quarantine_reasons(
     )
 
 
+@_needs("quality")
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
 def dataset_freshness(datasets: tuple[str, ...]) -> pd.DataFrame:
     """Freshness per selected dataset: now minus its last finished ingestion vs its SLA.
@@ -411,6 +461,7 @@ def dataset_freshness(datasets: tuple[str, ...]) -> pd.DataFrame:
     )
 
 
+@_needs("quality")
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
 def contract_rule_results(
     datasets: tuple[str, ...], start: dt.date | None, end: dt.date | None
@@ -444,9 +495,43 @@ def contract_rule_results(
     )
 
 
+@_needs("quality")
+def quarantined_records(
+    dataset: str, partition_key: str, limit: int = 500, reveal: bool = False
+) -> pd.DataFrame:
+    """The quarantined records of one dataset partition's latest run.
+
+    ``raw_record`` is masked (the dataset contract's PII fields, by JSON key or CSV header;
+    text that cannot be parsed is withheld whole) unless ``reveal``, which needs
+    ``quarantine.raw`` (stewards): the original text may hold personal data. Columns as
+    :func:`_quarantined_records`.
+    """
+    records = _quarantined_records(dataset, partition_key, limit)
+    if reveal:
+        try:
+            auth.check("quarantine.raw", "the original text of quarantined records")
+        except AccessDenied as exc:
+            raise NotAllowed(str(exc)) from exc
+        return records
+    from dashboards.components import mask_pii  # local: components imports this module
+
+    registry = list_datasets()
+    row = registry[registry["dataset"] == dataset]
+
+    def listed(column: str) -> list[str] | None:
+        value = row.iloc[0][column] if len(row) else None
+        if not hasattr(value, "__len__") or isinstance(value, str) or not len(value):  # NA
+            return None
+        return [str(v) for v in value]
+
+    pii, header = listed("pii_columns") or [], listed("columns")
+    return records.assign(raw_record=records["raw_record"].map(lambda r: mask_pii(r, pii, header)))
+
+
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
-def quarantined_records(dataset: str, partition_key: str, limit: int = 500) -> pd.DataFrame:
-    """The quarantined records of one dataset partition's latest run, as delivered.
+def _quarantined_records(dataset: str, partition_key: str, limit: int = 500) -> pd.DataFrame:
+    """The quarantined records of one dataset partition's latest run, as delivered (callers:
+    :func:`quarantined_records` only, which checks the reader).
 
     Columns: record_no, source_file, reasons (list), reason, raw_record, quarantined_at.
     Limited (default 500) because a broken feed can reject millions of records; the partition
@@ -543,11 +628,12 @@ def _mart_query(sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
     except DataUnavailable as exc:
         if "ingestion tables" in str(exc):
             raise DataUnavailable(
-                f"The marts this page reads are not built yet ({exc.__cause__}). {MARTS_HINT}"
+                f"The marts this page reads are not built yet ({redact(exc.__cause__)}). {MARTS_HINT}"
             ) from exc.__cause__
         raise
 
 
+@_needs(None)
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
 def empty_marts() -> frozenset[str]:
     """The marts that hold no rows, from the lake's catalog (DuckLake's per-table statistics:
@@ -578,6 +664,7 @@ def _mart(name: str) -> str:
     return f"marts.{name}"
 
 
+@_needs(None)
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
 def filter_options() -> dict[str, Any]:
     """What the sidebar filters offer: warehouses, carriers, channels and the order days.
@@ -629,6 +716,7 @@ def clean_search(term: Any) -> str | None:
     return term
 
 
+@_needs("tracking")
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, max_entries=1000)
 def find_orders(term: str, limit: int = 50) -> pd.DataFrame:
     """Orders matching a search term exactly: an order id, a carrier tracking ref or a customer id.
@@ -697,6 +785,7 @@ def prefetch(*calls: tuple[Any, ...]) -> None:
         thread.join()
 
 
+@_needs("tracking")
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, max_entries=1000)
 def order_overview(order_id: str) -> pd.DataFrame:
     """One row: the order's status, promise, fulfilment and footprint (fct_orders), its
@@ -728,6 +817,7 @@ def order_overview(order_id: str) -> pd.DataFrame:
     )
 
 
+@_needs("tracking")
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, max_entries=1000)
 def order_timeline(order_id: str) -> pd.DataFrame:
     """The order's milestones in order, planned vs actual, across shipments, carriers, modes.
@@ -749,6 +839,7 @@ def order_timeline(order_id: str) -> pd.DataFrame:
     )
 
 
+@_needs("tracking")
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, max_entries=1000)
 def order_legs(order_id: str) -> pd.DataFrame:
     """The order's shipment legs with positions for the map, status, delays and emissions."""
@@ -770,6 +861,7 @@ def order_legs(order_id: str) -> pd.DataFrame:
     )
 
 
+@_needs("tracking")
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, max_entries=1000)
 def order_events(order_id: str) -> pd.DataFrame:
     """Every carrier event of the order in the canonical vocabulary, with the carrier's own
@@ -787,6 +879,7 @@ def order_events(order_id: str) -> pd.DataFrame:
     )
 
 
+@_needs("tracking")
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, max_entries=1000)
 def order_alerts(order_id: str) -> pd.DataFrame:
     """The live alerts of the order (fct_exception_alerts) with their priced alternatives."""
@@ -803,6 +896,7 @@ def order_alerts(order_id: str) -> pd.DataFrame:
     )
 
 
+@_needs("tracking")
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, max_entries=1000)
 def order_exceptions(order_id: str) -> pd.DataFrame:
     """The order's exception episodes as operations works them (fct_order_exceptions)."""
@@ -827,6 +921,7 @@ _EXCEPTIONS_FROM = "marts.fct_order_exceptions x"
 _EXCEPTIONS_WHERE = _where("x.order_date", "x.warehouse_id", "x.carrier_id", "x.channel")
 
 
+@_needs("exceptions")
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
 def exception_summary(filters: Filters) -> pd.DataFrame:
     """Open exceptions per severity and type: how many, how many past their SLA, value at risk.
@@ -848,6 +943,7 @@ def exception_summary(filters: Filters) -> pd.DataFrame:
     )
 
 
+@_needs("exceptions")
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
 def exception_age_profile(filters: Filters) -> pd.DataFrame:
     """Open exceptions by severity and age as a share of their SLA (the ageing chart).
@@ -870,6 +966,7 @@ def exception_age_profile(filters: Filters) -> pd.DataFrame:
     )
 
 
+@_needs("exceptions")
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
 def open_exceptions(
     filters: Filters,
@@ -922,6 +1019,7 @@ def open_exceptions(
     )
 
 
+@_needs("exceptions")
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
 def live_alerts(filters: Filters, limit: int = WORKLIST_LIMIT) -> pd.DataFrame:
     """Unresolved alerts of the live stream (fct_exception_alerts), newest first, with what a
@@ -955,6 +1053,7 @@ _KPI_WHERE = _where("kpi_date", "warehouse_id", "carrier_id", "channel")
 _LEG_WHERE = _where("o.order_date", "o.primary_warehouse_id", "l.carrier_id", "o.channel")
 
 
+@_needs("carbon")
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
 def carbon_trend(filters: Filters, grain: str = "week") -> pd.DataFrame:
     """CO2e over time from the KPI facts: total, per order, per item, green-option uptake.
@@ -979,6 +1078,7 @@ def carbon_trend(filters: Filters, grain: str = "week") -> pd.DataFrame:
     )
 
 
+@_needs("carbon")
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
 def carbon_legs(filters: Filters) -> pd.DataFrame:
     """Leg emissions per mode, carrier and lane (origin -> destination country), in one scan of
@@ -1008,6 +1108,7 @@ def carbon_legs(filters: Filters) -> pd.DataFrame:
     )
 
 
+@_needs("carbon")
 def carbon_breakdown(filters: Filters) -> pd.DataFrame:
     """Leg emissions per mode and carrier (GLEC well-to-wheel), with the tonne-km moved.
 
@@ -1026,6 +1127,7 @@ def carbon_breakdown(filters: Filters) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+@_needs("carbon")
 def carbon_lanes(filters: Filters, limit: int = 15) -> pd.DataFrame:
     """The lanes (origin -> destination country, mode) that emit most, with positions.
 
@@ -1061,6 +1163,7 @@ def carbon_lanes(filters: Filters, limit: int = 15) -> pd.DataFrame:
     ]
 
 
+@_needs("carbon")
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
 def green_option_potential(filters: Filters) -> pd.DataFrame:
     """What the green delivery option could still save: one row over the shipped orders.
@@ -1125,6 +1228,7 @@ KPI_DIMENSIONS = {
 }
 
 
+@_needs("kpis")
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
 def kpi_totals(filters: Filters) -> pd.DataFrame:
     """One row of every KPI over the filters, rates recomputed from the summed facts."""
@@ -1133,6 +1237,7 @@ def kpi_totals(filters: Filters) -> pd.DataFrame:
     )
 
 
+@_needs("kpis")
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
 def kpi_trend(filters: Filters, grain: str = "week") -> pd.DataFrame:
     """Every KPI per day or ISO week (Monday) over the filters. Column period first."""
@@ -1147,6 +1252,7 @@ def kpi_trend(filters: Filters, grain: str = "week") -> pd.DataFrame:
     )
 
 
+@_needs("kpis")
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
 def kpi_by(filters: Filters, dimension: str) -> pd.DataFrame:
     """Every KPI per value of a drill-down dimension (see :data:`KPI_DIMENSIONS`), biggest
@@ -1165,6 +1271,7 @@ def kpi_by(filters: Filters, dimension: str) -> pd.DataFrame:
 # -- risk review -------------------------------------------------------------------------------
 
 
+@_needs("risk.read")
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
 def risk_overview(filters: Filters) -> pd.DataFrame:
     """Scored orders per day and final decision (after review): the volume the model triages.
@@ -1185,10 +1292,42 @@ def risk_overview(filters: Filters) -> pd.DataFrame:
     )
 
 
+_RISK_WHERE = _where(
+    "o.order_date", "o.primary_warehouse_id", "o.last_mile_carrier_id", "o.channel"
+)
+
+
+@_needs("risk.read")
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
-def review_queue(limit: int = WORKLIST_LIMIT) -> pd.DataFrame:
-    """Orders waiting for an analyst, by expected loss, minus those decided since the queue
-    was built (the decision log is read live, so a decision leaves the queue at once)."""
+def risk_counts(filters: Filters) -> pd.DataFrame:
+    """One row: orders scored in the selection, held for review by the model, rejected by the
+    model, held and decided (in the mart or in the live decision log), and held and still
+    waiting. ``waiting`` counts exactly the orders :func:`review_queue` lists for the same
+    filters, so the page's counters and its queue agree."""
+    decided = _decided_orders_sql()
+    return _mart_query(
+        f"""
+        select count(*) as scored,
+               count(*) filter (where r.model_decision = 'review') as held,
+               count(*) filter (where r.model_decision = 'reject') as rejected,
+               count(*) filter (where r.model_decision = 'review' and (
+                   r.review_status <> 'pending' or r.order_id in ({decided}))) as decided,
+               count(*) filter (where r.review_status = 'pending'
+                   and r.order_id not in ({decided})) as waiting
+        from marts.fct_order_risk r
+        join marts.fct_orders o using (order_id)
+        where {_RISK_WHERE}
+        """,
+        filters.params(),
+    )
+
+
+@_needs("risk.read")
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def review_queue(filters: Filters, limit: int = WORKLIST_LIMIT) -> pd.DataFrame:
+    """Orders of the selection waiting for an analyst, by expected loss, minus those decided
+    since the queue was built (the decision log is read live, so a decision leaves the queue at
+    once). At most ``limit`` rows; :func:`risk_counts` says how many wait in all."""
     decided = _decided_orders_sql()
     return _mart_query(
         f"""
@@ -1196,11 +1335,12 @@ def review_queue(limit: int = WORKLIST_LIMIT) -> pd.DataFrame:
                q.risk_score, q.expected_loss, q.reason_1, q.reason_2, q.reason_3, q.channel,
                q.payment_method, q.shipping_country_code, q.model_version
         from marts.fct_risk_review_queue q
-        where q.order_id not in ({decided})
+        join marts.fct_orders o using (order_id)
+        where q.order_id not in ({decided}) and {_RISK_WHERE}
         order by q.queue_position
         limit $limit
         """,
-        {"limit": int(limit)},
+        {**filters.params(), "limit": int(limit)},
     )
 
 
@@ -1212,17 +1352,10 @@ def _decided_orders_sql() -> str:
 
 
 def _decisions_table_exists() -> bool:
-    found = _query(
-        """
-        select count(*) as n from information_schema.tables
-        where table_catalog = $catalog and table_schema = 'ops'
-          and table_name = 'risk_review_decisions'
-        """,
-        {"catalog": LAKE_ALIAS},
-    )
-    return bool(found.iloc[0]["n"])
+    return lake_has_table("ops", "risk_review_decisions")
 
 
+@_needs("risk.read")
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, max_entries=100)
 def review_decisions(order_id: str | None = None, limit: int = 200) -> pd.DataFrame:
     """The review decisions, newest first (all, or one order's), from the audited log itself:
@@ -1249,6 +1382,7 @@ def review_decisions(order_id: str | None = None, limit: int = 200) -> pd.DataFr
     )
 
 
+@_needs("risk.read")
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, max_entries=1000)
 def order_risk(order_id: str) -> pd.DataFrame:
     """The order's risk score, decision and reasons (fct_order_risk); empty if not scored."""
@@ -1265,6 +1399,7 @@ def order_risk(order_id: str) -> pd.DataFrame:
 # -- dispatch ----------------------------------------------------------------------------------
 
 
+@_needs("dispatch")
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
 def dispatch_waves(start: dt.date | None, end: dt.date | None) -> pd.DataFrame:
     """Per wave: the optimised plan beside the baseline rule (fct_dispatch_plan_vs_baseline)."""
@@ -1278,6 +1413,7 @@ def dispatch_waves(start: dt.date | None, end: dt.date | None) -> pd.DataFrame:
     )
 
 
+@_needs("dispatch")
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
 def dispatch_flows(wave_date: dt.date, plan: str) -> pd.DataFrame:
     """A wave's allocation as flows: per warehouse, lane variant and destination cell (half a
@@ -1304,6 +1440,7 @@ def dispatch_flows(wave_date: dt.date, plan: str) -> pd.DataFrame:
     )
 
 
+@_needs("dispatch")
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
 def dispatch_by_warehouse(wave_date: dt.date) -> pd.DataFrame:
     """Both plans of a wave per warehouse: shipments, units, cost, CO2e, on-time share."""
@@ -1322,6 +1459,7 @@ def dispatch_by_warehouse(wave_date: dt.date) -> pd.DataFrame:
     )
 
 
+@_needs("dispatch")
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
 def van_routes(wave_date: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A wave's van rounds: the routes (fct_route_plans) and their stops in visiting order."""
@@ -1350,6 +1488,7 @@ def van_routes(wave_date: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
 # -- data quality of the marts -----------------------------------------------------------------
 
 
+@_needs("quality")
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
 def mart_tables() -> pd.DataFrame:
     """Every table of the marts schema with its row count and its last change (the DuckLake
@@ -1396,6 +1535,7 @@ def mart_tables() -> pd.DataFrame:
     return rows.merge(built, on="mart", how="left")
 
 
+@_needs("quality")
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
 def mart_health() -> pd.DataFrame:
     """Every mart's contract (data_contracts/marts/, the stewards' ODCS files) beside what the
@@ -1438,3 +1578,65 @@ def mart_health() -> pd.DataFrame:
     return frame.sort_values(
         ["status", "mart"], key=lambda s: s.map(order) if s.name == "status" else s
     )
+
+
+# -- audit log ---------------------------------------------------------------------------------
+
+AUDIT_COLUMNS = [
+    "occurred_at",
+    "actor",
+    "roles",
+    "channel",
+    "action",
+    "target",
+    "outcome",
+    "before_state",
+    "after_state",
+    "detail",
+]
+
+
+@_needs("audit.read")
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def audit_events(
+    start: dt.date,
+    end: dt.date,
+    actions: tuple[str, ...] = (),
+    outcomes: tuple[str, ...] = (),
+    actor: str = "",
+    limit: int = 1000,
+) -> pd.DataFrame:
+    """Audit rows of ``[start, end]`` (UTC days), newest first, optionally of some actions,
+    outcomes or one actor (a substring, case-insensitive). Empty before the first event."""
+    if not lake_has_table("ops", "audit_log"):
+        return pd.DataFrame(columns=AUDIT_COLUMNS)
+    return _query(
+        f"""
+        select {", ".join(AUDIT_COLUMNS)} from ops.audit_log
+        where cast(occurred_at at time zone 'UTC' as date) between $start and $end
+          and (len($actions) = 0 or list_contains($actions::varchar[], action))
+          and (len($outcomes) = 0 or list_contains($outcomes::varchar[], outcome))
+          and ($actor = '' or contains(lower(actor), lower($actor)))
+        order by occurred_at desc
+        limit $limit
+        """,
+        {
+            "start": start,
+            "end": end,
+            "actions": list(actions),
+            "outcomes": list(outcomes),
+            "actor": actor.strip(),
+            "limit": int(limit),
+        },
+    )
+
+
+def lake_has_table(schema: str, table: str) -> bool:
+    found = _query(
+        """
+        select count(*) as n from information_schema.tables
+        where table_catalog = $catalog and table_schema = $schema and table_name = $table
+        """,
+        {"catalog": LAKE_ALIAS, "schema": schema, "table": table},
+    )
+    return bool(found.iloc[0, 0])

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -21,6 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ordertower import devauth
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "dashboards" / "app.py"
@@ -42,6 +45,7 @@ PAGES = {
     "carbon": "carbon",
     "risk_review": "risk-review",
     "data_quality": "data-quality",
+    "audit_log": "audit-log",
 }
 #: Records every change of the app's script state with its time, so a render can be timed from
 #: the action that caused it even when the run is too quick to be seen "running" by polling.
@@ -108,12 +112,38 @@ def serve(
     timeout_s: float = 90,
     options: tuple[str, ...] = (),
 ) -> Iterator[str]:
-    """``streamlit run dashboards/app.py`` on a free 127.0.0.1 port; yields its base URL.
+    """``streamlit run dashboards/app.py`` on a free 127.0.0.1 port, signing in through a local
+    OpenID Connect provider (:mod:`ordertower.devauth`, also on a free port); yields the app's
+    base URL. Sign in with :func:`sign_in`.
 
     ``env`` is added to this process's environment (e.g. ``ORDERTOWER_HOME``); ``options`` are
-    more ``streamlit run`` options. The server runs in its own process group and is stopped
+    more ``streamlit run`` options. The servers run in their own process groups and are stopped
     (SIGTERM, then SIGKILL) on exit.
     """
+    with tempfile.TemporaryDirectory(prefix="ordertower-auth-") as tmp:
+        provider_log = log.with_name(log.stem + "_oidc.log") if log else None
+        with devauth.local_provider(log=provider_log) as issuer:
+            secrets_file = devauth.write_secrets(
+                Path(tmp) / "secrets.toml", "http://127.0.0.1:{port}", issuer
+            )
+            with _serve(
+                env, log, timeout_s, (*options, "--secrets.files", str(secrets_file))
+            ) as url:
+                yield url
+
+
+def sign_in(page: Any, url: str, role: str = "admin") -> None:
+    """Sign the browser page in as the demo identity of ``role`` (ordertower/roles.yaml)."""
+    devauth.sign_in(page, url, str(devauth.DEMO_USERS[role]["email"]))
+
+
+@contextmanager
+def _serve(
+    env: dict[str, str] | None,
+    log: Path | None,
+    timeout_s: float,
+    options: tuple[str, ...],
+) -> Iterator[str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     out = log.open("wb") if log else subprocess.DEVNULL

@@ -358,6 +358,19 @@ def cmd_olist_land(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pii_scan(args: argparse.Namespace) -> int:
+    """Scan every surface outside the raw layer for personal data; exit 1 when any is found."""
+    from ordertower.lake import LakeError
+    from pipelines.pii_scan import format_report, report_json, scan
+
+    try:
+        report = scan()
+    except LakeError as exc:
+        raise CliError(str(exc)) from exc
+    print(report_json(report) if args.format == "json" else format_report(report))
+    return 0 if report.clean else 1
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from pipelines.bench import run_bench
 
@@ -404,21 +417,37 @@ def cmd_risk_catalogue(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_risk_decide(args: argparse.Namespace) -> int:
-    """An analyst's decision on a held order, through the one audited write path."""
-    from ml.risk.store import ReviewError, record_review
-    from ordertower.lake import LakeError, connect
+def _actor(args: argparse.Namespace, permission: str, what: str):
+    """The named identity a write verb acts as (``--as``, else ``ORDERTOWER_ACTOR``), checked
+    against the roles file like a signed-in user; a denial is audited and ends the command."""
+    from ordertower import audit
+    from ordertower.access import AccessDenied, RolesFileError, named, require
+    from ordertower.settings import get_settings
 
     try:
-        con = connect()
-    except LakeError as exc:
+        who = named(args.actor or get_settings().actor or "")
+        return require(who, permission, what)
+    except RolesFileError as exc:
         raise CliError(str(exc)) from exc
+    except AccessDenied as exc:
+        if args.actor or get_settings().actor:
+            audit.append(named(args.actor or get_settings().actor), "access_denied",
+                         f"cli:{args.command}", "denied", detail=str(exc))  # fmt: skip
+        raise CliError(str(exc)) from exc
+
+
+def cmd_risk_decide(args: argparse.Namespace) -> int:
+    """An analyst's decision on a held order, through the one audited write path."""
+    from ml.risk.store import ReviewError, decide
+    from ordertower.access import AccessDenied
+    from ordertower.audit import AuditError
+    from ordertower.lake import LakeError
+
+    who = _actor(args, "risk.decide", "risk review decisions")
     try:
-        record = record_review(con, args.order_id, args.decision, args.reviewer, args.note or "")
-    except ReviewError as exc:
+        record = decide(who, args.order_id, args.decision, args.note or "")
+    except (ReviewError, AccessDenied, AuditError, LakeError) as exc:
         raise CliError(str(exc)) from exc
-    finally:
-        con.close()
     print(
         f"{record['decision']} {record['order_id']} by {record['reviewer']} at "
         f"{record['decided_at']:%Y-%m-%d %H:%M:%S} UTC (decision {record['decision_id']}); "
@@ -470,7 +499,11 @@ def cmd_crm_serve(args: argparse.Namespace) -> int:
         crm = CrmReceiver(db, host=args.host, port=args.port)
     except ReceiverError as exc:
         raise CliError(str(exc)) from exc
-    print(f"local CRM listening on {crm.url} (messages kept in {db}; Ctrl-C to stop)", flush=True)
+    print(
+        f"local CRM listening on {crm.url} (messages kept in {db}; requests need the bearer "
+        f"token in {get_settings().crm_token_file}; Ctrl-C to stop)",
+        flush=True,
+    )
     with contextlib.suppress(KeyboardInterrupt):
         crm.serve_forever()
     return 0
@@ -486,12 +519,15 @@ def cmd_crm_send(args: argparse.Namespace) -> int:
     import duckdb
 
     from ordertower.lake import LakeError, connect
+    from ordertower.redact import redact
     from ordertower.settings import get_settings
     from pipelines.crm.outbox import Sender, SendStats, run_sender
 
     url = args.url or get_settings().crm_url
     if urlparse(url).scheme not in ("http", "https") or not urlparse(url).netloc:
-        raise CliError(f"not an http(s) URL for the CRM: {url!r} (--url or ORDERTOWER_CRM_URL)")
+        raise CliError(
+            f"not an http(s) URL for the CRM: {redact(url)!r} (--url or ORDERTOWER_CRM_URL)"
+        )
     try:
         connect(read_only=True).close()  # a sender never creates a lake
     except LakeError as exc:
@@ -516,7 +552,9 @@ def cmd_crm_send(args: argparse.Namespace) -> int:
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        print(f"delivering the CRM outbox to {url} every {args.interval:g} s (Ctrl-C to stop)")
+        print(
+            f"delivering the CRM outbox to {redact(url)} every {args.interval:g} s (Ctrl-C to stop)"
+        )
         totals = run_sender(stop, interval=args.interval, batch=args.batch, sender=sender)
     print(json.dumps(totals.as_dict(), indent=2))
     return 0
@@ -551,21 +589,27 @@ def cmd_crm_requeue(args: argparse.Namespace) -> int:
     """Give dead messages a fresh set of attempts (after the CRM problem is fixed)."""
     import duckdb
 
+    from ordertower import audit
     from ordertower.lake import LakeError, connect
     from pipelines.crm.outbox import requeue_dead
 
+    who = _actor(args, "crm.operate", "the CRM outbox")
     try:
         connect(read_only=True).close()
-        con = connect()
     except LakeError as exc:
         raise CliError(str(exc)) from exc
-    try:
+
+    def requeue(con) -> int:
         n = requeue_dead(con, args.message_ids or None)
-    except duckdb.Error as exc:
+        audit.record(con, who, "crm_requeue", target=",".join(args.message_ids) or "(all dead)",
+                     before={"status": "dead"}, after={"status": "pending", "messages": n})  # fmt: skip
+        return n
+
+    try:
+        n = audit.write(requeue)
+    except (audit.AuditError, duckdb.Error) as exc:
         raise CliError(f"the lake is unavailable: {str(exc).splitlines()[0]}") from exc
-    finally:
-        con.close()
-    print(f"{n} dead message(s) pending again")
+    print(f"{n} dead message(s) pending again (by {who.label})")
     return 0
 
 
@@ -580,6 +624,64 @@ def cmd_crm_check(args: argparse.Namespace) -> int:
     print(
         f"templates valid: {len(templates.languages)} languages ({', '.join(templates.languages)})"
     )
+    return 0
+
+
+def cmd_access_lint(args: argparse.Namespace) -> int:
+    """Validate the roles file (roles, permissions, assignments)."""
+    from ordertower.access import RolesFileError, load_policy, roles_file
+
+    path = Path(args.path) if args.path else roles_file()
+    try:
+        policy = load_policy(path)
+    except RolesFileError as exc:
+        raise CliError(str(exc)) from exc
+    people = len(policy.by_email) + len(policy.by_subject)
+    print(
+        f"{path}: valid; {len(policy.role_permissions)} roles, {people} identities and "
+        f"{len(policy.by_group)} groups assigned"
+    )
+    return 0
+
+
+def cmd_access_whois(args: argparse.Namespace) -> int:
+    """The roles and permissions the roles file gives an identity."""
+    from ordertower.access import RolesFileError, named
+
+    try:
+        who = named(args.identity)
+    except RolesFileError as exc:
+        raise CliError(str(exc)) from exc
+    print(f"{who.label}: roles {who.roles_text}; may {', '.join(sorted(who.permissions)) or '-'}")
+    return 0
+
+
+def cmd_auth_provider(args: argparse.Namespace) -> int:
+    """Run the local OpenID Connect provider (development and demo sign-in) in the foreground."""
+    import subprocess
+
+    from ordertower import devauth
+
+    command = devauth.provider_command(args.port, args.host)
+    print(
+        f"local OpenID Connect provider on http://{args.host}:{args.port} with the demo "
+        f"identities: {', '.join(str(u['email']) for u in devauth.DEMO_USERS.values())}",
+        flush=True,
+    )
+    try:
+        return subprocess.call(command)
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_auth_local_secrets(args: argparse.Namespace) -> int:
+    """Write the Streamlit secrets that point st.login at the local provider; print the path."""
+    from ordertower import devauth
+
+    path = devauth.write_secrets(
+        Path(args.out) if args.out else devauth.local_secrets_path(), args.app_url, args.issuer
+    )
+    print(path)
     return 0
 
 
@@ -734,7 +836,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = risk.add_parser("decide", help="record an analyst's approve / reject on a scored order")
     p.add_argument("order_id")
     p.add_argument("decision", choices=["approve", "reject"])
-    p.add_argument("--reviewer", required=True, help="who decides")
+    p.add_argument(
+        "--as",
+        "--reviewer",
+        dest="actor",
+        help="who decides: an identity of the roles file holding risk.decide "
+        "(default: ORDERTOWER_ACTOR)",
+    )
     p.add_argument("--note", help="why")
     p.set_defaults(func=cmd_risk_decide)
     p = risk.add_parser(
@@ -761,6 +869,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_crm_status)
     p = crm.add_parser("requeue", help="give dead messages a fresh set of attempts")
     p.add_argument("message_ids", nargs="*", help="only these (default: every dead message)")
+    p.add_argument(
+        "--as",
+        dest="actor",
+        help="who requeues: an identity holding crm.operate (default: ORDERTOWER_ACTOR)",
+    )
     p.set_defaults(func=cmd_crm_requeue)
     p = crm.add_parser("check", help="validate the message templates (messages.yaml)")
     p.add_argument("path", nargs="?", help="a templates file (default: the shipped one)")
@@ -775,6 +888,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.set_defaults(func=cmd_route)
 
+    access = sub.add_parser("access", help="who may do what: the roles file").add_subparsers(
+        dest="access_command", required=True
+    )
+    p = access.add_parser("lint", help="validate the roles file (default: ORDERTOWER_ROLES_FILE)")
+    p.add_argument("path", nargs="?")
+    p.set_defaults(func=cmd_access_lint)
+    p = access.add_parser("whois", help="the roles and permissions of an e-mail or subject")
+    p.add_argument("identity")
+    p.set_defaults(func=cmd_access_whois)
+
+    auth = sub.add_parser(
+        "auth", help="sign-in on a developer's machine: the local OpenID Connect provider"
+    ).add_subparsers(dest="auth_command", required=True)
+    p = auth.add_parser("provider", help="run the local OpenID Connect provider (127.0.0.1)")
+    p.add_argument("--port", type=int, default=9400)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.set_defaults(func=cmd_auth_provider)
+    p = auth.add_parser(
+        "local-secrets", help="write Streamlit secrets for the local provider; prints the path"
+    )
+    p.add_argument("--app-url", default="http://127.0.0.1:8501")
+    p.add_argument("--issuer", default="http://127.0.0.1:9400")
+    p.add_argument("--out", help="default: $ORDERTOWER_HOME/secrets/streamlit_secrets.toml")
+    p.set_defaults(func=cmd_auth_local_secrets)
+
+    pii = sub.add_parser("pii", help="personal data outside the raw layer").add_subparsers(
+        dest="pii_command", required=True
+    )
+    p = pii.add_parser(
+        "scan",
+        help="scan the lake, quarantine reasons, Dagster, MLflow, logs and CRM for PII "
+        "(exit 1 when found; samples are masked)",
+    )
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(func=cmd_pii_scan)
+
     p = sub.add_parser("bench", help="measure simulator and ingestion throughput")
     p.add_argument(
         "--scale",
@@ -788,16 +937,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ordertower.redact import install_log_redaction, redact
+
+    install_log_redaction()  # no password of a DSN or URL in any log line of this process
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
     except CliError as exc:
-        print(f"ordertower {args.command}: {exc}", file=sys.stderr)
+        print(f"ordertower {args.command}: {redact(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # unforeseen: the traceback as Python prints it, without passwords
+        import traceback
+
+        print(redact("".join(traceback.format_exception(exc))), file=sys.stderr, end="")
+        return 1
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboards import components, data
 from ordertower.lake import connect
+from tests.auth_support import app_as, open_page
 
 APP = Path(__file__).resolve().parent.parent / "dashboards" / "app.py"
 #: Generous: the first run in a process imports plotly and loads the DuckDB extensions.
@@ -26,11 +27,8 @@ TIMEOUT = 60
 pytestmark = pytest.mark.usefixtures("fresh_streamlit_caches")
 
 
-def run_app() -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
-    at.run()  # st.navigation registers the pages' URLs on the first run
-    at.switch_page("views/data_quality.py")
-    at.run()
+def run_app(role: str = "steward") -> AppTest:
+    at = open_page(app_as(role, TIMEOUT), "data_quality")
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -205,13 +203,43 @@ def test_mask_pii_json(raw: str, expected: dict) -> None:
     assert json.loads(components.mask_pii(raw, pii)) == expected
 
 
-def test_mask_pii_leaves_other_records_alone() -> None:
+def test_mask_pii_leaves_records_without_pii_alone() -> None:
     assert (
-        components.mask_pii("2026-08-20,WH-MUC,SKU-1,-3", ["on_hand"])
+        components.mask_pii("2026-08-20,WH-MUC,SKU-1,-3", [], ["date", "wh", "sku", "on_hand"])
         == "2026-08-20,WH-MUC,SKU-1,-3"
     )
     assert components.mask_pii('{"a": 1}', []) == '{"a": 1}'
     assert components.mask_pii(None, ["a"]) is None
+
+
+def test_mask_pii_masks_csv_records_by_their_header() -> None:
+    header = ["customer_id", "customer_unique_id", "customer_zip_code_prefix", "customer_city"]
+    pii = ["customer_zip_code_prefix", "customer_city"]
+    raw = 'c1,u1,01310,"sao paulo, centro"'
+    assert components.mask_pii(raw, pii, header) == "c1,u1,***,***"
+    assert components.mask_pii("c1;u1;01310;rio", pii, header, delimiter=";") == "c1;u1;***;***"
+
+
+@pytest.mark.parametrize(
+    ("raw", "header"),
+    [
+        ("c1,u1,01310,sao paulo", None),  # no header known: the fields cannot be told apart
+        ("c1,u1,01310", ["customer_id", "customer_zip_code_prefix", "x", "customer_city"]),
+        ('{"ip_address": "1.2.3.4", "email": "jane@', None),  # truncated JSON
+        ('["jane@example.org", "1.2.3.4"]', None),  # JSON, but not an object
+    ],
+)
+def test_mask_pii_withholds_what_it_cannot_parse(raw: str, header: list[str] | None) -> None:
+    pii = ["customer_zip_code_prefix", "customer_city", "ip_address", "email"]
+    assert components.mask_pii(raw, pii, header) == components.UNPARSABLE
+
+
+def test_mask_pii_withholds_personal_data_typed_into_other_fields() -> None:
+    header = ["order_id", "note"]
+    masked = components.mask_pii("ORD-1,mail jane.doe@gmail.com or +49 151 2345678", ["x"], header)
+    assert masked.startswith("ORD-1,") and "jane" not in masked and "2345678" not in masked
+    shown = components.mask_pii('{"note": "from 81.2.69.160", "n": 3}', ["x"])
+    assert json.loads(shown) == {"note": "from <pii withheld>", "n": 3}
 
 
 def test_formatting() -> None:

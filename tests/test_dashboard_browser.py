@@ -2,7 +2,8 @@
 
 AppTest cannot see what only a browser sees: the page failing to load its front-end, a chart
 that throws in JavaScript, an exception box rendered after the script finished. This test
-serves the app on a seeded temporary lake, opens it and fails on any Streamlit error element.
+serves the app on a seeded temporary lake, signs in as a steward through the local OpenID
+Connect provider, opens the page and fails on any Streamlit error element.
 A full-page screenshot is written to ``tests/artifacts/`` for a human to look at.
 """
 
@@ -57,6 +58,7 @@ def test_data_quality_page_renders_in_chromium(served_app: str) -> None:
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
             page_errors: list[str] = []
             page.on("pageerror", lambda exc: page_errors.append(str(exc)))
+            probe.sign_in(page, served_app, "steward")  # the data-quality page is the stewards'
             page.goto(f"{served_app}/data-quality", wait_until="domcontentloaded")
 
             # Rendered: the headline metrics, the chart and the drill-down table are there

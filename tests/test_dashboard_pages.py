@@ -8,6 +8,7 @@ dispatch plans and van rounds), the live path when a broker is reachable, risk s
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from ordertower import lake
+from tests.auth_support import app_as, open_page
 from tests.dashboard_world import build_world
 
 pytestmark = pytest.mark.slow
@@ -64,11 +66,12 @@ def _q(sql: str, params: list | None = None) -> pd.DataFrame:
         con.close()
 
 
-def page(name: str) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
-    at.run()  # st.navigation registers the pages' URLs on the first run
-    at.switch_page(f"views/{name}.py")
-    at.run()
+#: Who opens each page in these tests (the demo identities of ordertower/roles.yaml).
+ROLE_OF_PAGE = {"data_quality": "steward", "risk_review": "risk_reviewer"}
+
+
+def page(name: str, role: str | None = None) -> AppTest:
+    at = open_page(app_as(role or ROLE_OF_PAGE.get(name, "admin"), TIMEOUT), name)
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
     return at
@@ -147,7 +150,7 @@ def test_tracking_by_tracking_ref_and_by_customer(world):
     # a customer with more orders than the list holds: the most recent, and how many in all
     from dashboards import data
 
-    hits = data.find_orders(customer, limit=1)
+    hits = data.find_orders.__wrapped__(customer, limit=1)  # the query behind the access check
     assert len(hits) == 1 and hits["matches"].tolist() == [n]
 
 
@@ -177,7 +180,7 @@ def test_unsafe_search_is_not_found_never_an_error(world, term):
 
 def test_deep_link_opens_an_order(world):
     order_id = _an_order_with_legs()
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at = app_as("operator", TIMEOUT)
     at.query_params["order"] = order_id
     at.run()
     assert not at.exception
@@ -283,26 +286,44 @@ def test_dispatch_plan_vs_baseline(world):
 # -- risk review ---------------------------------------------------------------------------------
 
 
+REVIEWER = "reviewer@demo.ordertower.local"
+
+
+def _audit(action: str, target: str) -> pd.DataFrame:
+    return _q(
+        "select actor, roles, channel, outcome, before_state, after_state, detail "
+        "from ops.audit_log where action = ? and target = ? order by occurred_at",
+        [action, target],
+    )
+
+
 def test_review_decision_is_written_and_read_back(world):
     at = page("risk_review")
     queue = [f for f in frames(at) if "expected_loss" in f.columns][0]
     assert not queue.empty
     order_id = queue.iloc[0]["order_id"]
+    assert f"Deciding as **{REVIEWER}**" in all_text(at)
+    assert not at.text_input, "the reviewer is the signed-in identity, never a text box"
     at.radio(key="risk_decision_choice").set_value("reject")
-    at.text_input(key="risk_reviewer").set_value("Ana Analyst")
     at.text_area(key="risk_note").set_value("ring device, card tested twice")
     at.button[0].click().run()
     assert not at.exception and not at.error
-    assert any(order_id in s.value and "Ana Analyst" in s.value for s in at.success)
+    assert any(order_id in s.value and REVIEWER in s.value for s in at.success)
     stored = _q(
         "select decision, reviewer, note, decided_at, model_version "
         "from ops.risk_review_decisions where order_id = ?",
         [order_id],
     )
     assert stored[["decision", "reviewer", "note"]].values.tolist() == [
-        ["reject", "Ana Analyst", "ring device, card tested twice"]
+        ["reject", REVIEWER, "ring device, card tested twice"]
     ]
     assert pd.notna(stored.iloc[0]["decided_at"]) and stored.iloc[0]["model_version"]
+    audited = _audit("risk_decision", order_id)
+    assert audited[["actor", "roles", "outcome"]].values.tolist() == [
+        [REVIEWER, "risk_reviewer", "ok"]
+    ]
+    assert '"status": "pending"' in audited.iloc[0]["before_state"]
+    assert '"decision": "reject"' in audited.iloc[0]["after_state"]
     # read back: the decision log shows it and the order left the queue
     log = [f for f in frames(at) if "reviewer" in f.columns][0]
     assert log.iloc[0]["order_id"] == order_id
@@ -310,22 +331,70 @@ def test_review_decision_is_written_and_read_back(world):
     assert not queue or order_id not in set(queue[0]["order_id"])
 
 
-def test_review_without_a_name_is_refused_and_nothing_is_written(world):
-    before = (
-        _q("select count(*) from ops.risk_review_decisions").iloc[0, 0]
-        if lake_has_decisions()
-        else 0
-    )
+def test_counters_agree_with_the_queue(world):
     at = page("risk_review")
-    at.text_input(key="risk_reviewer").set_value("   ")
+    shown = metrics(at)
+    queue = [f for f in frames(at) if "expected_loss" in f.columns]
+    waiting = int(shown["Waiting in the queue"].replace(",", ""))
+    listed = len(queue[0]) if queue else 0
+    assert waiting == listed or (listed == 500 and waiting > 500)
+    held = int(shown["Held for review"].replace(",", ""))
+    assert waiting <= held
+    assert f"{held:,} orders held in the selection" in all_text(at)
+
+
+def test_a_changed_queue_never_moves_a_decision_to_another_order(world):
+    """Between drawing the form and submitting it, another reviewer decides the displayed
+    order (so another order is now on top), or decides a different order: the decision is
+    refused in the first case and lands on the displayed order in the second, never on the
+    order that happens to be on top when it is submitted."""
+    from ml.risk.store import decide
+    from ordertower.access import named
+
+    other = named("admin@demo.ordertower.local")
+    # 1. the displayed order is decided by someone else before the submit
+    at = page("risk_review")
+    queue = [f for f in frames(at) if "expected_loss" in f.columns][0]
+    shown_order, next_order = queue.iloc[0]["order_id"], queue.iloc[1]["order_id"]
+    decide(other, shown_order, "approve", "decided elsewhere first")
+    at.radio(key="risk_decision_choice").set_value("reject")
     at.button[0].click().run()
-    assert any("name" in e.value for e in at.error)
-    after = (
-        _q("select count(*) from ops.risk_review_decisions").iloc[0, 0]
-        if lake_has_decisions()
-        else 0
+    assert any("already decided" in e.value for e in at.error), [e.value for e in at.error]
+    assert (
+        _q(
+            "select count(*) from ops.risk_review_decisions where reviewer = ? and order_id in (?, ?)",
+            [REVIEWER, shown_order, next_order],
+        ).iloc[0, 0]
+        == 0
     )
-    assert after == before
+    refused = _audit("risk_decision", shown_order)
+    assert refused["outcome"].tolist() == ["ok", "refused"]  # admin's decision, then ours
+    # 2. a different order leaves the queue before the submit: ours lands where it was shown
+    at = page("risk_review")
+    queue = [f for f in frames(at) if "expected_loss" in f.columns][0]
+    shown_order, first_other = queue.iloc[0]["order_id"], queue.iloc[1]["order_id"]
+    decide(other, first_other, "approve", "another order decided meanwhile")
+    at.radio(key="risk_decision_choice").set_value("reject")
+    at.button[0].click().run()
+    assert not at.error, [e.value for e in at.error]
+    mine = _q("select order_id from ops.risk_review_decisions where reviewer = ?", [REVIEWER])
+    assert shown_order in set(mine["order_id"]) and first_other not in set(mine["order_id"])
+
+
+def test_a_role_without_risk_decide_cannot_decide(world):
+    """An operator is denied the page; a steward-made identity without the role is refused in
+    the write path itself, not only in the page."""
+    at = open_page(app_as("operator", TIMEOUT), "risk_review")
+    assert not at.exception
+    assert any("may not open the Risk review page" in e.value for e in at.error)
+    assert not frames(at) and not at.metric
+    from ml.risk.store import decide
+    from ordertower.access import AccessDenied, named
+
+    order_id = _q("select order_id from marts.fct_risk_review_queue limit 1").iloc[0, 0]
+    with pytest.raises(AccessDenied, match="risk_reviewer"):
+        decide(named("operator@demo.ordertower.local"), order_id, "approve")
+    assert "denied" in set(_audit("risk_decision", order_id)["outcome"])
 
 
 def lake_has_decisions() -> bool:
@@ -340,10 +409,7 @@ def lake_has_decisions() -> bool:
 
 
 def test_data_quality_lists_every_mart_contract(world):
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
-    at.run()  # st.navigation registers the pages' URLs on the first run
-    at.switch_page("views/data_quality.py")
-    at.run()
+    at = page("data_quality")
     assert not at.exception
     marts = [f for f in frames(at) if "mart" in f.columns and "owner" in f.columns][0]
     contracts = {p.stem for p in (APP.parent.parent / "data_contracts" / "marts").glob("*.yaml")}
@@ -379,6 +445,9 @@ def test_no_customer_pii_on_any_page(world):
 
 @pytest.mark.browser
 def test_every_page_in_chromium_without_an_error(world, tmp_path):
+    """Signed in through the local OpenID Connect provider: anonymous visitors see only the
+    sign-in; a viewer sees the KPIs and is denied the risk review; an admin walks every page;
+    a risk reviewer's decision lands in the lake under the signed-in identity."""
     from dashboards import probe
 
     if not probe.CHROMIUM.exists():
@@ -392,41 +461,98 @@ def test_every_page_in_chromium_without_an_error(world, tmp_path):
         probe.serve({"ORDERTOWER_HOME": str(world)}, log=tmp_path / "streamlit.log") as url,
         probe.browser() as browser_page,
     ):
-        p = probe.Probe(browser_page, url)
-        for name, path in probe.PAGES.items():
-            p.open(path)
+        # anonymous: every page is the sign-in page, with no data
+        for path in ("", "kpis", "risk-review", "audit-log"):
+            browser_page.goto(f"{url}/{path}", wait_until="domcontentloaded")
+            browser_page.get_by_role("button", name="Sign in").wait_for(timeout=60_000)
+            assert browser_page.locator('[data-testid="stMetric"]').count() == 0
+            assert browser_page.locator('[data-testid="stDataFrame"]').count() == 0
+            assert browser_page.locator('[data-testid="stSidebarNav"]').count() == 0
+        browser_page.screenshot(path=str(ARTIFACTS / "sign_in.png"))
+
+        # a viewer: the KPIs, and a clear denial on the risk review
+        with _fresh_context(browser_page) as viewer:
+            probe.sign_in(viewer, url, "viewer")
+            p = probe.Probe(viewer, url)
+            p.open("kpis")
             p.settle()
-            assert not p.errors(), (name, p.errors())
-            p.screenshot(ARTIFACTS / f"{name}.png")
-        # search an order, then an unsafe term, in the browser
-        p.open("")
-        p.act(probe.search(order_id))
-        p.settle()
-        assert browser_page.get_by_text(f"Order {order_id}").count() == 1
-        assert not p.errors(), p.errors()
-        p.screenshot(ARTIFACTS / "tracking_order.png")
-        p.act(probe.search("' or 1=1 --"))
-        assert browser_page.get_by_text("Not found", exact=False).count() >= 1
-        # a filter change and in-app navigation
-        p.navigate("KPIs")
-        p.act(probe.pick("Warehouses", "WH-"))
-        p.navigate("Exceptions")
-        assert not p.errors(), p.errors()
-        # a review decision made in the browser lands in the lake with who and when
-        p.navigate("Risk review")
-        decided = browser_page.get_by_text("Decide on ", exact=False).first.inner_text()
-        order_decided = decided.removeprefix("Decide on ").strip()
-        probe.choose_radio("approve")(browser_page)  # inside a form: no run until submitted
-        browser_page.get_by_label("Your name").fill("Bea Browser")
-        browser_page.get_by_label("Note (why)").fill("known customer, new phone")
-        p.act(probe.click_button("Record decision"))
-        assert not p.errors(), p.errors()
-        stored = _q(
-            "select order_id, decision, reviewer, note, decided_at "
-            "from ops.risk_review_decisions where reviewer = 'Bea Browser' and order_id = ?",
-            [order_decided],
-        )
-        assert stored[["order_id", "decision", "note"]].values.tolist() == [
-            [order_decided, "approve", "known customer, new phone"]
-        ]
-        assert pd.notna(stored.iloc[0]["decided_at"])
+            assert not p.errors(), p.errors()
+            assert viewer.locator('[data-testid="stMetric"]').count() > 0
+            nav = viewer.locator('[data-testid="stSidebarNav"]').inner_text()
+            assert "KPIs" in nav and "Risk review" not in nav and "Order tracking" not in nav
+            viewer.goto(f"{url}/risk-review", wait_until="domcontentloaded")
+            denial = viewer.get_by_text("may not open the Risk review page", exact=False)
+            denial.wait_for(timeout=60_000)
+            assert viewer.locator('[data-testid="stDataFrame"]').count() == 0
+            viewer.screenshot(path=str(ARTIFACTS / "viewer_denied.png"))
+
+        # an admin: every page, a search, a filter change
+        with _fresh_context(browser_page) as admin:
+            probe.sign_in(admin, url, "admin")
+            p = probe.Probe(admin, url)
+            for name, path in probe.PAGES.items():
+                p.open(path)
+                p.settle()
+                assert not p.errors(), (name, p.errors())
+                p.screenshot(ARTIFACTS / f"{name}.png")
+            p.open("")
+            p.act(probe.search(order_id))
+            p.settle()
+            assert admin.get_by_text(f"Order {order_id}").count() == 1
+            assert not p.errors(), p.errors()
+            p.screenshot(ARTIFACTS / "tracking_order.png")
+            p.act(probe.search("' or 1=1 --"))
+            assert admin.get_by_text("Not found", exact=False).count() >= 1
+            p.navigate("KPIs")
+            p.act(probe.pick("Warehouses", "WH-"))
+            p.navigate("Exceptions")
+            assert not p.errors(), p.errors()
+
+        # a risk reviewer: a decision made in the browser lands with the signed-in identity
+        with _fresh_context(browser_page) as reviewer:
+            probe.sign_in(reviewer, url, "risk_reviewer")
+            p = probe.Probe(reviewer, url)
+            p.open("risk-review")
+            p.settle()
+            decided = reviewer.get_by_text("Decide on ", exact=False).first.inner_text()
+            order_decided = decided.removeprefix("Decide on ").strip()
+            probe.choose_radio("approve")(reviewer)  # inside a form: no run until submitted
+            reviewer.get_by_label("Note (why)").fill("known customer, new phone")
+            p.act(probe.click_button("Record decision"))
+            assert not p.errors(), p.errors()
+            stored = _q(
+                "select order_id, decision, reviewer, note, decided_at "
+                "from ops.risk_review_decisions where order_id = ?",
+                [order_decided],
+            )
+            assert stored[["order_id", "decision", "reviewer", "note"]].values.tolist() == [
+                [order_decided, "approve", REVIEWER, "known customer, new phone"]
+            ]
+            assert pd.notna(stored.iloc[0]["decided_at"])
+            audited = _audit("risk_decision", order_decided)
+            assert audited[["actor", "outcome"]].values.tolist() == [[REVIEWER, "ok"]]
+    signed_in = _q("select actor, outcome from ops.audit_log where action = 'sign_in'")
+    assert {
+        "viewer@demo.ordertower.local",
+        "admin@demo.ordertower.local",
+        REVIEWER,
+    } <= set(signed_in["actor"])
+    denied = _q(
+        "select actor, target from ops.audit_log where action = 'access_denied' "
+        "and actor = 'viewer@demo.ordertower.local'"
+    )
+    assert "page:Risk review" in set(denied["target"])
+
+
+@contextlib.contextmanager
+def _fresh_context(page):
+    """A new browser context (no cookies: a different person at the same browser)."""
+    context = page.context.browser.new_context(viewport={"width": 1440, "height": 1000})
+    try:
+        new = context.new_page()
+        from dashboards.probe import _STATE_RECORDER
+
+        new.add_init_script(_STATE_RECORDER)
+        yield new
+    finally:
+        context.close()

@@ -106,17 +106,17 @@ def test_every_order_is_scored_and_the_review_queue_has_readable_reasons(world):
 
 def test_an_analyst_decision_is_recorded_and_becomes_a_label(world, capsys):
     order_id = _q("select order_id from marts.fct_risk_review_queue limit 1").iloc[0, 0]
-    assert (
-        main(["risk", "decide", order_id, "reject", "--reviewer", "Ana Analyst", "--note", "ring"])
-        == 0
-    )
-    assert main(["risk", "decide", "ORD-NOPE", "approve", "--reviewer", "Ana"]) == 1
+    reviewer = "reviewer@demo.ordertower.local"
+    assert main(["risk", "decide", order_id, "reject", "--as", reviewer, "--note", "ring"]) == 0
+    assert main(["risk", "decide", "ORD-NOPE", "approve", "--as", reviewer]) == 1
     assert "has no risk score" in capsys.readouterr().err
-    assert main(["risk", "decide", order_id, "reject", "--reviewer", "  "]) == 1
+    assert main(["risk", "decide", order_id, "reject", "--as", "  "]) == 1
+    assert main(["risk", "decide", order_id, "approve", "--as", reviewer]) == 1  # decided once
+    assert "already decided" in capsys.readouterr().err
     assert main(["dbt", "build", "-s", "+fct_risk_review_queue", "int_order_fraud_labels",
                  "--exclude", "resource_type:seed"]) == 0  # fmt: skip
     row = _q("select * from marts.fct_order_risk where order_id = ?", [order_id]).iloc[0]
-    assert row["review_status"] == "rejected" and row["reviewed_by"] == "Ana Analyst"
+    assert row["review_status"] == "rejected" and row["reviewed_by"] == reviewer
     assert row["final_decision"] == "reject" and pd.notna(row["reviewed_at"])
     label = _q("select * from intermediate.int_order_fraud_labels where order_id = ?", [order_id])
     assert label.iloc[0]["is_fraud"] and label.iloc[0]["label_source"] in (

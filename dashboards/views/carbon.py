@@ -13,8 +13,10 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from dashboards import auth, data
 from dashboards import components as ui
-from dashboards import data
+
+who = auth.require_page("carbon", "Carbon")
 
 st.title("Carbon")
 st.caption(

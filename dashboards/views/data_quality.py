@@ -18,8 +18,9 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
+from dashboards import auth, data
 from dashboards import components as ui
-from dashboards import data
+from ordertower.access import Identity
 
 #: Default date window: the latest two weeks of partitions, enough to see a trend, small enough
 #: to read.
@@ -318,7 +319,7 @@ def _contract_rules(datasets: tuple[str, ...], start: dt.date | None, end: dt.da
     )
 
 
-def _drill_down(parts: pd.DataFrame, registry: pd.DataFrame) -> None:
+def _drill_down(parts: pd.DataFrame, registry: pd.DataFrame, who: Identity) -> None:
     """Quarantined records of one dataset partition, PII masked, to hand back to the source."""
     st.subheader("Quarantined records")
     with_rejects = parts[parts["quarantined"] > 0]
@@ -340,16 +341,23 @@ def _drill_down(parts: pd.DataFrame, registry: pd.DataFrame) -> None:
         key="dq_drill_partition",
         format_func=lambda key: f"{key} ({ui.fmt_count(counts.get(key))} quarantined)",
     )
-    records = data.quarantined_records(dataset, partition, limit=DRILL_LIMIT)
     pii = registry.loc[registry["dataset"] == dataset, "pii_columns"]
     pii_columns = list(pii.iloc[0]) if len(pii) and pii.iloc[0] is not None else []
-    shown = records.assign(
-        raw_record=records["raw_record"].map(lambda raw: ui.mask_pii(raw, pii_columns))
-    )
+    reveal = False
+    if who.may("quarantine.raw"):
+        reveal = st.toggle(
+            "Show the original text (personal data; the access is audited)",
+            key="dq_reveal_raw",
+        )
+    shown = data.quarantined_records(dataset, partition, limit=DRILL_LIMIT, reveal=reveal)
+    if reveal:
+        auth.audit_read(f"quarantine:{dataset}/{partition}", f"{len(shown)} original record(s)")
     total = int(counts.get(partition, len(shown)))
     note = f"Showing {len(shown):,} of {total:,} quarantined records"
-    if pii_columns:
-        note += f"; PII fields masked in JSON records ({', '.join(pii_columns)})"
+    if reveal:
+        note += "; original text as delivered"
+    elif pii_columns:
+        note += f"; personal data masked ({', '.join(pii_columns)})"
     st.caption(note + ".")
     # Keyed by dataset and partition so a row selected in one partition does not carry over.
     table = st.dataframe(
@@ -431,6 +439,7 @@ def _marts() -> None:
 
 def render() -> None:
     """Lay out the page; any missing lake or table ends it with a hint, never a traceback."""
+    who = auth.require_page("quality", "Data quality")
     st.title("Data quality")
     st.caption(
         "Per dataset and partition: what the sources delivered, what landed, what was "
@@ -455,7 +464,7 @@ def render() -> None:
         parts = data.partition_quality(datasets, start, end)
         _partitions(parts)
         _contract_rules(datasets, start, end)
-        _drill_down(parts, registry)
+        _drill_down(parts, registry, who)
         _marts()
     except data.DataUnavailable as exc:
         ui.show_unavailable(str(exc))

@@ -14,8 +14,10 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from dashboards import auth, data
 from dashboards import components as ui
-from dashboards import data
+
+who = auth.require_page("dispatch", "Dispatch")
 
 st.title("Dispatch")
 st.caption(

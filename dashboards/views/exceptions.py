@@ -13,8 +13,10 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from dashboards import auth, data
 from dashboards import components as ui
-from dashboards import data
+
+who = auth.require_page("exceptions", "Exceptions")
 
 st.title("Exceptions")
 st.caption(

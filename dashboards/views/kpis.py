@@ -14,8 +14,8 @@ import plotly.graph_objects as go
 import streamlit as st
 import yaml
 
+from dashboards import auth, data
 from dashboards import components as ui
-from dashboards import data
 
 TARGETS = yaml.safe_load((Path(__file__).resolve().parent.parent / "kpi_targets.yaml").read_text())
 
@@ -36,6 +36,8 @@ def meets(name: str, value) -> bool | None:
     spec = TARGETS[name]
     return value >= spec["target"] if spec["direction"] == "at_least" else value <= spec["target"]
 
+
+who = auth.require_page("kpis", "KPIs")
 
 st.title("KPIs")
 st.caption(

@@ -1,53 +1,62 @@
 """Risk review: the orders the model held for a human, and the analyst's decision.
 
 The queue (fct_risk_review_queue) is ordered by expected loss (score x value) and shows the
-model's three reasons in words. An analyst approves or rejects with their name and a note; the
-decision is written through the one audited write path (:mod:`dashboards.actions`, never the
-read connection), appears in the decision log at once and becomes a label at the next training.
+model's three reasons in words. The signed-in analyst (never a typed name) approves or rejects;
+the form is bound to the order it shows (its submit callback carries that order's id), and the
+write path (:mod:`dashboards.actions` -> :func:`ml.risk.store.decide`) re-checks the analyst's
+role and that the order is still pending, so a decision lands on the displayed order or is
+refused, never on another one. Decisions appear in the decision log at once, go to the audit
+log in the same transaction, and become labels at the next training.
 """
 
 from __future__ import annotations
 
-import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from dashboards import actions, data
+from dashboards import actions, auth, data
 from dashboards import components as ui
 
+who = auth.require_page("risk.read", "Risk review")
 st.title("Risk review")
 st.caption(
-    "Orders the fraud model sent to review, by expected loss. Decisions are stored with who and "
-    "when, and label the next training."
+    "Orders the fraud model sent to review, by expected loss. Decisions are stored with who "
+    "signed in and when, and label the next training."
 )
 
 try:
     filters = ui.mart_filters("risk", carriers=False)
     overview = data.risk_overview(filters)
-    queue = data.review_queue()
+    counts = data.risk_counts(filters).iloc[0]
+    queue = data.review_queue(filters)
 except data.DataUnavailable as exc:
     ui.show_unavailable(str(exc))
     st.stop()
 
-decided = (
-    overview.groupby("final_decision")["orders"].sum()
-    if not overview.empty
-    else pd.Series(dtype=int)
-)
-scored = int(decided.sum()) if not decided.empty else 0
+scored = int(counts["scored"])
 cols = st.columns(4)
 cols[0].metric("Orders scored", ui.fmt_count(scored), border=True)
-for i, name in enumerate(["review", "reject"], start=1):
-    n = int(decided.get(name, 0))
-    cols[i].metric(
-        f"Held for {name}" if name == "review" else "Rejected",
-        ui.fmt_count(n),
-        delta=ui.fmt_rate(n / scored if scored else None),
-        delta_color="off",
-        delta_arrow="off",
-        border=True,
-    )
-cols[3].metric("Waiting in the queue", ui.fmt_count(len(queue)), border=True)
+cols[1].metric(
+    "Held for review",
+    ui.fmt_count(counts["held"]),
+    delta=ui.fmt_rate(counts["held"] / scored if scored else None),
+    delta_color="off",
+    delta_arrow="off",
+    border=True,
+)
+cols[2].metric(
+    "Rejected by the model",
+    ui.fmt_count(counts["rejected"]),
+    delta=ui.fmt_rate(counts["rejected"] / scored if scored else None),
+    delta_color="off",
+    delta_arrow="off",
+    border=True,
+)
+cols[3].metric("Waiting in the queue", ui.fmt_count(counts["waiting"]), border=True)
+st.caption(
+    f"Of the {ui.fmt_count(counts['held'])} orders held in the selection, "
+    f"{ui.fmt_count(counts['decided'])} are decided and {ui.fmt_count(counts['waiting'])} wait."
+)
 
 if not overview.empty:
     fig = px.bar(
@@ -68,9 +77,15 @@ if not overview.empty:
     st.plotly_chart(fig, width="stretch", config={"displayModeBar": False})
 
 st.subheader("Review queue")
+may_decide = who.may("risk.decide")
 if queue.empty:
-    st.success("The queue is empty: every held order has a decision.", icon=":material/done_all:")
+    st.success(
+        "The queue is empty: every held order in the selection has a decision.",
+        icon=":material/done_all:",
+    )
 else:
+    if int(counts["waiting"]) > len(queue):
+        st.caption(f"The first {len(queue):,} of {int(counts['waiting']):,} waiting orders.")
     event = st.dataframe(
         queue[
             [
@@ -103,9 +118,10 @@ else:
         },
     )
     rows = event.selection.rows if event is not None else []
-    order = queue.iloc[rows[0] if rows else 0]
+    order = queue.iloc[rows[0] if rows and rows[0] < len(queue) else 0]
+    order_id = str(order["order_id"])
 
-    st.markdown(f"#### Decide on {order['order_id']}")
+    st.markdown(f"#### Decide on {order_id}")
     st.write(
         f"Score **{order['risk_score']:.2f}** on {ui.fmt_money(order['order_total'])} "
         f"(model {order['model_version']}). Why the model held it:"
@@ -113,23 +129,31 @@ else:
     for reason in (order["reason_1"], order["reason_2"], order["reason_3"]):
         if isinstance(reason, str) and reason:
             st.markdown(f"- {reason}")
-    with st.form("risk_decision", clear_on_submit=False, border=True):
-        c1, c2 = st.columns([1, 2])
-        decision = c1.radio(
-            "Decision", ["approve", "reject"], horizontal=True, key="risk_decision_choice"
+    if not may_decide:
+        st.info(
+            f"{who.label} ({who.roles_text}) may read the queue but not decide: deciding needs "
+            "the risk_reviewer role.",
+            icon=":material/lock:",
         )
-        reviewer = c2.text_input("Your name", key="risk_reviewer", max_chars=200)
-        note = st.text_area("Note (why)", key="risk_note", max_chars=2000)
-        submitted = st.form_submit_button("Record decision", type="primary")
-    if submitted:
-        try:
-            record = actions.decide(str(order["order_id"]), decision, reviewer, note)
-        except actions.DecisionError as exc:
-            st.error(str(exc), icon=":material/block:")
-        else:
-            st.session_state["risk_last_decision"] = record
-            st.rerun()
+    else:
+        # The form is bound to the order it shows: the submit callback carries this order's id
+        # (fixed when the form was drawn), never "whatever is on top of the queue now".
+        with st.form("risk_decision", clear_on_submit=False, border=True):
+            st.caption(f"Deciding as **{who.label}**")
+            decision = st.radio(
+                "Decision", ["approve", "reject"], horizontal=True, key="risk_decision_choice"
+            )
+            st.text_area("Note (why)", key="risk_note", max_chars=2000)
+            st.form_submit_button(
+                "Record decision",
+                type="primary",
+                on_click=actions.submit_decision,
+                args=(order_id,),
+            )
 
+failure = st.session_state.pop("risk_decision_error", None)
+if failure:
+    st.error(failure, icon=":material/block:")
 last = st.session_state.get("risk_last_decision")
 if last:
     st.success(

@@ -13,8 +13,10 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from dashboards import auth, data
 from dashboards import components as ui
-from dashboards import data
+
+who = auth.require_page("tracking", "Order tracking")
 
 st.title("Order tracking")
 st.caption(

@@ -14,6 +14,8 @@ import duckdb
 import pandas as pd
 
 from ml.risk.features import build_features, feature_names
+from ordertower import audit
+from ordertower.access import AccessDenied, Identity, require
 
 FACTS = "intermediate.int_order_risk_facts"
 VERDICTS = "intermediate.int_order_fraud_labels"
@@ -172,46 +174,96 @@ def write_scores(
 
 
 class ReviewError(ValueError):
-    """A review decision is invalid (unknown order, not in review, bad decision, no name)."""
+    """A review decision is refused (unknown order, not held for review, already decided,
+    bad decision); the message says why, in words for the analyst."""
+
+
+def pending_review(con: duckdb.DuckDBPyConnection, order_id: str) -> dict:
+    """The order's score row when it is held for review and nobody has decided on it yet;
+    :class:`ReviewError` saying why otherwise."""
+    if not _exists(con, SCORES):
+        raise ReviewError("no orders have been scored yet")
+    row = con.execute(
+        f"select decision, model_version, risk_score from {SCORES} where order_id = ?",
+        [order_id],
+    ).fetchone()
+    if row is None:
+        raise ReviewError(f"order {order_id!r} has no risk score")
+    if row[0] != "review":
+        raise ReviewError(
+            f"order {order_id!r} is not held for review (the model's decision is {row[0]!r}); "
+            "only held orders take a reviewer's decision"
+        )
+    if _exists(con, DECISIONS):
+        done = con.execute(
+            f"select decision, reviewer, decided_at from {DECISIONS} where order_id = ? "
+            "order by decided_at desc limit 1",
+            [order_id],
+        ).fetchone()
+        if done is not None:
+            raise ReviewError(
+                f"order {order_id!r} was already decided: {done[0]} by {done[1]} at "
+                f"{done[2]:%Y-%m-%d %H:%M:%S} UTC; it is no longer pending"
+            )
+    return {"decision": row[0], "model_version": row[1], "risk_score": row[2]}
 
 
 def record_review(
     con: duckdb.DuckDBPyConnection,
     order_id: str,
     decision: str,
-    reviewer: str,
+    reviewer: Identity,
     note: str = "",
 ) -> dict:
-    """The one write path for an analyst's decision: validated, appended, never updated.
+    """The one write path for an analyst's decision: checked, appended, never updated.
 
-    The decision becomes a label for the next training (``int_order_fraud_labels``).
+    ``reviewer`` is the signed-in identity (never a typed name) and must hold
+    ``risk.decide``; the order must be held for review and not decided yet, checked here, at
+    the moment of writing, whatever the caller showed. The decision and its audit row are
+    written on ``con``: call it inside one transaction (:func:`decide`). The decision becomes
+    a label for the next training (``int_order_fraud_labels``).
     """
-    decision = decision.strip().lower()
+    require(reviewer, "risk.decide", "risk review decisions")
+    decision = (decision or "").strip().lower()
     if decision not in ("approve", "reject"):
         raise ReviewError(f"decision must be approve or reject, not {decision!r}")
-    reviewer = (reviewer or "").strip()
-    if not reviewer:
-        raise ReviewError("a reviewer's name is required")
-    if not _exists(con, SCORES):
-        raise ReviewError("no orders have been scored yet")
-    row = con.execute(
-        f"select decision, model_version from {SCORES} where order_id = ?", [order_id]
-    ).fetchone()
-    if row is None:
-        raise ReviewError(f"order {order_id!r} has no risk score")
+    before = pending_review(con, order_id)
     cols = ", ".join(f"{c} {t}" for c, t in DECISION_COLUMNS.items())
     con.execute(f"create table if not exists {DECISIONS} ({cols})")
     record = {
         "decision_id": str(uuid.uuid4()),
         "order_id": order_id,
         "decision": decision,
-        "reviewer": reviewer[:200],
+        "reviewer": reviewer.label[:200],
         "note": (note or "")[:2000],
         "decided_at": datetime.now(UTC),
-        "model_version": row[1],
+        "model_version": before["model_version"],
     }
     con.execute(
         f"insert into {DECISIONS} ({', '.join(record)}) values ({', '.join('?' * len(record))})",
         list(record.values()),
     )
+    audit.record(
+        con,
+        reviewer,
+        "risk_decision",
+        target=order_id,
+        before={"status": "pending", **before},
+        after={k: record[k] for k in ("decision_id", "decision", "note", "model_version")},
+    )
     return record
+
+
+def decide(identity: Identity | None, order_id: str, decision: str, note: str = "") -> dict:
+    """Record a decision and its audit row in one lake transaction (retried while another
+    writer commits). A refusal (no role, not pending, bad decision) writes nothing but an
+    audit row saying it was refused, and raises :class:`AccessDenied` or :class:`ReviewError`.
+    """
+    try:
+        return audit.write(lambda con: record_review(con, order_id, decision, identity, note))
+    except AccessDenied as exc:
+        audit.append(identity, "risk_decision", order_id, "denied", detail=str(exc))
+        raise
+    except ReviewError as exc:
+        audit.append(identity, "risk_decision", order_id, "refused", detail=str(exc))
+        raise

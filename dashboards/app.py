@@ -23,13 +23,6 @@ from ordertower.access import Identity
 #: and the control tower runs offline.
 FAVICON = Path(__file__).resolve().parent / "static" / "favicon.png"
 
-st.set_page_config(
-    page_title="Order Control Tower",
-    page_icon=str(FAVICON),
-    layout="wide",
-    initial_sidebar_state="expanded",
-)
-
 #: Section title -> (script, title, icon, url path, the permission that opens it). Each page
 #: also declares its permission itself (``auth.require_page``) and every query checks it again.
 PAGES: dict[str, list[tuple[str, str, str, str, str]]] = {
@@ -92,21 +85,36 @@ def navigation(who: Identity) -> tuple[dict[str, list[st.Page]], st.Page | None]
     return out, first
 
 
-who = auth.gate()  # nothing below runs before sign-in
-auth.sidebar(who)
-if not who.permissions:
-    st.title("Order Control Tower")
-    auth.denied(
-        access.AccessDenied(
-            f"{who.label} is signed in but holds no role in the control tower. Ask an admin to "
-            "assign one in the roles file."
-        ),
-        "app",
+def main() -> None:
+    """One script run: sign-in gate, navigation by role, the page."""
+    st.set_page_config(
+        page_title="Order Control Tower",
+        page_icon=str(FAVICON),
+        layout="wide",
+        initial_sidebar_state="expanded",
     )
-    st.stop()
-data.drop_stale_results()  # cached query results live until the lake has a new snapshot
-sections, first_page = navigation(who)
-current = st.navigation(sections)
-if current.url_path == "" and not who.may("tracking") and first_page is not None:
-    st.switch_page(first_page)  # "/" for someone who may not track orders: their first page
-current.run()
+    who = auth.gate()  # nothing below runs before sign-in
+    auth.sidebar(who)
+    if not who.permissions:
+        st.title("Order Control Tower")
+        auth.denied(
+            access.AccessDenied(
+                f"{who.label} is signed in but holds no role in the control tower. Ask an admin to "
+                "assign one in the roles file."
+            ),
+            "app",
+        )
+        st.stop()
+    data.drop_stale_results()  # cached query results live until the lake has a new snapshot
+    sections, first_page = navigation(who)
+    current = st.navigation(sections)
+    if current.url_path == "" and not who.may("tracking") and first_page is not None:
+        st.switch_page(first_page)  # "/" for someone who may not track orders: their first page
+    current.run()
+
+
+# Streamlit (and AppTest) run this file as ``__main__``. Anything else that executes it, e.g.
+# multiprocessing's spawn re-running a parent's main module as ``__mp_main__`` after an AppTest
+# in the same process, must not start a page.
+if __name__ == "__main__":
+    main()

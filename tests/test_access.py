@@ -330,3 +330,16 @@ def test_an_audit_event_the_lake_cannot_take_goes_to_the_log(lake_home, caplog, 
     monkeypatch.setattr(audit, "write", failing)
     assert audit.append(None, "access_denied", "page:x", "denied") is False
     assert "audit row not stored" in caplog.text
+
+
+def test_a_process_pool_after_an_apptest_does_not_start_the_app(seeded_lake):
+    """AppTest leaves the app as this process's main module; multiprocessing's spawn re-runs
+    that module in each child (ingestion's worker pool does). The app must not start a page
+    (and so fail on nobody signed in) when it is not run by Streamlit."""
+    import concurrent.futures
+    import multiprocessing
+
+    app_as("viewer").run()
+    spawn = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=spawn) as pool:
+        assert pool.submit(abs, -3).result(timeout=120) == 3

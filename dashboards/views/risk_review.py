@@ -36,22 +36,16 @@ except data.DataUnavailable as exc:
 scored = int(counts["scored"])
 cols = st.columns(4)
 cols[0].metric("Orders scored", ui.fmt_count(scored), border=True)
-cols[1].metric(
-    "Held for review",
-    ui.fmt_count(counts["held"]),
-    delta=ui.fmt_rate(counts["held"] / scored if scored else None),
-    delta_color="off",
-    delta_arrow="off",
-    border=True,
-)
-cols[2].metric(
-    "Rejected by the model",
-    ui.fmt_count(counts["rejected"]),
-    delta=ui.fmt_rate(counts["rejected"] / scored if scored else None),
-    delta_color="off",
-    delta_arrow="off",
-    border=True,
-)
+for col, label, key in ((cols[1], "Held for review", "held"),
+                        (cols[2], "Rejected by the model", "rejected")):  # fmt: skip
+    col.metric(
+        label,
+        ui.fmt_count(counts[key]),
+        delta=ui.fmt_rate(counts[key] / scored if scored else None),
+        delta_color="off",
+        delta_arrow="off",
+        border=True,
+    )
 cols[3].metric("Waiting in the queue", ui.fmt_count(counts["waiting"]), border=True)
 st.caption(
     f"Of the {ui.fmt_count(counts['held'])} orders held in the selection, "

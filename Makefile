@@ -93,7 +93,7 @@ ui: install
 	else \
 	  secrets=$$(ordertower auth local-secrets --app-url http://127.0.0.1:8501 --issuer http://127.0.0.1:$(OIDC_PORT)); \
 	  ordertower auth provider --port $(OIDC_PORT) >"$(ORDERTOWER_HOME)/oidc-provider.log" 2>&1 & \
-	  echo "Sign-in: local OpenID Connect provider on http://127.0.0.1:$(OIDC_PORT); pick a demo identity (admin@demo.ordertower.local sees everything; ordertower/roles.yaml lists the others)"; \
+	  echo "Sign-in: local OpenID Connect provider on http://127.0.0.1:$(OIDC_PORT); pick a demo identity (admin@demo.ordertower.example sees everything; ordertower/roles.yaml lists the others)"; \
 	fi; \
 	dg dev --host 127.0.0.1 --port 3000 & \
 	streamlit run dashboards/app.py --server.address 127.0.0.1 --server.port 8501 --server.headless true --secrets.files "$$secrets" & \

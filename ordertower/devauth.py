@@ -33,11 +33,11 @@ from ordertower.settings import PROJECT_ROOT, get_settings
 DEMO_USERS: dict[str, dict[str, object]] = {
     role: {"sub": email, "email": email, "email_verified": True, "name": name}
     for role, email, name in (
-        ("viewer", "viewer@demo.ordertower.local", "Vera Viewer"),
-        ("operator", "operator@demo.ordertower.local", "Omar Operator"),
-        ("risk_reviewer", "reviewer@demo.ordertower.local", "Rita Reviewer"),
-        ("steward", "steward@demo.ordertower.local", "Stella Steward"),
-        ("admin", "admin@demo.ordertower.local", "Adam Admin"),
+        ("viewer", "viewer@demo.ordertower.example", "Vera Viewer"),
+        ("operator", "operator@demo.ordertower.example", "Omar Operator"),
+        ("risk_reviewer", "reviewer@demo.ordertower.example", "Rita Reviewer"),
+        ("steward", "steward@demo.ordertower.example", "Stella Steward"),
+        ("admin", "admin@demo.ordertower.example", "Adam Admin"),
     )
 }
 DEFAULT_PROVIDER_PORT = 9400

@@ -64,11 +64,11 @@ def test_an_invalid_roles_file_names_what_is_wrong(change, message, tmp_path):
 
 def test_identities_resolve_by_email_subject_and_group():
     policy = access.load_policy(ROLES)
-    viewer = resolve({"sub": "abc", "email": "Viewer@Demo.OrderTower.local"}, policy=policy)
+    viewer = resolve({"sub": "abc", "email": "Viewer@Demo.OrderTower.Example"}, policy=policy)
     assert viewer.roles == {"viewer"} and viewer.may("kpis") and not viewer.may("tracking")
     # an address the provider says it has not verified gives no role
     unverified = resolve(
-        {"sub": "abc", "email": "admin@demo.ordertower.local", "email_verified": False},
+        {"sub": "abc", "email": "admin@demo.ordertower.example", "email_verified": False},
         policy=policy,
     )
     assert unverified.roles == frozenset()
@@ -86,12 +86,12 @@ def test_a_roles_file_edit_applies_without_a_restart(tmp_path, monkeypatch):
     path = tmp_path / "roles.yaml"
     path.write_text(ROLES.read_text())
     monkeypatch.setenv("ORDERTOWER_ROLES_FILE", str(path))
-    assert named("viewer@demo.ordertower.local").roles == {"viewer"}
+    assert named("viewer@demo.ordertower.example").roles == {"viewer"}
     path.write_text(ROLES.read_text().replace("roles: [viewer]", "roles: [viewer, steward]"))
     import os
 
     os.utime(path, (1, 1))  # a new mtime even within the same clock tick
-    assert named("viewer@demo.ordertower.local").roles == {"viewer", "steward"}
+    assert named("viewer@demo.ordertower.example").roles == {"viewer", "steward"}
 
 
 # -- the dashboards' gate --------------------------------------------------------------------
@@ -134,7 +134,7 @@ def test_a_viewer_is_denied_the_data_quality_page_and_it_is_audited(seeded_lake)
         ).fetchall()
     finally:
         con.close()
-    viewer = "viewer@demo.ordertower.local"
+    viewer = "viewer@demo.ordertower.example"
     assert (viewer, "viewer", "sign_in", "dashboards", "ok") in rows
     assert (viewer, "viewer", "access_denied", "page:Data quality", "denied") in rows
 
@@ -243,18 +243,18 @@ def _rows(sql: str, params: list | None = None) -> list[tuple]:
 
 
 def test_a_decision_and_its_audit_row_are_written_together(scored_lake):
-    reviewer = named("reviewer@demo.ordertower.local")
+    reviewer = named("reviewer@demo.ordertower.example")
     record = decide(reviewer, "ORD-1", "reject", "card tested twice")
-    assert record["reviewer"] == "reviewer@demo.ordertower.local"
+    assert record["reviewer"] == "reviewer@demo.ordertower.example"
     assert _rows("select order_id, decision, reviewer from ops.risk_review_decisions") == [
-        ("ORD-1", "reject", "reviewer@demo.ordertower.local")
+        ("ORD-1", "reject", "reviewer@demo.ordertower.example")
     ]
     [row] = _rows(
         "select actor, roles, channel, action, target, outcome, before_state, after_state "
         "from ops.audit_log"
     )
     assert row[:6] == (
-        "reviewer@demo.ordertower.local", "risk_reviewer", "cli", "risk_decision", "ORD-1", "ok"
+        "reviewer@demo.ordertower.example", "risk_reviewer", "cli", "risk_decision", "ORD-1", "ok"
     )  # fmt: skip
     assert '"status": "pending"' in row[6] and '"decision": "reject"' in row[7]
 
@@ -262,9 +262,9 @@ def test_a_decision_and_its_audit_row_are_written_together(scored_lake):
 @pytest.mark.parametrize(
     ("who", "order_id", "error", "match", "outcome"),
     [
-        ("viewer@demo.ordertower.local", "ORD-1", AccessDenied, "risk_reviewer", "denied"),
-        ("reviewer@demo.ordertower.local", "ORD-3", ReviewError, "not held for review", "refused"),
-        ("reviewer@demo.ordertower.local", "ORD-404", ReviewError, "no risk score", "refused"),
+        ("viewer@demo.ordertower.example", "ORD-1", AccessDenied, "risk_reviewer", "denied"),
+        ("reviewer@demo.ordertower.example", "ORD-3", ReviewError, "not held for review", "refused"),
+        ("reviewer@demo.ordertower.example", "ORD-404", ReviewError, "no risk score", "refused"),
     ],
 )
 def test_the_write_path_refuses_on_its_own(scored_lake, who, order_id, error, match, outcome):
@@ -276,9 +276,9 @@ def test_the_write_path_refuses_on_its_own(scored_lake, who, order_id, error, ma
 
 
 def test_an_order_is_decided_once(scored_lake):
-    decide(named("reviewer@demo.ordertower.local"), "ORD-2", "approve")
+    decide(named("reviewer@demo.ordertower.example"), "ORD-2", "approve")
     with pytest.raises(ReviewError, match="already decided: approve by reviewer@"):
-        decide(named("admin@demo.ordertower.local"), "ORD-2", "reject")
+        decide(named("admin@demo.ordertower.example"), "ORD-2", "reject")
     assert _rows("select count(*) from ops.risk_review_decisions") == [(1,)]
 
 
@@ -289,21 +289,21 @@ def test_nobody_signed_in_cannot_decide(scored_lake):
 
 
 def test_the_cli_write_verbs_check_the_same_roles(scored_lake, capsys, monkeypatch):
-    assert main(["risk", "decide", "ORD-1", "approve", "--as", "viewer@demo.ordertower.local"]) == 1
+    assert main(["risk", "decide", "ORD-1", "approve", "--as", "viewer@demo.ordertower.example"]) == 1
     assert "may not" in capsys.readouterr().err
     assert main(["risk", "decide", "ORD-1", "approve"]) == 1  # nobody named
     assert "--as" in capsys.readouterr().err
-    monkeypatch.setenv("ORDERTOWER_ACTOR", "reviewer@demo.ordertower.local")
+    monkeypatch.setenv("ORDERTOWER_ACTOR", "reviewer@demo.ordertower.example")
     assert main(["risk", "decide", "ORD-1", "approve", "--note", "known"]) == 0
-    assert main(["crm", "requeue", "--as", "reviewer@demo.ordertower.local"]) == 1
+    assert main(["crm", "requeue", "--as", "reviewer@demo.ordertower.example"]) == 1
     assert "operator" in capsys.readouterr().err
-    assert main(["crm", "requeue", "--as", "operator@demo.ordertower.local"]) == 0
+    assert main(["crm", "requeue", "--as", "operator@demo.ordertower.example"]) == 0
     actions = _rows("select actor, action, outcome from ops.audit_log order by occurred_at")
     assert actions == [
-        ("viewer@demo.ordertower.local", "access_denied", "denied"),
-        ("reviewer@demo.ordertower.local", "risk_decision", "ok"),
-        ("reviewer@demo.ordertower.local", "access_denied", "denied"),
-        ("operator@demo.ordertower.local", "crm_requeue", "ok"),
+        ("viewer@demo.ordertower.example", "access_denied", "denied"),
+        ("reviewer@demo.ordertower.example", "risk_decision", "ok"),
+        ("reviewer@demo.ordertower.example", "access_denied", "denied"),
+        ("operator@demo.ordertower.example", "crm_requeue", "ok"),
     ]
 
 
@@ -311,7 +311,7 @@ def test_the_audit_log_only_grows(scored_lake):
     """No code path updates or deletes audit rows: every audited event is an insert."""
     assert not hasattr(audit, "update") and not hasattr(audit, "delete")
     for i in range(3):
-        audit.append(named("admin@demo.ordertower.local"), "sign_in", f"t{i}")
+        audit.append(named("admin@demo.ordertower.example"), "sign_in", f"t{i}")
     assert _rows("select count(*) from ops.audit_log") == [(3,)]
     with pytest.raises(ValueError, match="unknown audit action"):
         con = connect()

@@ -286,7 +286,7 @@ def test_dispatch_plan_vs_baseline(world):
 # -- risk review ---------------------------------------------------------------------------------
 
 
-REVIEWER = "reviewer@demo.ordertower.local"
+REVIEWER = "reviewer@demo.ordertower.example"
 
 
 def _audit(action: str, target: str) -> pd.DataFrame:
@@ -351,7 +351,7 @@ def test_a_changed_queue_never_moves_a_decision_to_another_order(world):
     from ml.risk.store import decide
     from ordertower.access import named
 
-    other = named("admin@demo.ordertower.local")
+    other = named("admin@demo.ordertower.example")
     # 1. the displayed order is decided by someone else before the submit
     at = page("risk_review")
     queue = [f for f in frames(at) if "expected_loss" in f.columns][0]
@@ -393,7 +393,7 @@ def test_a_role_without_risk_decide_cannot_decide(world):
 
     order_id = _q("select order_id from marts.fct_risk_review_queue limit 1").iloc[0, 0]
     with pytest.raises(AccessDenied, match="risk_reviewer"):
-        decide(named("operator@demo.ordertower.local"), order_id, "approve")
+        decide(named("operator@demo.ordertower.example"), order_id, "approve")
     assert "denied" in set(_audit("risk_decision", order_id)["outcome"])
 
 
@@ -533,13 +533,13 @@ def test_every_page_in_chromium_without_an_error(world, tmp_path):
             assert audited[["actor", "outcome"]].values.tolist() == [[REVIEWER, "ok"]]
     signed_in = _q("select actor, outcome from ops.audit_log where action = 'sign_in'")
     assert {
-        "viewer@demo.ordertower.local",
-        "admin@demo.ordertower.local",
+        "viewer@demo.ordertower.example",
+        "admin@demo.ordertower.example",
         REVIEWER,
     } <= set(signed_in["actor"])
     denied = _q(
         "select actor, target from ops.audit_log where action = 'access_denied' "
-        "and actor = 'viewer@demo.ordertower.local'"
+        "and actor = 'viewer@demo.ordertower.example'"
     )
     assert "page:Risk review" in set(denied["target"])
 

@@ -106,7 +106,7 @@ def test_every_order_is_scored_and_the_review_queue_has_readable_reasons(world):
 
 def test_an_analyst_decision_is_recorded_and_becomes_a_label(world, capsys):
     order_id = _q("select order_id from marts.fct_risk_review_queue limit 1").iloc[0, 0]
-    reviewer = "reviewer@demo.ordertower.local"
+    reviewer = "reviewer@demo.ordertower.example"
     assert main(["risk", "decide", order_id, "reject", "--as", reviewer, "--note", "ring"]) == 0
     assert main(["risk", "decide", "ORD-NOPE", "approve", "--as", reviewer]) == 1
     assert "has no risk score" in capsys.readouterr().err

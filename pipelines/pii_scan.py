@@ -49,6 +49,8 @@ IDENTITY_COLUMNS = {
     ("ops", "risk_review_decisions", "reviewer"),
     ("ops", "audit_log", "actor"),
     ("ops", "audit_log", "actor_subject"),
+    # a denial's message names the staff identity it denied (who, what, whom to ask)
+    ("ops", "audit_log", "detail"),
 }
 #: Candidate values per column checked with the precise patterns (each with its count).
 MAX_CANDIDATES = 5000

@@ -263,7 +263,13 @@ def test_a_decision_and_its_audit_row_are_written_together(scored_lake):
     ("who", "order_id", "error", "match", "outcome"),
     [
         ("viewer@demo.ordertower.example", "ORD-1", AccessDenied, "risk_reviewer", "denied"),
-        ("reviewer@demo.ordertower.example", "ORD-3", ReviewError, "not held for review", "refused"),
+        (
+            "reviewer@demo.ordertower.example",
+            "ORD-3",
+            ReviewError,
+            "not held for review",
+            "refused",
+        ),
         ("reviewer@demo.ordertower.example", "ORD-404", ReviewError, "no risk score", "refused"),
     ],
 )
@@ -289,7 +295,9 @@ def test_nobody_signed_in_cannot_decide(scored_lake):
 
 
 def test_the_cli_write_verbs_check_the_same_roles(scored_lake, capsys, monkeypatch):
-    assert main(["risk", "decide", "ORD-1", "approve", "--as", "viewer@demo.ordertower.example"]) == 1
+    assert (
+        main(["risk", "decide", "ORD-1", "approve", "--as", "viewer@demo.ordertower.example"]) == 1
+    )
     assert "may not" in capsys.readouterr().err
     assert main(["risk", "decide", "ORD-1", "approve"]) == 1  # nobody named
     assert "--as" in capsys.readouterr().err

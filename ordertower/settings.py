@@ -39,6 +39,22 @@ class Settings:
     broker_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
     #: where customer messages are POSTed (the CRM's inbound-message endpoint)
     crm_url: str = "http://127.0.0.1:8765/messages"
+    #: a landing-file line or a broker message body longer than this many bytes is quarantined
+    #: (or dead-lettered) unparsed, with a bounded prefix, its size and its SHA-256
+    max_record_bytes: int = 1_048_576
+    #: the live queue holds at most this many messages; more are dead-lettered, not dropped
+    stream_max_length: int = 1_000_000
+    #: lake upkeep (docs/lake.md, "Lake upkeep"): time travel reaches back this many days;
+    #: older snapshots are expired and the files only they needed are deleted
+    lake_retention_days: float = 7.0
+    #: every snapshot of the last N hours is kept; older ones that only the stream wrote
+    #: (micro-batches, compaction) are thinned to the last one of each hour
+    lake_dense_hours: float = 24.0
+    #: files unreferenced (merged, expired, orphaned) are deleted only this long after they
+    #: became so: a query or a writer still reading them finishes first
+    lake_delete_grace_minutes: float = 30.0
+    #: the stream's duplicate check looks only at events it ingested within this many days
+    stream_dedup_window_days: float = 14.0
 
     @property
     def landing_dir(self) -> Path:
@@ -176,7 +192,15 @@ def get_settings() -> Settings:
         log_level=os.environ.get("ORDERTOWER_LOG_LEVEL", "INFO").upper(),
         broker_url=os.environ.get("ORDERTOWER_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
         crm_url=os.environ.get("ORDERTOWER_CRM_URL", "http://127.0.0.1:8765/messages"),
+        max_record_bytes=int(os.environ.get("ORDERTOWER_MAX_RECORD_BYTES") or 1_048_576),
+        stream_max_length=int(os.environ.get("ORDERTOWER_STREAM_MAX_LENGTH") or 1_000_000),
         ingest_workers=int(
             os.environ.get("ORDERTOWER_INGEST_WORKERS") or min(2, os.cpu_count() or 1)
         ),
+        lake_retention_days=float(os.environ.get("ORDERTOWER_LAKE_RETENTION_DAYS") or 7),
+        lake_dense_hours=float(os.environ.get("ORDERTOWER_LAKE_DENSE_HOURS") or 24),
+        lake_delete_grace_minutes=float(
+            os.environ.get("ORDERTOWER_LAKE_DELETE_GRACE_MINUTES") or 30
+        ),
+        stream_dedup_window_days=float(os.environ.get("ORDERTOWER_STREAM_DEDUP_WINDOW_DAYS") or 14),
     )

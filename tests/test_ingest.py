@@ -190,3 +190,105 @@ def test_worker_processes_land_exactly_what_one_process_lands(landing: Path, mon
         )
         assert parallel[name].rules.keys() == serial[name].rules.keys()
     assert quarantined == serial["orders"].quarantined + serial["order_lines"].quarantined
+
+
+# ------------------------------------------------------------------------------ isolation
+
+
+def test_a_record_that_breaks_a_normaliser_is_quarantined_alone(landing: Path, monkeypatch):
+    real = carriers.NORMALISERS["parcel_webhook_json"]
+
+    def fragile(record, carrier_id, codes):
+        if record.get("msg_id") == "m2":
+            raise KeyError("a bug met an odd record")
+        return real(record, carrier_id, codes)
+
+    monkeypatch.setitem(carriers.NORMALISERS, "parcel_webhook_json", fragile)
+    con = connect()
+    try:
+        for name in ("carriers", "carrier_events"):
+            source = SOURCES_BY_NAME[name]
+            result = ingest_source(
+                source, landed_partitions(source, landing), con, landing, "r", workers=1
+            )
+    finally:
+        con.close()
+    events = result["carrier_events"]
+    assert (events.received, events.landed, events.quarantined) == (5, 4, 1)
+    con = connect(read_only=True)
+    reasons = _reasons(con, "carrier_events")
+    assert list(reasons.values())[0][0].startswith("record: could not be normalised (KeyError")
+
+
+def test_enforcement_isolates_the_records_it_fails_on(monkeypatch):
+    import pandas as pd
+
+    from pipelines.contracts import enforce as enforce_mod
+    from pipelines.contracts.model import load_contract
+
+    real = enforce_mod._enforce
+
+    def fragile(frame, contract, missing, received_at):
+        if (frame["order_id"] == "ORD-POISON").any():
+            raise TypeError("an odd value no rule can read")
+        return real(frame, contract, missing, received_at)
+
+    monkeypatch.setattr(enforce_mod, "_enforce", fragile)
+    rows = [
+        {
+            "order_id": f"ORD-{i:08d}",
+            "line_no": 1,
+            "sku_id": "SKU-000001",
+            "quantity": 1,
+            "unit_price": 9.5,
+            "discount": 0.0,
+        }
+        for i in range(7)
+    ]
+    rows[4]["order_id"] = "ORD-POISON"
+    result = enforce_mod.enforce(pd.DataFrame(rows), load_contract("order_lines"))
+    assert list(result.reasons) == [4]
+    assert "could not be checked against the contract (TypeError" in result.reasons[4][0]
+    assert len(result.valid) == 6
+    assert str(result.typed["quantity"].dtype) == "Int64"  # the other records keep their types
+
+
+def test_a_batch_file_event_counts_as_received_at_the_end_of_its_day(landing: Path):
+    day = "2026-08-22"
+    lf.write_jsonl(
+        landing / f"carriers/SWIFTPARCEL/date={day}/webhooks.jsonl",
+        [
+            {
+                "msg_id": f"t{i}",
+                "carrier": "SWIFTPARCEL",
+                "tracking_number": "SP1",
+                "checkpoint": {"tag": "InTransit", "checkpoint_time": when},
+            }
+            for i, when in enumerate(
+                ["2026-08-22T23:30:00Z", "2026-08-23T00:45:00Z", "2026-08-23T02:00:00Z"]
+            )
+        ],
+    )
+    con = connect()
+    try:
+        for name in ("carriers", "carrier_events"):
+            source = SOURCES_BY_NAME[name]
+            ingest_source(source, landed_partitions(source, landing), con, landing, "r", workers=1)
+    finally:
+        con.close()
+    con = connect(read_only=True)
+    landed = {
+        r[0]
+        for r in con.execute(
+            "select event_id from raw.carrier_events where _partition_key = ?", [day]
+        ).fetchall()
+    }
+    assert landed == {"t0", "t1"}  # within an hour of the day's end
+    reasons = _reasons(con, "carrier_events")
+    assert reasons[3][0].startswith("event_ts: '2026-08-23T02:00:00+00:00' is more than 1 h after")
+    rules = con.execute(
+        "select success, unexpected_count from ops.contract_results "
+        "where rule = 'event_ts.not_after_receipt' and partition_key = ?",
+        [day],
+    ).fetchall()
+    assert rules == [(False, 1)]

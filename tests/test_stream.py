@@ -226,3 +226,147 @@ def test_a_dropped_broker_connection_loses_and_duplicates_nothing(
         connection = connect()
         check.delete(connection.channel())
         connection.close()
+
+
+# ------------------------------------------------------------------------------ hostile input
+
+
+def _dcsa_event(event_id: str, when: str, classifier: str = "ACT") -> bytes:
+    return json.dumps(
+        {
+            "eventID": event_id,
+            "eventType": "TRANSPORT",
+            "eventClassifierCode": classifier,
+            "eventDateTime": when,
+            "transportEventTypeCode": "ARRI",
+            "transportCall": {"UNLocationCode": "DEHAM", "modeOfTransport": "VESSEL"},
+            "documentReferences": [
+                {"documentReferenceType": "BKG", "documentReferenceValue": "B1"}
+            ],
+        }
+    ).encode()
+
+
+def test_event_times_are_bounded_by_their_receipt(lake_writer):
+    from datetime import timedelta
+
+    def at(delta: timedelta) -> str:
+        return (NOW + delta).isoformat()
+
+    def webhook_at(msg_id: str, when: str) -> bytes:
+        return _webhook(msg_id).replace(b"2026-09-01T10:00:00+02:00", when.encode())
+
+    lander = StreamLander(lake_writer, "test.queue")
+    skewed = _delivery(webhook_at("skew", at(timedelta(minutes=50))))  # within the hour
+    ahead = _delivery(webhook_at("ahead", at(timedelta(hours=2))))
+    ancient = _delivery(webhook_at("ancient", at(-timedelta(days=4000))))
+    forecast = Delivery(
+        _dcsa_event("est", at(timedelta(days=30)), "EST"), "bluewave", "dcsa_tnt_json", NOW
+    )
+    actual_ahead = Delivery(
+        _dcsa_event("act", at(timedelta(days=30))), "bluewave", "dcsa_tnt_json", NOW
+    )
+    # a publisher whose clock runs a day ahead gains nothing: the receipt is never later than
+    # when the consumer took the message
+    later = datetime.now(UTC) + timedelta(days=1)
+    clock_ahead = Delivery(
+        webhook_at("clock", later.isoformat()), "swiftparcel", "parcel_webhook_json", later
+    )
+    result = lander.land([skewed, ahead, ancient, forecast, actual_ahead, clock_ahead])
+    reasons = {r.delivery.body: r.reasons for r in result.rejected}
+    assert set(reasons) == {ahead.body, ancient.body, actual_ahead.body, clock_ahead.body}
+    assert "is more than 1 h after its receipt" in reasons[ahead.body][0]
+    assert "is more than 3650 days before its receipt" in reasons[ancient.body][0]
+    assert "after its receipt" in reasons[actual_ahead.body][0]
+    assert "after its receipt" in reasons[clock_ahead.body][0]
+    stored = {
+        r[0]
+        for r in lake_writer.execute("select event_id from raw.carrier_events_stream").fetchall()
+    }
+    assert stored == {"skew", "est"}
+    rules = lake_writer.execute(
+        "select distinct unnest(rules) from quarantine.rejected_records"
+    ).fetchall()
+    assert any("after its receipt" in r[0] for r in rules)
+
+
+def test_a_message_that_breaks_the_normaliser_is_rejected_alone(lake_writer, monkeypatch):
+    from pipelines.ingest import carriers
+
+    real = carriers.NORMALISERS["parcel_webhook_json"]
+
+    def fragile(record, carrier_id, codes):
+        if record.get("msg_id") == "poison":
+            raise KeyError("a bug met an odd record")
+        return real(record, carrier_id, codes)
+
+    monkeypatch.setitem(carriers.NORMALISERS, "parcel_webhook_json", fragile)
+    result = StreamLander(lake_writer, "q").land(
+        [_delivery(_webhook("a1")), _delivery(_webhook("poison")), _delivery(_webhook("a2"))]
+    )
+    assert result.landed == 2 and len(result.rejected) == 1
+    assert "could not be normalised (KeyError" in result.rejected[0].reasons[0]
+
+
+@pytest.mark.service
+def test_a_full_queue_dead_letters_its_overflow():
+    import time
+    import uuid
+
+    from broker_support import require_broker
+
+    require_broker()
+    topology = Topology(f"ot-test-{uuid.uuid4().hex[:10]}", max_length=3)
+    connection = connect()
+    try:
+        channel = connection.channel()
+        topology.declare(channel)
+        for i in range(5):
+            channel.basic_publish(topology.exchange, "parcel_webhook_json.x", _webhook(f"o{i}"))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            lake_depth = channel.queue_declare(topology.queue, passive=True).method.message_count
+            dead = channel.queue_declare(topology.dead_queue, passive=True).method.message_count
+            if lake_depth + dead == 5:
+                break
+            time.sleep(0.1)
+        assert (lake_depth, dead) == (3, 2)  # nothing dropped: the overflow is dead-lettered
+        method, props, _ = channel.basic_get(topology.dead_queue, auto_ack=True)
+        assert props.headers["x-death"][0]["reason"] == "maxlen"
+    finally:
+        topology.delete(connection.channel())
+        connection.close()
+
+
+@pytest.mark.service
+def test_a_queue_of_an_older_version_is_refused_with_advice_then_migrated_without_loss():
+    import uuid
+
+    from broker_support import require_broker
+
+    from pipelines.stream.broker import TopologyMismatch, migrate_queue
+
+    require_broker()
+    topology = Topology(f"ot-test-{uuid.uuid4().hex[:10]}")
+    connection = connect()
+    try:
+        channel = connection.channel()
+        channel.exchange_declare(topology.exchange, exchange_type="topic", durable=True)
+        # the queue as the previous version declared it: no length limit
+        channel.queue_declare(
+            topology.queue, durable=True, arguments={"x-single-active-consumer": True}
+        )
+        channel.queue_bind(topology.queue, topology.exchange, routing_key="#")
+        channel.confirm_delivery()
+        for i in range(4):
+            channel.basic_publish(topology.exchange, "parcel_webhook_json.x", _webhook(f"m{i}"))
+        with pytest.raises(TopologyMismatch, match="ordertower stream --migrate-queue"):
+            topology.declare(connection.channel())
+        assert migrate_queue(topology) == 4
+        channel = connection.channel()
+        topology.declare(channel)  # the queue now has this version's arguments
+        assert channel.queue_declare(topology.queue, passive=True).method.message_count == 4
+        assert migrate_queue(topology) == 0  # nothing left to do
+    finally:
+        topology.delete(connection.channel())
+        connection.close()

@@ -67,17 +67,51 @@ def _flag(
         reasons[int(idx)].append(f"{series.name}: {shown} {message}")
 
 
+def _is_nested(series: pd.Series) -> pd.Series:
+    """True where a value is a list or an object (JSON where a single value belongs)."""
+    if not pd.api.types.is_object_dtype(series.dtype):
+        return pd.Series(False, index=series.index)
+    return series.map(lambda v: isinstance(v, dict | list | tuple | set))
+
+
 def _to_numeric(series: pd.Series, column: Column, reasons: Reasons) -> pd.Series:
     raw = series
     if raw.dtype == object:
-        raw = raw.map(lambda v: v.strip().replace(",", ".") if isinstance(v, str) else v)
-        # JSON booleans are not numbers
-        raw = raw.map(lambda v: np.nan if isinstance(v, bool) else v)
+        # text as delivered; JSON booleans, lists and objects are not numbers
+        raw = raw.map(
+            lambda v: (
+                v.strip().replace(",", ".")
+                if isinstance(v, str)
+                else (np.nan if isinstance(v, bool | dict | list | tuple | set) else v)
+            )
+        )
     values = pd.to_numeric(raw, errors="coerce")
     present = _present(series)
     kind = "an integer" if column.logical_type == "integer" else "a number"
-    bad = present & values.isna()
+    # NaN and Infinity (JSON has neither, CSV text may) are not measurements
+    infinite = np.isinf(values.to_numpy(dtype="float64", na_value=np.nan))
+    if infinite.any():
+        _flag(
+            reasons,
+            series,
+            pd.Series(infinite, index=series.index),
+            "is not a finite number",
+            column,
+        )
+        values = values.where(~infinite)
+    bad = present & values.isna() & ~infinite
     if column.logical_type == "integer":
+        # beyond 64 bits a value cannot be stored (and the cast would fail the whole batch)
+        huge = (values.abs() >= 2.0**63).fillna(False).to_numpy(dtype=bool)
+        if huge.any():
+            _flag(
+                reasons,
+                series,
+                pd.Series(huge, index=series.index),
+                "is out of the 64-bit integer range",
+                column,
+            )
+            values = values.where(~huge)
         fractional = values.notna() & (values != np.floor(values.fillna(0)))
         bad |= fractional
         values = values.where(~fractional)
@@ -89,8 +123,9 @@ def _to_numeric(series: pd.Series, column: Column, reasons: Reasons) -> pd.Serie
 
 def _to_timestamp(series: pd.Series, column: Column, reasons: Reasons) -> pd.Series:
     present = _present(series)
-    text = series.where(present).astype("string").str.strip()
-    values = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
+    nested = _is_nested(series)
+    text = series.where(present & ~nested).astype("string").str.strip()
+    values = _parse_timestamps(text)
     bad = present & values.isna()
     _flag(reasons, series, bad, "is not an ISO-8601 timestamp", column)
     naive = present & ~bad & ~text.str.contains(_TZ_SUFFIX, regex=True, na=False)
@@ -100,6 +135,22 @@ def _to_timestamp(series: pd.Series, column: Column, reasons: Reasons) -> pd.Ser
     elif column.default_timezone and naive.any():
         values = values.where(~naive, _localise(values[naive], column.default_timezone))
     return values
+
+
+def _parse_timestamps(text: pd.Series) -> pd.Series:
+    """ISO-8601 text -> UTC timestamps (NaT where it does not parse or lies outside what pandas
+    can hold, years 1677..2262)."""
+    try:
+        return pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
+    except (ValueError, OverflowError, TypeError):
+        # one odd value can fail the vectorised parse of the whole column: parse one by one
+        def one(v: object) -> pd.Timestamp:
+            try:
+                return pd.to_datetime(v, utc=True, errors="coerce", format="ISO8601")
+            except (ValueError, OverflowError, TypeError):
+                return pd.NaT
+
+        return pd.Series([one(v) for v in text], index=text.index, dtype="datetime64[ns, UTC]")
 
 
 def _localise(parsed_as_utc: pd.Series, zone: str) -> pd.Series:
@@ -125,7 +176,7 @@ def _localise(parsed_as_utc: pd.Series, zone: str) -> pd.Series:
 
 def _to_date(series: pd.Series, column: Column, reasons: Reasons) -> pd.Series:
     present = _present(series)
-    text = series.where(present).astype("string").str.strip().str.slice(0, 10)
+    text = series.where(present & ~_is_nested(series)).astype("string").str.strip().str.slice(0, 10)
     values = pd.to_datetime(text, errors="coerce", format="%Y-%m-%d")
     _flag(reasons, series, present & values.isna(), "is not a date (YYYY-MM-DD)", column)
     return values.dt.date.where(values.notna(), None).astype(object)
@@ -155,8 +206,12 @@ def _to_string(series: pd.Series, column: Column, reasons: Reasons) -> pd.Series
     present = _present(series)
     if pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty"):
         return series.where(present, None).astype(object)  # fast path: already text
-    nested = present & series.map(lambda v: isinstance(v, dict | list))
+    nested = present & series.map(lambda v: isinstance(v, dict | list | tuple | set))
     _flag(reasons, series, nested, "is not a scalar text value", column)
+    # a JSON true where text belongs would land as the text "True"
+    boolean = present & series.map(lambda v: isinstance(v, bool | np.bool_))
+    _flag(reasons, series, boolean, "is a boolean, not text", column)
+    nested |= boolean
     values = series.where(present & ~nested, None)
     return values.map(lambda v: v if v is None or isinstance(v, str) else str(v)).astype(object)
 

@@ -168,6 +168,20 @@ def lint_document(doc: Any, path: str) -> list[Finding]:
                         "defaultTimezone is unused: timezone: true refuses timestamps without an offset",
                     )
                 )
+        window = column.receipt_window
+        if (
+            window
+            and window.forecast_column
+            and window.forecast_column not in contract.column_names
+        ):
+            findings.append(
+                Finding(
+                    path,
+                    "error",
+                    where,
+                    f"receiptWindow forecasts: unknown column {window.forecast_column!r}",
+                )
+            )
         if column.primary_key and not column.required:
             findings.append(Finding(path, "error", where, "a primary key column must be required"))
     seen: set[str] = set()

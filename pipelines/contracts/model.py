@@ -59,6 +59,25 @@ def _check_identifier(contract: str, what: str, value: Any) -> None:
 
 
 @dataclass(frozen=True)
+class ReceiptWindow:
+    """How far a timestamp may lie from the moment its record was received (a column's
+    ``customProperties`` ``receiptWindow``): a clock ahead of time, a date in the future or a
+    date decades old is refused with a reason instead of misleading everything downstream.
+
+    The receipt is when the platform got the record: a live message's publication time (never
+    later than when the consumer took it), a landed file's partition day (its end, never later
+    than the ingestion). Rows whose ``forecast_column`` holds one of ``forecast_values`` are
+    forecasts (an estimated arrival lies ahead by nature) and get their own upper bound.
+    """
+
+    not_after_hours: float | None = None
+    not_before_hours: float | None = None
+    forecast_column: str | None = None
+    forecast_values: tuple[Any, ...] = ()
+    forecast_not_after_hours: float | None = None
+
+
+@dataclass(frozen=True)
 class Column:
     name: str
     logical_type: str
@@ -81,6 +100,7 @@ class Column:
     classification: str | None = None
     tags: tuple[str, ...] = ()
     quality: tuple[dict[str, Any], ...] = ()
+    receipt_window: ReceiptWindow | None = None
 
     @property
     def duckdb_type(self) -> str:
@@ -154,6 +174,46 @@ def _hours(value: float, unit: str) -> float:
     return float(value) * factor
 
 
+def _duration_hours(value: Any, where: str) -> float:
+    """``"1h"``, ``"90min"``, ``"3650d"`` (or a number of hours) -> hours."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-z]+)\s*", str(value).lower())
+    if not match:
+        raise ContractError(f"{where}: {value!r} is not a duration such as 1h, 90min or 30d")
+    return _hours(float(match.group(1)), match.group(2))
+
+
+def _receipt_window(prop: dict[str, Any]) -> ReceiptWindow | None:
+    value = _custom(prop, "receiptWindow")
+    if value is None:
+        return None
+    where = f"column {prop.get('name')!r}: receiptWindow"
+    if prop.get("logicalType") != "timestamp":
+        raise ContractError(f"{where} applies to timestamp columns only")
+    if not isinstance(value, dict):
+        raise ContractError(f"{where} must be a mapping (notAfter, notBefore, forecasts)")
+    unknown = set(value) - {"notAfter", "notBefore", "forecasts"}
+    if unknown:
+        raise ContractError(f"{where}: unknown keys {sorted(unknown)}")
+    forecasts = value.get("forecasts") or {}
+    if not isinstance(forecasts, dict) or (
+        forecasts and not (forecasts.get("column") and forecasts.get("values"))
+    ):
+        raise ContractError(f"{where}: forecasts needs column, values and optionally notAfter")
+
+    def hours(v: Any, key: str) -> float | None:
+        return None if v is None else _duration_hours(v, f"{where}.{key}")
+
+    return ReceiptWindow(
+        not_after_hours=hours(value.get("notAfter"), "notAfter"),
+        not_before_hours=hours(value.get("notBefore"), "notBefore"),
+        forecast_column=forecasts.get("column"),
+        forecast_values=tuple(forecasts.get("values") or ()),
+        forecast_not_after_hours=hours(forecasts.get("notAfter"), "forecasts.notAfter"),
+    )
+
+
 def _column(prop: dict[str, Any]) -> Column:
     opts = prop.get("logicalTypeOptions") or {}
     logical = prop.get("logicalType")
@@ -181,6 +241,7 @@ def _column(prop: dict[str, Any]) -> Column:
         classification=prop.get("classification"),
         tags=tuple(prop.get("tags") or ()),
         quality=tuple(prop.get("quality") or ()),
+        receipt_window=_receipt_window(prop),
     )
 
 

@@ -5,6 +5,13 @@ numbers and original text stay aligned for quarantine). Codes are mapped with
 ``carrier_mappings.yaml``; an unknown code is kept and flagged, never dropped. Values that
 cannot be interpreted (a local time that does not parse) are passed through unchanged so that
 the contract rejects the record with a precise reason.
+
+A normaliser never raises on content. Where the feed has a list, an object or a number where
+its format has an object or a single value (``"checkpoint": 5``, ``"transportCall": [..]``,
+``"subtag": ["x"]``), the event carries the problem in :data:`PROBLEMS` (``checkpoint: 5 is
+not an object``), and the ingestion runner and the stream reject the record with it, before
+the contract's own reasons. A record that still makes a normaliser fail is rejected with the
+error instead of stopping the batch.
 """
 
 from __future__ import annotations
@@ -43,54 +50,105 @@ def _codes(feed_format: str, carrier_id: str) -> dict[str, list[Any]]:
     return codes
 
 
-def _lookup(codes: dict[str, list[Any]], *keys: str | None) -> tuple[str, str | None, bool]:
+#: The key of a canonical event under which a normaliser lists what is wrong with the record
+#: (events are built from scratch, so no feed field can collide with it); callers pop it.
+PROBLEMS = "_problems"
+
+
+def _kind(value: Any) -> str:
+    """What a JSON value is, in JSON's words."""
+    return {
+        dict: "an object",
+        list: "a list",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+    }.get(type(value), f"a {type(value).__name__}")
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _object(
+    record: dict[str, Any], key: str, problems: list[str], where: str | None = None
+) -> dict[str, Any]:
+    """``record[key]`` when it is an object (or absent: ``{}``); a problem otherwise."""
+    value = record.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        problems.append(f"{where or key}: {_shown(value)} is {_kind(value)}, not an object")
+        return {}
+    return value
+
+
+def _scalar(value: Any, where: str, problems: list[str]) -> Any:
+    """A value that must be single (text or a number): a list or object is a problem. The value
+    is passed on as it is, so the contract also names the canonical column it would fill."""
+    if isinstance(value, dict | list):
+        problems.append(f"{where}: {_shown(value)} is {_kind(value)} where a single value belongs")
+    return value
+
+
+def _lookup(codes: dict[str, list[Any]], *keys: Any) -> tuple[str, str | None, bool]:
     for key in keys:
-        if key and key in codes:
+        if isinstance(key, str) and key and key in codes:
             code, reason = codes[key]
             return code, reason, False
     return "UNKNOWN", None, True
 
 
-def _get(obj: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(key)
-    return obj
-
-
 def _parcel(record: dict[str, Any], carrier_id: str, codes: dict[str, list[Any]]) -> dict[str, Any]:
-    cp = record.get("checkpoint") or {}
-    tag, subtag = cp.get("tag"), cp.get("subtag")
+    problems: list[str] = []
+    cp = _object(record, "checkpoint", problems)
+    tag = _scalar(cp.get("tag"), "checkpoint.tag", problems)
+    subtag = _scalar(cp.get("subtag"), "checkpoint.subtag", problems)
     code, reason, unmapped = _lookup(codes, subtag, tag)
-    return {
-        "event_id": record.get("msg_id"),
-        "carrier_id": record.get("carrier") or carrier_id,
-        "tracking_ref": record.get("tracking_number"),
-        "event_ts": cp.get("checkpoint_time"),
+    location = _object(cp, "location", problems, "checkpoint.location")
+    event = {
+        "event_id": _scalar(record.get("msg_id"), "msg_id", problems),
+        "carrier_id": _scalar(record.get("carrier"), "carrier", problems) or carrier_id,
+        "tracking_ref": _scalar(record.get("tracking_number"), "tracking_number", problems),
+        "event_ts": _scalar(cp.get("checkpoint_time"), "checkpoint.checkpoint_time", problems),
         "event_code": code,
         "exception_reason": reason,
         "event_classifier": "ACT",
         "carrier_status_code": subtag or tag,
-        "carrier_status_text": cp.get("message"),
+        "carrier_status_text": _scalar(cp.get("message"), "checkpoint.message", problems),
         "is_unmapped": unmapped,
         "mode": mappings()["parcel_webhook_json"]["mode"],
-        "location_name": _get(cp, "location", "city"),
-        "location_country": _get(cp, "location", "country_iso2"),
-        "location_lat": _get(cp, "location", "lat"),
-        "location_lon": _get(cp, "location", "lon"),
+        "location_name": _scalar(location.get("city"), "checkpoint.location.city", problems),
+        "location_country": _scalar(
+            location.get("country_iso2"), "checkpoint.location.country_iso2", problems
+        ),
+        "location_lat": _scalar(location.get("lat"), "checkpoint.location.lat", problems),
+        "location_lon": _scalar(location.get("lon"), "checkpoint.location.lon", problems),
     }
+    if problems:
+        event[PROBLEMS] = problems
+    return event
 
 
 def _dcsa(record: dict[str, Any], carrier_id: str, codes: dict[str, list[Any]]) -> dict[str, Any]:
-    event_type = record.get("eventType")
+    problems: list[str] = []
+    event_type = _scalar(record.get("eventType"), "eventType", problems)
     if event_type == "SHIPMENT":
-        native = record.get("shipmentEventTypeCode")
+        native = _scalar(record.get("shipmentEventTypeCode"), "shipmentEventTypeCode", problems)
         code, reason, unmapped = _lookup(codes, f"SHIPMENT:{native}")
     else:
-        native = record.get("transportEventTypeCode") or record.get("equipmentEventTypeCode")
+        native = _scalar(
+            record.get("transportEventTypeCode") or record.get("equipmentEventTypeCode"),
+            "transportEventTypeCode",
+            problems,
+        )
         code, reason, unmapped = _lookup(codes, native)
     refs = record.get("documentReferences") or []
+    if not isinstance(refs, list):
+        problems.append(f"documentReferences: {_shown(refs)} is {_kind(refs)}, not a list")
+        refs = []
     booking = next(
         (
             r.get("documentReferenceValue")
@@ -99,28 +157,38 @@ def _dcsa(record: dict[str, Any], carrier_id: str, codes: dict[str, list[Any]]) 
         ),
         None,
     )
-    call = record.get("transportCall") or {}
-    unloc = call.get("UNLocationCode") if isinstance(call, dict) else None
+    booking = _scalar(booking, "documentReferences.documentReferenceValue", problems)
+    call = _object(record, "transportCall", problems)
+    unloc = _scalar(call.get("UNLocationCode"), "transportCall.UNLocationCode", problems)
+    transport = _scalar(call.get("modeOfTransport"), "transportCall.modeOfTransport", problems)
     spec = mappings()["dcsa_tnt_json"]
-    return {
-        "event_id": record.get("eventID"),
+    event = {
+        "event_id": _scalar(record.get("eventID"), "eventID", problems),
         "carrier_id": carrier_id,
-        "tracking_ref": booking or record.get("equipmentReference"),
-        "event_ts": record.get("eventDateTime"),
+        "tracking_ref": booking
+        or _scalar(record.get("equipmentReference"), "equipmentReference", problems),
+        "event_ts": _scalar(record.get("eventDateTime"), "eventDateTime", problems),
         "event_code": code,
         "exception_reason": reason,
-        "event_classifier": record.get("eventClassifierCode"),
+        "event_classifier": _scalar(
+            record.get("eventClassifierCode"), "eventClassifierCode", problems
+        ),
         "carrier_status_code": f"{event_type}:{native}" if event_type else native,
-        "carrier_status_text": call.get("facilityName") if isinstance(call, dict) else None,
+        "carrier_status_text": _scalar(
+            call.get("facilityName"), "transportCall.facilityName", problems
+        ),
         "is_unmapped": unmapped,
-        "mode": spec["transport_modes"].get(call.get("modeOfTransport"), spec["mode"])
-        if isinstance(call, dict)
+        "mode": spec["transport_modes"].get(transport, spec["mode"])
+        if isinstance(transport, str)
         else spec["mode"],
         "location_name": unloc,
         "location_country": unloc[:2] if isinstance(unloc, str) and len(unloc) >= 2 else None,
         "location_lat": None,
         "location_lon": None,
     }
+    if problems:
+        event[PROBLEMS] = problems
+    return event
 
 
 @lru_cache(maxsize=64)
@@ -132,13 +200,13 @@ def _zone(country: str) -> ZoneInfo:
 def rail_local_to_utc(local_time: str | None, station_code: str | None) -> str | None:
     """``DD.MM.YYYY HH:MM`` in the station's zone -> ISO-8601 UTC; unparseable text is returned
     unchanged so the contract reports it. Ambiguous autumn hours resolve to the earlier one."""
-    if not local_time:
+    if not local_time or not isinstance(local_time, str):
         return local_time
     try:
         naive = datetime.strptime(local_time.strip(), "%d.%m.%Y %H:%M")
     except ValueError:
         return local_time
-    country = (station_code or "")[:2].upper()
+    country = station_code[:2].upper() if isinstance(station_code, str) else ""
     return naive.replace(tzinfo=_zone(country)).isoformat()
 
 
@@ -189,15 +257,48 @@ RAIL_COLUMNS = (
 )
 
 
+def _unreadable(carrier_id: str, exc: Exception) -> dict[str, Any]:
+    """The event of a record a normaliser failed on: nothing but the reason it is rejected."""
+    event: dict[str, Any] = dict.fromkeys(CANONICAL_COLUMNS)
+    event.update(carrier_id=carrier_id, is_unmapped=True)
+    event[PROBLEMS] = [f"record: could not be normalised ({type(exc).__name__}: {str(exc)[:160]})"]
+    return event
+
+
+CANONICAL_COLUMNS = (
+    "event_id",
+    "carrier_id",
+    "tracking_ref",
+    "event_ts",
+    "event_code",
+    "exception_reason",
+    "event_classifier",
+    "carrier_status_code",
+    "carrier_status_text",
+    "is_unmapped",
+    "mode",
+    "location_name",
+    "location_country",
+    "location_lat",
+    "location_lon",
+)
+
+
 def normalise(
     feed_format: str, carrier_id: str, records: list[dict[str, Any]], mode: str | None = None
 ) -> list[dict[str, Any]]:
-    """Canonical records, one per native record, in the same order."""
+    """Canonical records, one per native record, in the same order (never raises on content:
+    an event whose record has problems lists them under :data:`PROBLEMS`)."""
     codes = _codes(feed_format, carrier_id)
     fn = NORMALISERS[feed_format]
     out = []
     for record in records:
-        event = fn(record, carrier_id, codes)
+        try:
+            if not isinstance(record, dict):
+                raise TypeError(f"a {type(record).__name__}, not an object")
+            event = fn(record, carrier_id, codes)
+        except Exception as exc:  # noqa: BLE001 - one record never stops the feed
+            event = _unreadable(carrier_id, exc)
         event["feed_format"] = feed_format
         if event["mode"] is None:
             event["mode"] = mode or mappings()[feed_format]["mode"]

@@ -16,7 +16,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,14 @@ from pipelines.contracts.expectations import RuleResult
 from pipelines.ingest import carriers as carrier_feeds
 from pipelines.ingest import landing
 from pipelines.ingest.ops import UNPARTITIONED, ensure_ops_tables
-from pipelines.ingest.readers import ParsedFile, Reject, flatten, read_csv, read_jsonl
+from pipelines.ingest.readers import (
+    ParsedFile,
+    Reject,
+    bounded,
+    flatten,
+    read_csv,
+    read_jsonl,
+)
 from pipelines.ingest.sources import SOURCES_BY_NAME, Source
 
 log = logging.getLogger(__name__)
@@ -102,6 +109,8 @@ class _Collected:
     record_no: list[int | None] = field(default_factory=list)
     raw: list[str] = field(default_factory=list)
     missing: dict[int, set[str]] = field(default_factory=dict)
+    #: row index -> what the carrier normaliser found wrong (rejected before contract reasons)
+    problems: dict[int, list[str]] = field(default_factory=dict)
     # (partition, file, record_no, raw, reasons)
     rejects: list[tuple[str, str, int | None, str, list[str]]] = field(default_factory=list)
     files: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
@@ -141,7 +150,7 @@ def _parse(
         info = registry.get(carrier_id, {})
         feed = info.get("feed_format") or carrier_feeds.FILE_FORMATS.get(path.name)
         if feed == "rail_csv":
-            parsed = read_csv(path, carrier_feeds.RAIL_COLUMNS, delimiter=";")
+            parsed = read_csv(path, carrier_feeds.RAIL_COLUMNS, delimiter=";", one_line_rows=True)
         elif feed in carrier_feeds.FEED_FORMATS:
             parsed = read_jsonl(path)
         else:
@@ -150,7 +159,11 @@ def _parse(
             for number, line in enumerate(text.splitlines(), start=1):
                 if line.strip():
                     parsed.rejects.append(
-                        Reject(number, line, f"carrier {carrier_id!r} has no known feed format")
+                        Reject(
+                            number,
+                            bounded(line),
+                            f"carrier {carrier_id!r} has no known feed format",
+                        )
                     )
             return parsed, []
         mode = info.get("mode")
@@ -172,6 +185,7 @@ def _collect(
 ) -> dict[str, _Collected]:
     collected = {name: _Collected() for name in source.datasets}
     parent = collected[source.dataset]
+    is_carrier = source.file_format == "carrier"
     for key in partitions:
         paths = source_files(source, landing_dir, key)
         if not paths and not source.partitioned:
@@ -186,7 +200,16 @@ def _collect(
                 parent.rejects.append((key, rel, None, "", [refused]))
                 warnings.append(f"{rel}: {refused}")
                 continue
-            parsed, records = _parse(source, path, contracts[source.dataset], registry)
+            try:
+                parsed, records = _parse(source, path, contracts[source.dataset], registry)
+            except Exception as exc:  # noqa: BLE001 - a reader bug must not fail the source
+                log.exception("%s: cannot be read", rel)
+                for name in source.datasets:
+                    collected[name].files[key].add(rel)
+                reason = f"file cannot be read: {type(exc).__name__}: {str(exc)[:200]}"
+                parent.rejects.append((key, rel, None, "", [reason]))
+                warnings.append(f"{rel}: {reason}")
+                continue
             warnings.extend(f"{rel}: {w}" for w in parsed.warnings)
             for name in source.datasets:
                 collected[name].files[key].add(rel)
@@ -196,6 +219,9 @@ def _collect(
                 parsed.records, parsed.record_nos, parsed.raws, records, strict=True
             ):
                 idx = len(parent.rows)
+                problems = flat.pop(carrier_feeds.PROBLEMS, None) if is_carrier else None
+                if problems:
+                    parent.problems[idx] = problems
                 parent.rows.append(flat)
                 parent.partition.append(key)
                 parent.source_file.append(rel)
@@ -433,6 +459,13 @@ def _rule_rows_per_partition(
     return rows
 
 
+def _storable(raw: str) -> str:
+    """Raw text as quarantine keeps it: at most the record cap (a prefix, its size and hash
+    beyond), NUL characters shown as ``\\x00`` (text columns cannot hold them)."""
+    raw = bounded(raw)
+    return raw.replace("\x00", "\\x00") if "\x00" in raw else raw
+
+
 def rejected_rows(
     dataset: str,
     run_id: str,
@@ -450,7 +483,7 @@ def rejected_rows(
             "reason": [reason_kind(i[4][0]) for i in items],
             "reasons": [i[4] for i in items],
             "rules": [[reason_kind(r) for r in i[4]] for i in items],
-            "raw_record": [i[3] for i in items],
+            "raw_record": [_storable(i[3] or "") for i in items],
             "quarantined_at": now,
         }
     )
@@ -468,13 +501,18 @@ def _enforce_dataset(
     pd.DataFrame, pd.DataFrame, dict[str, PartitionStats], set[tuple[str, int]], list[tuple]
 ]:
     now = datetime.now(UTC)
+    # only the contract's columns: a record with thousands of keys of its own widens nothing
     frame = (
-        pd.DataFrame.from_records(data.rows) if data.rows else pd.DataFrame(index=pd.RangeIndex(0))
+        pd.DataFrame.from_records(data.rows, columns=list(contract.column_names))
+        if data.rows
+        else pd.DataFrame(index=pd.RangeIndex(0))
     )
-    enforcement = enforce(frame, contract, data.missing)
+    enforcement = enforce(frame, contract, data.missing, receipt_times(data.partition, now))
     _merge_rules(result, enforcement.results)
     rule_rows = _rule_rows_per_partition(enforcement.results, data.partition, partitions)
     reasons = dict(enforcement.reasons)
+    for i, problems in data.problems.items():
+        reasons[i] = problems + reasons.get(i, [])
     if rejected_parents:
         for i, (rel, number) in enumerate(zip(data.source_file, data.record_no, strict=True)):
             if (rel, number) in rejected_parents:
@@ -518,6 +556,20 @@ def _enforce_dataset(
     return landed, rejected, stats, rejected_keys, rule_rows
 
 
+def receipt_times(partitions: list[str], now: datetime) -> pd.Series:
+    """When each record counts as received, for the contracts' ``receiptWindow`` rules: the end
+    of its partition's day (a day's file holds what was sent that day), never later than now;
+    now for unpartitioned snapshots."""
+    ends: dict[str, datetime] = {}
+    for key in set(partitions):
+        try:
+            day = datetime.fromisoformat(key).replace(tzinfo=UTC)
+            ends[key] = min(now, day + timedelta(days=1))
+        except ValueError:
+            ends[key] = now
+    return pd.Series([ends[k] for k in partitions], dtype="datetime64[ns, UTC]")
+
+
 def _as_datetime(value: Any) -> datetime | None:
     if value is None or pd.isna(value):
         return None
@@ -539,7 +591,7 @@ def reason_kind(reason: str) -> str:
     head, sep, rest = reason.partition(": ")
     if not sep:
         return reason[:160]
-    if head.startswith(("invalid JSON", "not valid UTF-8")):
+    if head.startswith(("invalid JSON", "not valid UTF-8", "record too large")):
         return head
     return f"{head}: {_LEADING_VALUE.sub('', rest, count=1)}"[:160]
 

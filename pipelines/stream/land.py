@@ -21,9 +21,7 @@ now and then, instead of writing one tiny file per batch.
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
-import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +34,7 @@ import pandas as pd
 from pipelines.contracts.enforce import enforce
 from pipelines.contracts.model import Contract, load_contract
 from pipelines.ingest import carriers as carrier_feeds
+from pipelines.ingest import readers
 from pipelines.ingest.ops import ensure_ops_tables
 from pipelines.ingest.runner import (
     LINEAGE_COLUMNS,
@@ -126,55 +125,99 @@ def message_key(body: bytes) -> str:
 
 # ------------------------------------------------------------------------------------ decode
 
+_BOM = b"\xef\xbb\xbf"
+
+
+def _quarantined_text(body: bytes) -> str:
+    """What quarantine keeps of a message: its text, or over the size cap a prefix, its size
+    and its SHA-256 (the dead-letter queue keeps the whole body)."""
+    over = readers.oversize(body)
+    return body.decode("utf-8", errors="replace") if over is None else over[0]
+
 
 def _decode(delivery: Delivery) -> dict[str, Any]:
-    """The carrier's native record, or ValueError with a reason a steward can act on."""
+    """The carrier's native record, or ValueError with a reason a steward can act on.
+
+    The checks are the batch readers' (``pipelines/ingest/readers.py``): the size cap before
+    anything else, then UTF-8 (a leading byte-order mark is dropped), then the JSON object
+    (nesting depth, duplicate keys, NaN, NUL) or the rail row (one line, the right width).
+    """
+    body = delivery.body
+    over = readers.oversize(body)
+    if over is not None:
+        raise ValueError(over[1].replace("raw_record keeps", "quarantine keeps"))
+    if not body.strip():
+        raise ValueError("empty message body")
+    if body.startswith(_BOM):
+        body = body[len(_BOM) :]
     try:
-        text = delivery.body.decode("utf-8")
+        text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"not valid UTF-8: byte {exc.start}") from exc
+        raise ValueError(f"not valid UTF-8: {exc.reason} at byte {exc.start}") from exc
     if delivery.feed_format == "rail_csv":
-        rows = list(csv.reader([text], delimiter=";"))
-        cells = rows[0] if rows else []
-        if len(cells) != len(carrier_feeds.RAIL_COLUMNS):
-            raise ValueError(
-                f"rail row: expected {len(carrier_feeds.RAIL_COLUMNS)} ';'-separated fields, "
-                f"got {len(cells)}"
-            )
-        return dict(zip(carrier_feeds.RAIL_COLUMNS, cells, strict=True))
-    try:
-        record = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"invalid JSON: {exc.msg} at character {exc.pos}") from exc
-    if not isinstance(record, dict):
-        raise ValueError(f"invalid JSON: expected an object, got {type(record).__name__}")
-    return record
+        try:
+            return readers.parse_delimited_row(text, carrier_feeds.RAIL_COLUMNS, ";")
+        except readers.RecordError as exc:
+            raise ValueError(f"rail {exc}") from exc
+    return readers.parse_json_object(text)
+
+
+def _header_problem(d: Delivery, feed: str | None) -> str | None:
+    if not d.carrier_id:
+        return "carrier_id: the message has no carrier_id header"
+    if len(d.carrier_id) > 64 or not d.carrier_id.isprintable():
+        return f"carrier_id: header {d.carrier_id[:40]!r} is not a carrier id"
+    if feed not in carrier_feeds.FEED_FORMATS:
+        return f"feed_format: {str(feed)[:40]!r} is not a known feed format"
+    return None
 
 
 def normalise(
     deliveries: list[Delivery], registry: dict[str, dict[str, str]]
 ) -> tuple[list[dict[str, Any]], list[int], list[Rejected]]:
-    """Canonical events (with the index of their delivery) and the messages that cannot be read."""
+    """Canonical events (with the index of their delivery) and the messages that cannot be read.
+
+    Never raises on a message: whatever one message makes fail (decoding, the normaliser)
+    rejects that message with the reason, and the others go on.
+    """
     events: list[dict[str, Any]] = []
     origin: list[int] = []
     rejected: list[Rejected] = []
     for i, d in enumerate(deliveries):
-        info = registry.get(d.carrier_id or "", {})
-        feed = d.feed_format or info.get("feed_format")
-        if not d.carrier_id:
-            rejected.append(Rejected(d, ["carrier_id: the message has no carrier_id header"]))
-            continue
-        if feed not in carrier_feeds.FEED_FORMATS:
-            rejected.append(Rejected(d, [f"feed_format: {feed!r} is not a known feed format"]))
-            continue
         try:
-            record = _decode(Delivery(d.body, d.carrier_id, feed, d.published_at))
-        except ValueError as exc:
-            rejected.append(Rejected(d, [str(exc)]))
+            info = registry.get(d.carrier_id or "", {})
+            feed = d.feed_format or info.get("feed_format")
+            problem = _header_problem(d, feed)
+            if problem:
+                rejected.append(Rejected(d, [problem]))
+                continue
+            try:
+                record = _decode(Delivery(d.body, d.carrier_id, feed, d.published_at))
+            except ValueError as exc:
+                rejected.append(Rejected(d, [str(exc)]))
+                continue
+            # an event whose record has problems keeps them under carrier_feeds.PROBLEMS:
+            # StreamLander.land rejects it with them ahead of the contract's reasons
+            (event,) = carrier_feeds.normalise(feed, d.carrier_id, [record], info.get("mode"))
+        except Exception as exc:  # noqa: BLE001 - one message never stops the stream
+            rejected.append(
+                Rejected(
+                    d, [f"message: could not be read ({type(exc).__name__}: {str(exc)[:160]})"]
+                )
+            )
             continue
-        events.extend(carrier_feeds.normalise(feed, d.carrier_id, [record], info.get("mode")))
+        events.append(event)
         origin.append(i)
     return events, origin, rejected
+
+
+def _receipts(deliveries: list[Delivery], origin: list[int], taken: datetime) -> pd.Series:
+    """Each event's receipt for the contract's ``receiptWindow``: its message's publication,
+    never later than when the consumer took the batch (a publisher clock ahead gains nothing)."""
+    return pd.Series(
+        [min(deliveries[i].published_at or taken, taken) for i in origin],
+        dtype="datetime64[ns, UTC]",
+    )
 
 
 # ------------------------------------------------------------------------------------ store
@@ -201,10 +244,22 @@ class StreamLander:
         events, origin, rejected = normalise(deliveries, self.registry)
         typed = pd.DataFrame(columns=self._columns)
         if events:
-            enforcement = enforce(pd.DataFrame.from_records(events), self.contract)
-            for idx, reasons in enforcement.reasons.items():
-                rejected.append(Rejected(deliveries[origin[idx]], reasons))
-            keep = ~enforcement.typed.index.isin(list(enforcement.reasons))
+            problems = {
+                i: e.pop(carrier_feeds.PROBLEMS)
+                for i, e in enumerate(events)
+                if carrier_feeds.PROBLEMS in e
+            }
+            enforcement = enforce(
+                pd.DataFrame.from_records(events, columns=self._columns),
+                self.contract,
+                received_at=_receipts(deliveries, origin, started),
+            )
+            why = dict(enforcement.reasons)
+            for idx, found in problems.items():
+                why[idx] = found + why.get(idx, [])
+            for idx in sorted(why):
+                rejected.append(Rejected(deliveries[origin[idx]], why[idx]))
+            keep = ~enforcement.typed.index.isin(list(why))
             typed = enforcement.typed.loc[keep].copy()
             typed["_published_at"] = [deliveries[origin[i]].published_at for i in typed.index]
         result.rejected = rejected
@@ -253,9 +308,13 @@ class StreamLander:
         unique = typed.drop_duplicates(["carrier_id", "event_id"], keep="first")
         self.con.register("_batch_keys", unique[["carrier_id", "event_id"]])
         try:
+            # only events ingested within the dedup window: the files of older ones are pruned
+            # by their _ingested_at statistics (see dedup_window)
             seen = self.con.execute(
                 f"select k.carrier_id, k.event_id from _batch_keys k join {STREAM_TABLE} s "
-                "on s.carrier_id = k.carrier_id and s.event_id = k.event_id"
+                "on s.carrier_id = k.carrier_id and s.event_id = k.event_id "
+                "where s._ingested_at >= ?",
+                [(pd.Timestamp(started) - dedup_window()).to_pydatetime()],
             ).fetchall()
         finally:
             self.con.unregister("_batch_keys")
@@ -303,7 +362,7 @@ class StreamLander:
                     started.date().isoformat(),
                     source,
                     None,
-                    r.delivery.body.decode("utf-8", errors="replace"),
+                    _quarantined_text(r.delivery.body),
                     r.reasons,
                 ),
             )
@@ -321,6 +380,18 @@ class StreamLander:
         finally:
             self.con.unregister("_rejected")
         result.quarantined = int(count)
+
+
+def dedup_window() -> pd.Timedelta:
+    """How far back the stream's duplicate check looks (``ORDERTOWER_STREAM_DEDUP_WINDOW_DAYS``,
+    14 days by default): a broker redelivery comes within minutes and a carrier's re-send within
+    days, so the check never scans the whole history. A copy of an event first stored longer
+    ago than the window lands again; ``fct_tracking_events`` keeps the copy received first (its
+    ``received_count`` counts both) and an alert already raised for its episode is not raised
+    again (alert ids are episode hashes)."""
+    from ordertower.settings import get_settings
+
+    return pd.Timedelta(days=get_settings().stream_dedup_window_days)
 
 
 def compact(con: duckdb.DuckDBPyConnection) -> None:

@@ -11,6 +11,9 @@ These are written by ingestion only and read by the data-quality page and asset 
     rewritten at every ingestion so the dashboards never need to parse YAML.
 ``ops.contract_results``
     One row per contract rule evaluated (by Great Expectations) per dataset, partition and run.
+``ops.stream_failures`` / ``ops.stream_heartbeat``
+    Written by ``ordertower stream`` (``pipelines/stream/health.py``): every permanent lake
+    failure it dead-lettered a batch for, and one liveness row per consumer.
 ``quarantine.rejected_records``
     Every record that did not land: the original text, where it came from and why
     (``reasons`` in full, ``rules`` the same without the offending values, ``reason`` the first).
@@ -65,6 +68,42 @@ DDL = {
             unexpected_count bigint not null,
             evaluated_rows bigint not null,
             checked_at timestamptz not null
+        )""",
+    # the live stream's health (pipelines/stream/health.py): permanent lake failures of
+    # ``ordertower stream`` and one heartbeat row per consumer
+    "ops.stream_failures": """
+        create table if not exists ops.stream_failures (
+            failure_id varchar not null,
+            failed_at timestamptz not null,
+            consumer_id varchar not null,
+            host varchar,
+            pid integer,
+            queue varchar not null,
+            stage varchar not null,
+            batch_id varchar,
+            messages integer not null,
+            failure_class varchar not null,
+            kind varchar not null,
+            attempts integer not null,
+            message varchar not null
+        )""",
+    "ops.stream_heartbeat": """
+        create table if not exists ops.stream_heartbeat (
+            consumer_id varchar not null,
+            host varchar,
+            pid integer,
+            queue varchar not null,
+            state varchar not null,
+            started_at timestamptz not null,
+            last_beat_at timestamptz not null,
+            last_batch_at timestamptz,
+            last_message_at timestamptz,
+            last_compact_at timestamptz,
+            batches bigint not null,
+            received bigint not null,
+            landed bigint not null,
+            dead_lettered bigint not null,
+            lake_retries bigint not null
         )""",
     "quarantine.rejected_records": """
         create table if not exists quarantine.rejected_records (

@@ -609,3 +609,52 @@ def test_cli_crm_commands(lake_home, crm, monkeypatch, capsys):
     assert main(["crm", "status"]) == 0
     assert "pending: 0, sent: 2, dead: 0" in capsys.readouterr().out
     assert crm.counters()["stored"] == 2
+
+
+# ------------------------------------------------------------------ which alerts reach customers
+
+
+def _told(order: str, severity: str, at: datetime) -> dict:
+    return {"order_id": order, "severity": severity, "clock_at": at}
+
+
+def test_only_alerts_worth_a_message_reach_the_customer():
+    """A delay that keeps the promise is not announced; an order hears once per repeat window
+    unless the news gets more severe; a storm's or a lost parcel's alert is never folded away."""
+    templates = load_templates()
+    assert templates.repeat_after_hours and "stuck" in templates.only_if_promise_at_risk
+    at = pd.Timestamp(T0)
+    alerts = pd.DataFrame(
+        [
+            _alert(1, promise_at_risk=False, clock_at=at),  # delay, still on time: no message
+            _alert(2, promise_at_risk=True, clock_at=at),  # delay, promise at risk: message
+            _alert(3, promise_at_risk=True, clock_at=at) | {"order_id": "ORD-000000002"},
+            _alert(
+                4,
+                rule="lost_or_damaged",
+                sub_reason="LOST",
+                severity="critical",
+                promise_at_risk=True,
+                clock_at=at,
+            ),
+            _alert(5, promise_at_risk=True, clock_at=at),  # told 1 h ago at the same severity
+            _alert(6, severity="high", promise_at_risk=True, clock_at=at),  # told, but worse now
+        ]
+    )
+    told = pd.DataFrame(
+        [
+            _told("ORD-000000005", "medium", at - timedelta(hours=1)),
+            _told("ORD-000000006", "medium", at - timedelta(hours=1)),
+            _told("ORD-000000004", "critical", at - timedelta(days=30)),  # long ago
+        ]
+    )
+    kept = crm_messages.worth_a_message(alerts, templates, told)
+    assert sorted(kept["alert_id"]) == ["alert-0002", "alert-0004", "alert-0006"]
+
+
+def test_a_bad_repeat_or_promise_policy_is_refused():
+    raw = yaml.safe_load(crm_messages.MESSAGES_PATH.read_text(encoding="utf-8"))
+    with pytest.raises(TemplateError, match="repeat_after_hours"):
+        parse_templates({**raw, "repeat_after_hours": "often"})
+    with pytest.raises(TemplateError, match="only_if_promise_at_risk"):
+        parse_templates({**raw, "only_if_promise_at_risk": ["stuk"]})

@@ -12,6 +12,21 @@ Every alert is one episode with a deterministic id (rule + leg or shipment + tri
 stored only if that id is not stored yet: a redelivered batch or a second sweep never alerts
 twice. Each alert carries its impact (order, value, promise at risk) and the priced
 alternatives of :mod:`ml.alerts.alternatives`.
+
+**The clock** (``clock: watermark``) is the stream's own notion of "now", so a replay of a past
+day runs its time rules on the replayed day's time. It is guarded (:class:`ml.alerts.rules.
+ClockGuard`): only actual events move it (a DCSA estimate is a carrier's forecast of a future
+arrival: before issue 18 these moved the clock days ahead, which is why the demo's replay saw
+every open leg as stuck); an event more than the margin ahead of its receipt
+(``_published_at``) or of the wall clock never moves it; and it moves to the ``corroborate``-th
+latest time of distinct legs, so a lone future-dated event cannot move it at all.
+``watermark_unbounded`` keeps the old behaviour for the before/after measurement only.
+
+**The storm guard** (:class:`ml.alerts.rules.StormPolicy`, per-rule ``budget_per_hour``): a rule
+raising more alerts within the window than its budget, or flagging more than a share of the
+open legs in one sweep, is a fault, not the world. Its alerts are still stored, flagged
+``suppressed`` (not priced, no customer message), and one operational alert per storm is
+stored in ``ops.operational_alerts``.
 """
 
 from __future__ import annotations
@@ -19,16 +34,18 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections import deque
 from datetime import UTC, datetime, timedelta
 
 import duckdb
 import pandas as pd
 
 from ml.alerts.alternatives import latest_stock, price_alternatives
-from ml.alerts.rules import Rule, RuleSet, load_rules
+from ml.alerts.ops import ensure_ops_alerts_table, raise_operational_alert
+from ml.alerts.rules import Rule, RuleSet, RulesReloader
 from ml.dispatch.config import DispatchPolicy, load_policy
 from ml.dispatch.network import Network, NetworkError
-from ml.dispatch.store import load_network
+from ml.dispatch.store import DispatchDataError, load_network
 
 log = logging.getLogger("ordertower.alerts")
 
@@ -61,6 +78,7 @@ ALERT_COLUMNS = {
     "recommended_action": "varchar",
     "alternatives": "varchar",
     "batch_id": "varchar",
+    "suppressed": "boolean",
 }
 ALERTS_DDL = (
     f"create table if not exists {ALERTS_TABLE} (\n  "
@@ -95,6 +113,9 @@ def alert_id(rule: str, *episode: object) -> str:
 
 def ensure_alerts_table(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(ALERTS_DDL)
+    # lakes from before the storm guard: the flag is added (old alerts were all sent)
+    con.execute(f"alter table {ALERTS_TABLE} add column if not exists suppressed boolean")
+    ensure_ops_alerts_table(con)
 
 
 def _promise_end(promised: pd.Series) -> pd.Series:
@@ -111,32 +132,181 @@ class Detector:
         rules: RuleSet | None = None,
         dispatch: DispatchPolicy | None = None,
         stock_refresh_s: float = 600.0,
+        reloader: RulesReloader | None = None,
     ) -> None:
-        self.rules = rules or load_rules()
+        # given rules are fixed; otherwise rules.yaml is watched (a bad edit keeps these)
+        self.reloader = None if rules is not None else (reloader or RulesReloader())
+        self.rules = rules or self.reloader.current
         self.dispatch = dispatch or load_policy()
         self.stock_refresh_s = stock_refresh_s
         ensure_alerts_table(con)
         self.network: Network | None = None
         try:
             self.network = load_network(con, self.dispatch)
-        except (duckdb.Error, NetworkError) as exc:  # no marts yet: alerts without alternatives
+        except (
+            duckdb.Error,
+            NetworkError,
+            DispatchDataError,
+        ) as exc:  # no marts yet: alerts without alternatives
             log.warning("alternatives disabled until the lake has warehouses: %s", exc)
         self._stock: pd.DataFrame | None = None
         self._stock_at = 0.0
         self._last_sweep = 0.0
-        row = con.execute("select max(event_ts) from raw.carrier_events_stream").fetchone()
-        self.watermark: datetime | None = row[0] if row else None
+        self._last_sweep_clock: datetime | None = None
+        #: legs (tracking_ref -> time) ahead of the watermark, waiting for corroboration
+        self._frontier: dict[str, pd.Timestamp] = {}
+        #: events the clock refused in the current batch (flushed as an operational alert)
+        self._refused: pd.DataFrame | None = None
+        self.refused_total = 0
+        self.open_legs: int | None = None
+        self.watermark: datetime | None = self._restore_watermark(con)
+        #: per rule, the stream-clock times of its recent alerts (the storm window)
+        self._recent: dict[str, deque] = {}
+        self._storming: dict[str, datetime] = {}
+        self._restore_recent(con)
 
     # ------------------------------------------------------------------ clock and context
 
-    def advance(self, max_event_at: datetime | None) -> None:
-        if max_event_at is not None and (self.watermark is None or max_event_at > self.watermark):
-            self.watermark = max_event_at
+    def _margin(self) -> pd.Timedelta:
+        return pd.Timedelta(minutes=self.rules.clock_guard.margin_minutes)
+
+    def _restore_watermark(self, con) -> datetime | None:
+        """The clock survives restarts: recomputed from the stored events, under the same guard."""
+        try:
+            if self.rules.clock == "watermark_unbounded":
+                row = con.execute("select max(event_ts) from raw.carrier_events_stream").fetchone()
+                return row[0] if row else None
+            margin = int(self.rules.clock_guard.margin_minutes * 60)
+            row = con.execute(
+                f"""
+                select event_ts from (
+                    select tracking_ref, max(event_ts) as event_ts
+                    from raw.carrier_events_stream
+                    where event_classifier = 'ACT'
+                      and (_published_at is null
+                           or event_ts <= _published_at + to_seconds({margin}))
+                      and event_ts <= now() + to_seconds({margin})
+                    group by 1
+                ) order by event_ts desc limit 1 offset ?
+                """,
+                [self.rules.clock_guard.corroborate - 1],
+            ).fetchone()
+        except duckdb.Error:  # no stream table yet
+            return None
+        return row[0] if row else None
+
+    def _restore_recent(self, con) -> None:
+        if self.watermark is None:
+            return
+        since = self.clock() - timedelta(minutes=self.rules.storm.window_minutes)
+        try:
+            rows = con.execute(
+                f"select rule, clock_at from {ALERTS_TABLE} where clock_at >= ? order by clock_at",
+                [since],
+            ).fetchall()
+        except duckdb.Error:
+            return
+        for rule, at in rows:
+            self._recent.setdefault(rule, deque()).append(pd.Timestamp(at))
+
+    def advance(self, events: pd.DataFrame | datetime | None) -> None:
+        """Move the clock with a batch's landed events (``event_ts``, ``event_classifier``,
+        ``tracking_ref``, ``_published_at``); a bare time counts as one actual event."""
+        if events is None:
+            return
+        if not isinstance(events, pd.DataFrame):
+            events = pd.DataFrame({"event_ts": [events]})
+        if events.empty or "event_ts" not in events:
+            return
+        ts = pd.to_datetime(events["event_ts"], utc=True)
+        if self.rules.clock == "watermark_unbounded":
+            latest = ts.max()
+            if pd.notna(latest) and (self.watermark is None or latest > self.watermark):
+                self.watermark = latest.to_pydatetime()
+            return
+        if self.rules.clock == "wall":
+            return
+        margin = self._margin()
+        actual = ts.notna()
+        if "event_classifier" in events:
+            actual &= events["event_classifier"].fillna("ACT").eq("ACT").to_numpy()
+        ahead = ts > pd.Timestamp.now(tz="UTC") + margin
+        if "_published_at" in events:
+            received = pd.to_datetime(events["_published_at"], utc=True)
+            ahead |= received.notna() & (ts > received + margin)
+        refused = actual & ahead
+        if refused.any():
+            self.refused_total += int(refused.sum())
+            cols = [c for c in ("carrier_id", "tracking_ref", "event_ts") if c in events]
+            part = events.loc[refused.to_numpy(), cols]
+            self._refused = part if self._refused is None else pd.concat([self._refused, part])
+        keep = (actual & ~refused).to_numpy()
+        refs = (
+            events["tracking_ref"].fillna("").astype(str)
+            if "tracking_ref" in events
+            else pd.Series([f"#{i}" for i in range(len(events))], index=events.index)
+        )
+        mark = pd.Timestamp(self.watermark) if self.watermark is not None else None
+        for ref, t in zip(refs[keep], ts[keep], strict=True):
+            if (mark is None or t > mark) and (
+                ref not in self._frontier or t > self._frontier[ref]
+            ):
+                self._frontier[ref] = t
+        k = self.rules.clock_guard.corroborate
+        if len(self._frontier) >= k:
+            latest = sorted(self._frontier.values(), reverse=True)[k - 1]
+            self.watermark = latest.to_pydatetime()
+            self._frontier = {r: t for r, t in self._frontier.items() if t > latest}
+
+    def has_clock(self) -> bool:
+        """Whether the time rules can run: a watermark clock needs a watermark first."""
+        return self.rules.clock == "wall" or self.watermark is not None
 
     def clock(self) -> datetime:
         if self.rules.clock == "wall" or self.watermark is None:
             return datetime.now(UTC)
-        return pd.Timestamp(self.watermark).tz_convert(UTC).to_pydatetime()
+        mark = pd.Timestamp(self.watermark).tz_convert(UTC)
+        if self.rules.clock == "watermark":
+            mark = min(mark, pd.Timestamp.now(tz="UTC") + self._margin())
+        return mark.to_pydatetime()
+
+    def reload(self, con: duckdb.DuckDBPyConnection) -> str | None:
+        """Pick up an edit of rules.yaml; a bad one keeps the rules in use and raises one
+        operational alert. Returns the error of a refused edit."""
+        if self.reloader is None:
+            return None
+        rules, error = self.reloader.poll()
+        if error is not None:
+            raise_operational_alert(
+                con,
+                "rules_reload_failed",
+                f"{error} -- the last good rules stay in use",
+                (str(self.reloader.path), self.reloader._stamp),
+                subject=self.reloader.path.name,
+            )
+            return error
+        if rules is not self.rules:
+            log.info("exception rules reloaded from %s", self.reloader.path)
+            self.rules = rules
+        return None
+
+    def _flush_refused(self, con) -> None:
+        if self._refused is None or self._refused.empty:
+            return
+        frame, self._refused = self._refused, None
+        day = datetime.now(UTC).date().isoformat()
+        for carrier, part in frame.groupby(frame.get("carrier_id", pd.Series("?", frame.index))):
+            raise_operational_alert(
+                con,
+                "clock_refused_events",
+                f"{len(part)} event(s) of {carrier} more than "
+                f"{self.rules.clock_guard.margin_minutes:g} min ahead of their receipt or of the "
+                f"wall clock did not move the alert clock (latest {part['event_ts'].max()}); "
+                "they are stored, their leg's alerts still run",
+                (carrier, day),
+                subject=str(carrier),
+                affected=len(part),
+            )
 
     def _stock_now(self, con) -> pd.DataFrame:
         if self._stock is None or time.monotonic() - self._stock_at > self.stock_refresh_s:
@@ -267,6 +437,9 @@ class Detector:
             """,
             [clock, lookback, lookback, clock],
         )
+        self.open_legs = int(
+            con.execute("select count(distinct tracking_ref) from _sweep").fetchone()[0]
+        )
         out = []
         for rule in stuck:
             hours = rule.params["hours"]
@@ -345,15 +518,21 @@ class Detector:
     ) -> pd.DataFrame:
         """Alerts raised by this batch (not yet stored), one row per new episode candidate."""
         clock = self.clock()
+        self._flush_refused(con)
         parts = [self._event_alerts(con, events), self._late_alerts(etas, events)]
-        due = (
-            sweep
-            if sweep is not None
-            else time.monotonic() - self._last_sweep >= self.rules.sweep_every_s
-        )
-        if due:
+        due = sweep
+        if due is None:
+            due = time.monotonic() - self._last_sweep >= self.rules.sweep_every_s
+            step = self.rules.sweep_every_clock_minutes
+            if step:
+                last = self._last_sweep_clock
+                due = due or last is None or clock - last >= timedelta(minutes=step)
+        swept = False
+        if due and self.has_clock():
             parts.append(self._sweep_alerts(con, clock))
             self._last_sweep = time.monotonic()
+            self._last_sweep_clock = clock
+            swept = True
         parts = [p for p in parts if not p.empty]
         if not parts:
             return pd.DataFrame(columns=list(ALERT_COLUMNS))
@@ -424,8 +603,71 @@ class Detector:
         ):
             if col not in found:
                 found[col] = None
-        found = self._with_alternatives(con, found, clock)
+        found["suppressed"] = self._storm(con, found, clock, swept)
+        sent = found.loc[~found["suppressed"]]
+        held = found.loc[found["suppressed"]].copy()
+        parts = [self._with_alternatives(con, sent, clock)] if not sent.empty else []
+        if not held.empty:  # a storm is not priced: nobody acts on it alert by alert
+            held["alternatives"] = "[]"
+            held["recommended_option"] = None
+            held["recommended_action"] = "suppressed in an alert storm: see ops.operational_alerts"
+            parts.append(held)
+        found = pd.concat(parts, ignore_index=True)
         return found[list(ALERT_COLUMNS)].reset_index(drop=True)
+
+    # ------------------------------------------------------------------ storm guard
+
+    def _storm(self, con, found: pd.DataFrame, clock: datetime, swept: bool) -> pd.Series:
+        """Which of the new alerts are suppressed: those of a rule in a storm."""
+        policy = self.rules.storm
+        window = pd.Timedelta(minutes=policy.window_minutes)
+        now = pd.Timestamp(clock)
+        by_id = {r.id: r for r in self.rules.rules}
+        suppressed = pd.Series(False, index=found.index)
+        for rule_id in found["rule"].unique():
+            rule = by_id.get(rule_id)
+            mask = found["rule"].eq(rule_id)
+            n = int(mask.sum())
+            recent = self._recent.setdefault(rule_id, deque())
+            while recent and recent[0] < now - window:
+                recent.popleft()
+            limit = policy.max_alerts
+            if rule is not None and rule.budget_per_hour:
+                limit = min(limit, rule.budget_per_hour * policy.window_minutes / 60)
+            in_window = len(recent) + n
+            reasons = []
+            if in_window > limit:
+                reasons.append(
+                    f"{in_window} alerts within {policy.window_minutes:g} min of stream time "
+                    f"(budget {limit:g})"
+                )
+            sweep_rule = rule is not None and rule.kind in ("stuck", "milestone_missed")
+            open_legs = self.open_legs or 0
+            if swept and sweep_rule and open_legs >= policy.min_open_legs:
+                share = n / open_legs
+                if share > policy.max_share_of_open_legs:
+                    reasons.append(
+                        f"{share:.0%} of the {open_legs} open legs in one sweep "
+                        f"(limit {policy.max_share_of_open_legs:.0%})"
+                    )
+            recent.extend([now] * n)
+            if not reasons:
+                self._storming.pop(rule_id, None)
+                continue
+            start = self._storming.setdefault(rule_id, clock)
+            suppressed |= mask
+            raise_operational_alert(
+                con,
+                "alert_storm",
+                f"rule {rule_id}: {'; '.join(reasons)}. Its customer messages are suppressed "
+                "until the rate is back under budget; the alerts are stored flagged suppressed. "
+                "Check the stream clock, the carrier feeds and rules.yaml.",
+                (rule_id, pd.Timestamp(start).isoformat()),
+                subject=rule_id,
+                affected=n,
+                clock_at=clock,
+            )
+        return suppressed
 
     def _with_alternatives(self, con, found: pd.DataFrame, clock: datetime) -> pd.DataFrame:
         found = found.copy()

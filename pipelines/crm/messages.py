@@ -105,6 +105,8 @@ _TOP_KEYS = {
     "eta_for",
     "carriers",
     "languages",
+    "only_if_promise_at_risk",
+    "repeat_after_hours",
 }
 
 
@@ -171,6 +173,12 @@ class Templates:
     eta_for: frozenset[str]
     carriers: dict[str, str]
     languages: dict[str, Language]
+    #: alerts (reason or reason/SUB_REASON) that reach the customer only when the promise is at
+    #: risk: a delay that still arrives on time is operations' business, not the customer's
+    only_if_promise_at_risk: frozenset[str] = frozenset()
+    #: an order gets at most one message per this many hours of the stream clock, unless the new
+    #: alert is more severe than the last one it was told about (None: every alert)
+    repeat_after_hours: float | None = None
 
     def language(self, code: object) -> Language:
         """The templates of a language code (``pt-BR`` -> ``pt``), or the default language's."""
@@ -367,7 +375,18 @@ def parse_templates(raw: Any, source: str = "messages.yaml") -> Templates:
     known = set(REASONS) | {GENERIC} | {f"carrier_exception/{s}" for s in SUB_REASONS}
     voucher_for = _keys(raw.get("voucher_for", []), "voucher_for", problems)
     eta_for = _keys(raw.get("eta_for", []), "eta_for", problems)
-    for name, keys in (("voucher_for", voucher_for), ("eta_for", eta_for)):
+    at_risk = _keys(raw.get("only_if_promise_at_risk", []), "only_if_promise_at_risk", problems)
+    repeat = raw.get("repeat_after_hours")
+    if repeat is not None and (
+        isinstance(repeat, bool) or not isinstance(repeat, int | float) or repeat < 0
+    ):
+        problems.append("repeat_after_hours: must be a number of hours >= 0")
+        repeat = None
+    for name, keys in (
+        ("voucher_for", voucher_for),
+        ("eta_for", eta_for),
+        ("only_if_promise_at_risk", at_risk),
+    ):
         for key in sorted(keys - known):
             problems.append(f"{name}: unknown reason {key!r}")
     carriers = raw.get("carriers") or {}
@@ -384,28 +403,80 @@ def parse_templates(raw: Any, source: str = "messages.yaml") -> Templates:
         tiers=tiers,
         voucher_for=voucher_for,
         eta_for=eta_for,
+        only_if_promise_at_risk=at_risk,
+        repeat_after_hours=None if repeat is None else float(repeat),
         carriers={str(k): str(v) for k, v in carriers.items()},
         languages=languages,
     )
 
 
-_cache: dict[tuple[str, float], Templates] = {}
+_cache: dict[tuple[str, int, int], Templates] = {}
 
 
 def load_templates(path: Path | None = None) -> Templates:
-    """Read and validate ``messages.yaml`` (re-read when the file changes)."""
+    """Read and validate ``messages.yaml`` (re-read when the file changes). Any problem is a
+    :class:`TemplateError`, whatever shape the bad edit has."""
     path = Path(path or MESSAGES_PATH)
     try:
-        key = (str(path.resolve()), path.stat().st_mtime)
+        st = path.stat()
+        key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
     except OSError as exc:
         raise TemplateError(f"cannot read message templates {path}: {exc}") from exc
     if key not in _cache:
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TemplateError(f"cannot read message templates {path}: {exc}") from exc
         except yaml.YAMLError as exc:
             raise TemplateError(f"{path.name} is not valid YAML: {exc}") from exc
-        _cache[key] = parse_templates(raw, path.name)
+        try:
+            _cache[key] = parse_templates(raw, path.name)
+        except TemplateError:
+            raise
+        except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+            raise TemplateError(f"{path.name}: cannot be read as templates: {exc!r}") from exc
     return _cache[key]
+
+
+class TemplateReloader:
+    """The templates a long-running process uses (the stream), re-read when the file changes.
+
+    The first load must succeed: the stream never starts on bad templates. Afterwards a bad edit
+    keeps the last good templates; :meth:`poll` returns them with the error, once per bad version
+    of the file, so the caller raises one operational alert and customers still get messages
+    from the last good version.
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = Path(path or MESSAGES_PATH)
+        self.current = load_templates(self.path)
+        self._stamp = self._stat()
+        self.error: str | None = None
+
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    @property
+    def stamp(self) -> tuple[int, int] | None:
+        return self._stamp
+
+    def poll(self) -> tuple[Templates, str | None]:
+        """(the templates to use, the error of a newly seen bad edit or None)."""
+        stamp = self._stat()
+        if stamp == self._stamp:
+            return self.current, None
+        self._stamp = stamp
+        try:
+            self.current = load_templates(self.path)
+        except TemplateError as exc:
+            self.error = str(exc)
+            return self.current, self.error
+        self.error = None
+        return self.current, None
 
 
 # ------------------------------------------------------------------------------- composing
@@ -556,6 +627,58 @@ def render(
         "body": text,
         "payload": json.dumps(payload, ensure_ascii=False, sort_keys=True),
     }
+
+
+_RANK = {s: i for i, s in enumerate(SEVERITIES)}
+
+
+def worth_a_message(
+    alerts: pd.DataFrame, templates: Templates, told: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """The alerts that should reach the customer (the others stay stored for operations).
+
+    ``alerts``: new alerts (``alert_id, order_id, reason, sub_reason, severity,
+    promise_at_risk, clock_at``); ``told``: the alerts the orders were already messaged about
+    (``order_id, severity, clock_at``). An alert listed in ``only_if_promise_at_risk`` needs its
+    promise at risk; per order the most severe alert of the batch is kept; and within
+    ``repeat_after_hours`` of the last message an order hears again only of something more
+    severe."""
+    if alerts is None or alerts.empty:
+        return alerts
+    frame = alerts.copy()
+    keys = templates.only_if_promise_at_risk
+    if keys:
+        listed = [
+            _matches(keys, _clean(r), _clean(s).upper() or "OTHER")
+            for r, s in zip(
+                frame["reason"], frame.get("sub_reason", [None] * len(frame)), strict=True
+            )
+        ]
+        at_risk = frame.get("promise_at_risk", pd.Series(True, index=frame.index))
+        frame = frame.loc[
+            ~pd.Series(listed, index=frame.index) | at_risk.fillna(False).astype(bool)
+        ]
+    if templates.repeat_after_hours is None or frame.empty:
+        return frame
+    frame = frame.assign(_rank=frame["severity"].map(_RANK).fillna(0))
+    no_order = frame["order_id"].isna()
+    ranked = frame.loc[~no_order].sort_values(["_rank", "clock_at"], ascending=[False, True])
+    frame = pd.concat([ranked.drop_duplicates("order_id"), frame.loc[no_order]])
+    if told is not None and not told.empty:
+        last = told.assign(_told=told["severity"].map(_RANK).fillna(0))
+        last = (
+            last.sort_values("clock_at")
+            .groupby("order_id")
+            .agg(told_at=("clock_at", "last"), told_rank=("_told", "max"))
+        )
+        frame = frame.join(last, on="order_id")
+        window = pd.Timedelta(hours=templates.repeat_after_hours)
+        recent = (
+            pd.to_datetime(frame["clock_at"], utc=True) - pd.to_datetime(frame["told_at"], utc=True)
+        ) < window
+        repeat = recent.fillna(False) & (frame["_rank"] <= frame["told_rank"].fillna(-1))
+        frame = frame.loc[~repeat].drop(columns=["told_at", "told_rank"])
+    return frame.drop(columns="_rank")
 
 
 def compose(

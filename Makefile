@@ -5,6 +5,7 @@
 #   make bench  throughput of the simulator, ingestion and dbt -> bench/results/*.json, BENCHMARKS.md
 #   make bench-ui   the dashboards in headless Chromium on the current lake: page renders and filter changes, p50/p95
 #   make bench-stream   the ETA model vs the carrier's plan and the live path's latency at 500 events/s, on the current lake
+#   make bench-maintenance  a compressed stream with and without lake upkeep: files, snapshots, catalog size -> bench/results/lake-maintenance-<date>.json
 #   make bench-routing  PyVRP vs OR-Tools on the Solomon VRPTW set, gap to best-known -> bench/results/routing-<date>.json
 #   make docs   the dbt documentation of the lake (models, columns, lineage) on 127.0.0.1:8080
 #   make live   the live path on the demo lake: RabbitMQ -> ordertower stream (ETAs, alerts, CRM) -> tracking marts
@@ -37,7 +38,7 @@ else
 PYTEST_MARKERS :=
 endif
 
-.PHONY: help install demo simulate materialize status test lint ui bench bench-ui bench-routing bench-stream docs live clean
+.PHONY: help install demo simulate materialize status test lint ui bench bench-ui bench-routing bench-stream bench-maintenance docs live clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -104,6 +105,7 @@ ui: install
 
 bench: install
 	ordertower bench
+	ordertower alerts quality
 	$(MAKE) bench-ui
 
 bench-ui: install
@@ -114,6 +116,9 @@ bench-stream: install
 
 live: install
 	ordertower live-demo --rate $(LIVE_RATE)
+
+bench-maintenance: install
+	python -c "from pipelines.bench import run_maintenance_bench; print(run_maintenance_bench())"
 
 bench-routing: install
 	python -m ml.dispatch.routing.bench --time-limit $(ROUTE_TIME_LIMIT)

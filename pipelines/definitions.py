@@ -9,6 +9,7 @@ from ordertower.redact import install_log_redaction
 from pipelines.defs.dispatch import definitions as dispatch
 from pipelines.defs.eta import definitions as eta
 from pipelines.defs.ingest import definitions as ingest
+from pipelines.defs.maintenance import definitions as maintenance
 from pipelines.defs.resources import LakeResource
 from pipelines.defs.risk import definitions as risk
 from pipelines.defs.stream import definitions as stream
@@ -25,5 +26,6 @@ defs = dg.Definitions.merge(
     dispatch.defs,
     eta.defs,
     stream.defs,
+    maintenance.defs,
     dg.Definitions(resources={"lake": LakeResource()}),
 )

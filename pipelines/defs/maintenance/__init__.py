@@ -1,0 +1,1 @@
+"""The lake-upkeep domain: snapshot expiry, file merging and clean-up as scheduled jobs."""

@@ -5,6 +5,11 @@ failed deliveries, customs holds) and the live alerts of the carrier-event strea
 (fct_exception_alerts), each with the recommended action and the customer message that would
 be sent, rendered from the CRM templates in the customer's language and tier (the first name
 stays a placeholder: the dashboards never read names).
+
+Open episodes past their SLA are split by what the data can tell (fct_order_exceptions.
+worklist_status): truly overdue (the carrier's feed reported beyond the SLA's end and the
+episode is still open) apart from those awaiting data (the feed that would close them has not
+reported that far yet), so a quiet feed or a clock that ran ahead never reads as a backlog.
 """
 
 from __future__ import annotations
@@ -31,24 +36,42 @@ except data.DataUnavailable as exc:
     ui.show_unavailable(str(exc))
     st.stop()
 
-total_open = int(summary["open"].sum()) if not summary.empty else 0
-breached = int(summary["sla_breached"].sum()) if not summary.empty else 0
+
+def _total(column: str) -> int:
+    return int(summary[column].sum()) if not summary.empty else 0
+
+
+total_open = _total("open")
 critical = (
     int(summary.loc[summary["severity"] == "critical", "open"].sum()) if not summary.empty else 0
 )
-cols = st.columns(4)
+cols = st.columns(5)
 cols[0].metric("Open exceptions", ui.fmt_count(total_open), border=True)
 cols[1].metric(
-    "Past their SLA",
-    ui.fmt_count(breached),
-    help="Open longer than the exception policy allows for its type and severity.",
+    "Overdue",
+    ui.fmt_count(_total("overdue")),
+    help="Open, past its SLA, and the carrier's feed has reported beyond the SLA's end: the "
+    "data could have closed it and did not. Work these first.",
     border=True,
 )
-cols[2].metric("Critical", ui.fmt_count(critical), border=True)
-cols[3].metric(
+cols[2].metric(
+    "Awaiting data",
+    ui.fmt_count(_total("awaiting_data")),
+    help="Past its SLA by the lake's clock, but the feed that would close it has not reported "
+    "that far yet: its closing event may simply not be here. Not counted as overdue.",
+    border=True,
+)
+cols[3].metric("Critical", ui.fmt_count(critical), border=True)
+cols[4].metric(
     "Order value affected",
     ui.fmt_money_short(summary["order_value"].sum() if not summary.empty else None),
     border=True,
+)
+st.caption(
+    f"Of {ui.fmt_count(total_open)} open: {ui.fmt_count(_total('overdue'))} truly overdue, "
+    f"{ui.fmt_count(_total('awaiting_data'))} awaiting data, "
+    f"{ui.fmt_count(_total('within_sla'))} within their SLA. "
+    + " ".join(f"**{k}**: {v}." for k, v in data.WORKLIST_STATUSES.items())
 )
 
 left, right = st.columns(2)
@@ -114,7 +137,7 @@ tab_batch, tab_live = st.tabs(
 
 with tab_batch:
     if tab_batch.open:
-        c1, c2, c3 = st.columns([2, 2, 1])
+        c1, c2, c3 = st.columns([2, 2, 2])
         severities = c1.multiselect(
             "Severity", ui.SEVERITY_ORDER, key="exc_severity", placeholder="All severities"
         )
@@ -124,17 +147,25 @@ with tab_batch:
             key="exc_types",
             placeholder="All types",
         )
-        breached_only = c3.toggle("Past SLA only", key="exc_breached")
-        work = data.open_exceptions(filters, tuple(severities), tuple(types), breached_only)
+        statuses = c3.multiselect(
+            "Status",
+            list(data.WORKLIST_STATUSES),
+            key="exc_status",
+            placeholder="All statuses",
+            format_func=lambda s: s.replace("_", " "),
+        )
+        work = data.open_exceptions(
+            filters, tuple(severities), tuple(types), statuses=tuple(statuses)
+        )
         st.caption(
             f"{len(work):,} shown (at most {data.WORKLIST_LIMIT}); the counts above are complete."
         )
-        # past-SLA rows flagged by a column, not a pandas Styler: styling every cell of a
-        # 500-row worklist costs ~0.3-0.8 s of every rerun to marshal
+        # the status is a column, not a pandas Styler: styling every cell of a 500-row
+        # worklist costs ~0.3-0.8 s of every rerun to marshal
         event = st.dataframe(
             work[
                 [
-                    "is_sla_breached",
+                    "worklist_status",
                     "severity",
                     "exception_type",
                     "exception_reason",
@@ -148,6 +179,7 @@ with tab_batch:
                     "sla_hours",
                     "sla_used",
                     "opened_at",
+                    "data_through_at",
                 ]
             ],
             hide_index=True,
@@ -156,8 +188,14 @@ with tab_batch:
             selection_mode="single-row",
             key="exc_table",
             column_config={
-                "is_sla_breached": st.column_config.CheckboxColumn(
-                    "past SLA", help="Open longer than its SLA allows"
+                "worklist_status": st.column_config.TextColumn(
+                    "status",
+                    help="overdue: the data could have closed it and did not; awaiting data: "
+                    "past its SLA, but the carrier's feed has not reported that far yet; "
+                    "within SLA: still in time",
+                ),
+                "data_through_at": st.column_config.DatetimeColumn(
+                    "feed reported to", help="How far the feed that would close it has reported"
                 ),
                 "age_hours": st.column_config.NumberColumn("age h", format="%.1f"),
                 "sla_hours": st.column_config.NumberColumn("SLA h", format="%.0f"),
@@ -174,7 +212,8 @@ with tab_batch:
         if not work.empty:
             row = work.iloc[rows[0] if rows else 0]
             st.markdown(
-                f"**{row['order_id']}** · {row['severity']} {row['exception_type']} "
+                f"**{row['order_id']}** · {row['worklist_status'].replace('_', ' ')} · "
+                f"{row['severity']} {row['exception_type']} "
                 f"({row['exception_reason']}) · recommended: **{row['recommended_action']}** · "
                 f"[open in tracking](/?order={row['order_id']})"
             )
@@ -195,6 +234,7 @@ with tab_live:
             event = st.dataframe(
                 alerts[
                     [
+                        "worklist_status",
                         "severity",
                         "rule",
                         "reason",
@@ -215,7 +255,13 @@ with tab_live:
                 selection_mode="single-row",
                 key="exc_alerts",
                 column_config={
-                    "hours_late": st.column_config.NumberColumn("hours late", format="%.1f")
+                    "hours_late": st.column_config.NumberColumn("hours late", format="%.1f"),
+                    "worklist_status": st.column_config.TextColumn(
+                        "status",
+                        help="overdue: still not delivered although the carrier's feed reported "
+                        "beyond act by; awaiting data: past act by, but the feed has not "
+                        "reported that far; within SLA: still in time",
+                    ),
                 },
             )
             rows = event.selection.rows if event is not None else []

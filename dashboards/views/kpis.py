@@ -3,6 +3,10 @@
 Every rate is recomputed from the summed facts of ``marts.kpi_daily`` for the selection (never
 an average of daily rates), shown against its target (``dashboards/kpi_targets.yaml``), as a
 weekly or daily trend, and drilled down by warehouse, carrier, channel or source system.
+
+Outcome rates (on time, next-day hit, fill, cancellation) count matured orders only; a period
+that still holds open orders is drawn as provisional (hollow points on a grey band), never as a
+failure, and the maturity rule is stated under the chart.
 """
 
 from __future__ import annotations
@@ -35,6 +39,36 @@ def meets(name: str, value) -> bool | None:
         return None
     spec = TARGETS[name]
     return value >= spec["target"] if spec["direction"] == "at_least" else value <= spec["target"]
+
+
+def maturity_rule() -> str:
+    """The maturity rule in words (the dbt model int_kpi_facts states it for the data)."""
+    return (
+        "An order's outcome is known once it is cancelled, delivered or lost, or once its "
+        f"promised day ended more than {data.KPI_MATURITY_HOURS} h before the lake's data clock "
+        "(the time through which every source has reported); until then it is open and counts "
+        "in no outcome rate (on time, next-day hit, fill, cancellation): an order in transit is "
+        "never counted as late."
+    )
+
+
+def provisional_band(fig: go.Figure, periods: pd.Series, grain: str) -> None:
+    """Grey band behind the provisional periods, labelled, so they never read as failures."""
+    if periods.empty:
+        return
+    half = pd.Timedelta(days=3.5) if grain == "week" else pd.Timedelta(hours=12)
+    start = pd.Timestamp(periods.min()) - half
+    end = pd.Timestamp(periods.max()) + half
+    fig.add_vrect(
+        x0=start,
+        x1=end,
+        fillcolor="#9ca3af",
+        opacity=0.18,
+        line_width=0,
+        layer="below",
+        annotation_text="provisional",
+        annotation_position="top left",
+    )
 
 
 who = auth.require_page("kpis", "KPIs")
@@ -71,6 +105,14 @@ head[3].metric(
     border=True,
 )
 
+open_orders = 0 if pd.isna(totals["open_orders"]) else int(totals["open_orders"])
+if open_orders:
+    st.caption(
+        f"Provisional: {ui.fmt_count(open_orders)} of {ui.fmt_count(totals['orders'])} orders "
+        f"({ui.fmt_rate(open_orders / totals['orders'], 1)}) of the selection are still open and "
+        "count in no outcome rate below yet. " + maturity_rule()
+    )
+
 cards = st.columns(5)
 for i, (name, spec) in enumerate(TARGETS.items()):
     ok = meets(name, totals[name])
@@ -96,20 +138,42 @@ chosen = c1.multiselect(
 )
 grain = c2.segmented_control("Grain", ["week", "day"], default="week", key="kpi_grain") or "week"
 trend = data.kpi_trend(filters, grain)
+provisional = trend["is_provisional"].fillna(False).astype(bool)
+open_share = (trend["open_orders"] / trend["orders"]).fillna(0.0)
 fig = go.Figure()
 palette = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2"]
 for i, name in enumerate(chosen):
     color = palette[i % len(palette)]
+    label = TARGETS[name]["label"]
+    # matured periods: a solid line; provisional ones: hollow points on a dotted line from the
+    # last matured one, with how many orders are still open in the hover
     fig.add_trace(
         go.Scatter(
             x=trend["period"],
-            y=trend[name],
-            name=TARGETS[name]["label"],
+            y=trend[name].where(~provisional),
+            name=label,
             mode="lines+markers",
             line={"color": color},
         )
     )
+    if provisional.any():
+        linked = provisional | provisional.shift(-1, fill_value=False)
+        fig.add_trace(
+            go.Scatter(
+                x=trend["period"],
+                y=trend[name].where(linked),
+                name=f"{label} (provisional)",
+                mode="lines+markers",
+                line={"color": color, "dash": "dot"},
+                marker={"symbol": "circle-open", "size": 9},
+                opacity=0.6,
+                customdata=open_share,
+                hovertemplate="%{y:.1%} provisional: %{customdata:.0%} of orders still open"
+                "<extra></extra>",
+            )
+        )
     fig.add_hline(y=TARGETS[name]["target"], line={"dash": "dot", "color": color, "width": 1})
+provisional_band(fig, trend.loc[provisional, "period"], grain)
 fig.update_layout(
     height=340,
     margin={"l": 10, "r": 10, "t": 10, "b": 10},
@@ -118,9 +182,17 @@ fig.update_layout(
     xaxis_title=None,
 )
 st.plotly_chart(fig, width="stretch", config={"displayModeBar": False})
-st.caption(
-    "Dotted lines: targets. The latest periods are still open: orders not yet due count later."
-)
+if provisional.any():
+    periods = ", ".join(
+        f"{pd.Timestamp(p):%Y-%m-%d} ({share:.0%} open)"
+        for p, share in zip(trend.loc[provisional, "period"], open_share[provisional], strict=True)
+    )
+    st.caption(
+        f"Provisional {'weeks' if grain == 'week' else 'days'} (grey band, hollow points): "
+        f"{periods}. More than {data.KPI_PROVISIONAL_OPEN_SHARE:.0%} of their orders are still "
+        "open: their rates count the orders matured so far and may still move."
+    )
+st.caption("Dotted horizontal lines: targets. " + maturity_rule())
 
 st.subheader("Drill-down")
 d1, d2 = st.columns([1, 3])

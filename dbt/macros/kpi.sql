@@ -2,6 +2,9 @@
     The KPI definitions, in one place, as ratios of the additive facts of int_kpi_facts. Both
     KPI marts (daily, weekly) select the sums and then these rates, so a rate at any roll-up
     is recomputed from sums, never averaged. A rate is null when its denominator is 0.
+    The outcome rates (on time, next-day hit, fill, cancellation) count matured orders only
+    (int_kpi_facts states the maturity rule); is_provisional marks a row with more than 1 %
+    (var kpi_provisional_open_share) of its orders still open; open_orders says how many.
 -#}
 
 {% macro kpi_sums() -%}
@@ -31,7 +34,9 @@
     cast(sum(reviews) as bigint) as reviews,
     cast(sum(rating_sum) as bigint) as rating_sum,
     cast(sum(promoter_reviews) as bigint) as promoter_reviews,
-    cast(sum(detractor_reviews) as bigint) as detractor_reviews
+    cast(sum(detractor_reviews) as bigint) as detractor_reviews,
+    cast(sum(matured_orders) as bigint) as matured_orders,
+    cast(sum(open_orders) as bigint) as open_orders
 {%- endmacro %}
 
 
@@ -41,7 +46,7 @@
     error_orders / nullif(closed_orders, 0) as error_rate,
     units_filled / nullif(units_to_fill, 0) as fill_rate,
     next_day_on_time_orders / nullif(next_day_due_orders, 0) as next_day_promise_hit_rate,
-    cancelled_orders / nullif(orders, 0) as cancellation_rate,
+    cancelled_orders / nullif(matured_orders, 0) as cancellation_rate,
     cast(transport_cost_eur as double) / nullif(shipped_orders, 0) as cost_per_order_eur,
     cast(transport_cost_eur as double) / nullif(units_shipped, 0) as cost_per_item_eur,
     kg_co2e / nullif(shipped_orders, 0) as kg_co2e_per_order,
@@ -49,7 +54,11 @@
     green_orders / nullif(orders, 0) as green_option_uptake,
     rating_sum / nullif(reviews, 0) as avg_rating,
     -- net sentiment from 1-5 ratings, -100..100: share of 4-5 minus share of 1-2
-    100.0 * (promoter_reviews - detractor_reviews) / nullif(reviews, 0) as sentiment_index
+    100.0 * (promoter_reviews - detractor_reviews) / nullif(reviews, 0) as sentiment_index,
+    -- provisional: more than var kpi_provisional_open_share (1 %) of the row's orders are still
+    -- open, so its outcome rates may still move by more than about a point
+    open_orders > {{ var('kpi_provisional_open_share', 0.01) }} * orders as is_provisional,
+    open_orders / nullif(orders, 0) as open_order_share
 {%- endmacro %}
 
 

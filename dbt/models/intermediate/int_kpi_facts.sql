@@ -1,6 +1,16 @@
 -- The additive facts behind every KPI, one row per order (dated by its order day) and one per
 -- exception opened or resolved (dated by that day), all carrying the same dimensions so the
 -- KPI marts can sum them at any grain and compute rates from sums (never average rates).
+--
+-- Maturity: an order's outcome is known once it is cancelled, delivered or lost, or once the
+-- end of its promised day lies more than var('kpi_maturity_hours') (72 h: the longest a
+-- carrier's delivery scan reaches the lake late) before the lake's data clock
+-- (int_lake_clock.data_through_at). Until then it is open: the outcome KPIs (on time, next-day
+-- hit, fill rate, cancellation; perfect order and errors count delivered or lost orders only)
+-- leave it out of their numerators and denominators, and a KPI row with more than 1 % of its
+-- orders open is provisional (macro kpi_rates). An order in transit is never counted as late
+-- before its outcome is known.
+{%- set maturity_hours = var('kpi_maturity_hours', 72) %}
 with
 
 orders as (
@@ -12,6 +22,27 @@ orders as (
 exceptions as (
 
     select * from {{ ref('fct_order_exceptions') }}
+
+),
+
+clock as (
+
+    select * from {{ ref('int_lake_clock') }}
+
+),
+
+matured as (
+
+    select
+        orders.*,
+        coalesce(is_cancelled or is_delivered or is_lost, false)
+        or coalesce(
+            coalesce(promised_by_at, ordered_at) + to_hours(cast({{ maturity_hours }} as bigint))
+                <= coalesce(clock.data_through_at, clock.as_of),
+            false
+        ) as is_matured
+    from orders
+    cross join clock
 
 ),
 
@@ -29,22 +60,26 @@ order_facts as (
         order_total as order_value,
         case when is_cancelled then 1 else 0 end as cancelled_orders,
         case when is_delivered then 1 else 0 end as delivered_orders,
-        case when is_on_time is not null then 1 else 0 end as due_orders,
-        case when is_on_time then 1 else 0 end as on_time_orders,
-        case when is_next_day_promise and is_on_time is not null then 1 else 0 end
+        -- on time over matured orders only: an order still open is not yet late
+        case when is_matured and is_on_time is not null then 1 else 0 end as due_orders,
+        case when is_matured and is_on_time then 1 else 0 end as on_time_orders,
+        case when is_matured and is_next_day_promise and is_on_time is not null then 1 else 0 end
             as next_day_due_orders,
-        case when is_next_day_promise and is_on_time then 1 else 0 end as next_day_on_time_orders,
+        case when is_matured and is_next_day_promise and is_on_time then 1 else 0 end
+            as next_day_on_time_orders,
         case when is_delivered or is_lost then 1 else 0 end as closed_orders,
         case when is_perfect_order then 1 else 0 end as perfect_orders,
         case when has_fulfilment_error then 1 else 0 end as error_orders,
-        -- fill rate: units shipped of units ordered, except orders the customer, the payment or
-        -- the risk team cancelled (those were never meant to be filled)
+        -- fill rate: units shipped of units ordered of matured orders, except orders the
+        -- customer, the payment or the risk team cancelled (never meant to be filled)
         case
+            when not is_matured then 0
             when cancellation_reason in ('customer_request', 'payment_failed', 'fraud_suspected')
                 then 0
             else ordered_units
         end as units_to_fill,
         case
+            when not is_matured then 0
             when cancellation_reason in ('customer_request', 'payment_failed', 'fraud_suspected')
                 then 0
             else least(shipped_units, ordered_units)
@@ -61,8 +96,10 @@ order_facts as (
         review_count as reviews,
         case when avg_rating is not null then avg_rating * review_count else 0 end as rating_sum,
         case when avg_rating >= 4 then review_count else 0 end as promoter_reviews,
-        case when avg_rating <= 2 then review_count else 0 end as detractor_reviews
-    from orders
+        case when avg_rating <= 2 then review_count else 0 end as detractor_reviews,
+        case when is_matured then 1 else 0 end as matured_orders,
+        case when is_matured then 0 else 1 end as open_orders
+    from matured
 
 ),
 
@@ -78,7 +115,9 @@ exception_facts as (
         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
         1 as exceptions_opened,
         0 as exceptions_resolved,
-        0, 0, 0, 0, 0, 0
+        0, 0, 0, 0, 0, 0,
+        0 as matured_orders,
+        0 as open_orders
     from exceptions
     union all
     select
@@ -91,7 +130,9 @@ exception_facts as (
         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
         0,
         1,
-        0, 0, 0, 0, 0, 0
+        0, 0, 0, 0, 0, 0,
+        0,
+        0
     from exceptions
     where resolved_date is not null
 

@@ -7,6 +7,16 @@
 --   late_vs_promise: the end of the promised local day passed before delivery; resolved at
 --     delivery.
 -- Ages and open episodes are measured against the lake's clock (int_lake_clock).
+--
+-- worklist_status says what an episode needs, from the data alone:
+--   resolved       it was closed (resolved_at);
+--   within_sla     open, and the lake's clock has not yet passed its SLA (opened_at + sla_hours);
+--   awaiting_data  open and past its SLA by the lake's clock, but the feed that would close it
+--                  has not reported that far: the episode's carrier's latest actual scan (for an
+--                  order without a carrier, the lake's data clock int_lake_clock.data_through_at)
+--                  is older than the SLA's end, so its closing event may simply not be here yet;
+--   overdue        open, past its SLA, and that feed has reported beyond the SLA's end: the data
+--                  could have closed it and did not. Only these are truly overdue.
 with
 
 events as (
@@ -34,6 +44,17 @@ clock as (
 
 ),
 
+feeds as (
+
+    -- how far each carrier's feed has reported: its latest actual scan, leaving out scans dated
+    -- more than an hour after they were landed (from the future; int_lake_clock's rule)
+    select carrier_id, max(event_at) as feed_through_at
+    from events
+    where event_at <= ingested_at + interval 1 hour
+    group by carrier_id
+
+),
+
 sequenced as (
 
     select
@@ -53,7 +74,10 @@ sequenced as (
         ) as next_progress_at,
         max(event_code = 'DELIVERED' and mode = 'last_mile') over (partition by shipment_id)
             as shipment_delivered,
-        max(exception_reason = 'LOST') over (partition by shipment_id) as shipment_lost
+        -- coalesced: a shipment without any exception event has only null reasons, and a null
+        -- here would hide its open stuck episode
+        coalesce(max(exception_reason = 'LOST') over (partition by shipment_id), false)
+            as shipment_lost
     from events
 
 ),
@@ -158,6 +182,22 @@ with_policy as (
         on unioned.exception_type = fallback.exception_type
         and fallback.exception_reason = '*'
 
+),
+
+with_feed as (
+
+    -- how far the feed that would close the episode has reported: its carrier's, else the
+    -- lake's data clock
+    select
+        with_policy.*,
+        case
+            when feeds.feed_through_at is not null then least(feeds.feed_through_at, clock.as_of)
+            else coalesce(clock.data_through_at, clock.as_of)
+        end as data_through_at
+    from with_policy
+    cross join clock
+    left join feeds on feeds.carrier_id = with_policy.carrier_id
+
 )
 
 select
@@ -195,14 +235,28 @@ select
         > with_policy.sla_hours as is_sla_breached,
     orders.is_delivered as is_order_delivered,
 
+    -- status (see the header)
+    case
+        when with_policy.resolved_at is not null then 'resolved'
+        when epoch(clock.as_of - with_policy.opened_at) / 3600.0 <= with_policy.sla_hours
+            then 'within_sla'
+        when with_policy.data_through_at
+            < with_policy.opened_at + to_microseconds(cast(with_policy.sla_hours * 3600e6 as bigint))
+            then 'awaiting_data'
+        else 'overdue'
+    end as worklist_status,
+
     -- timestamps
     with_policy.opened_at,
     with_policy.resolved_at,
     cast(timezone('UTC', with_policy.opened_at) as date) as opened_date,
     cast(timezone('UTC', with_policy.resolved_at) as date) as resolved_date,
-    orders.order_date
+    orders.order_date,
+    with_policy.opened_at + to_microseconds(cast(with_policy.sla_hours * 3600e6 as bigint))
+        as sla_due_at,
+    with_policy.data_through_at
 
-from with_policy
+from with_feed as with_policy
 inner join orders on with_policy.order_id = orders.order_id
 cross join clock
 -- a carrier may report the same exception twice at the same moment

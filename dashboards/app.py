@@ -110,7 +110,14 @@ def main() -> None:
     current = st.navigation(sections)
     if current.url_path == "" and not who.may("tracking") and first_page is not None:
         st.switch_page(first_page)  # "/" for someone who may not track orders: their first page
-    current.run()
+    try:
+        current.run()
+    except data.DataUnavailable as exc:
+        # a query after the one a page guards (the lake changed, or a data file is damaged,
+        # between two of its queries): the same message the page would show, no traceback
+        from dashboards.components import show_unavailable
+
+        show_unavailable(str(exc))
 
 
 # Streamlit (and AppTest) run this file as ``__main__``. Anything else that executes it, e.g.

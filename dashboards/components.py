@@ -33,8 +33,14 @@ UNPARSABLE = "[withheld: unparsable record]"
 
 
 def show_unavailable(message: str) -> None:
-    """Tell the user why there is nothing to show and what to run, instead of a traceback."""
-    st.info(message, icon=":material/info:")
+    """Tell the user why there is nothing to show and what to run, instead of a traceback.
+    A damaged lake file (:class:`dashboards.data.DataDamaged`) is an error, not a hint."""
+    from dashboards.data import DAMAGED
+
+    if message.startswith(DAMAGED):
+        st.error(message, icon=":material/error:")
+    else:
+        st.info(message, icon=":material/info:")
 
 
 def _missing(value: Any) -> bool:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -65,6 +66,73 @@ class DataUnavailable(RuntimeError):
 
 class NotAllowed(DataUnavailable):
     """The signed-in identity (or nobody) may not read this; the message says why."""
+
+
+class DataDamaged(DataUnavailable):
+    """A data file of the lake is missing or damaged (truncated, overwritten): the message names
+    the file and its table and says what to do; pages show it as an error, not a hint."""
+
+
+#: Every message of :class:`DataDamaged` starts with this (pages tell it from a hint by it).
+DAMAGED = "A data file of the lake is damaged"
+#: DuckDB's words for a Parquet file it cannot decode (truncated, overwritten, not Parquet).
+_PARQUET_DAMAGE = (
+    "magic bytes",
+    "footer",
+    "parquet",
+    "thrift",
+    "corrupt",
+    "too small",
+    "no such file",
+    "could not read",
+    "cannot open file",
+)
+_PARQUET_PATH = re.compile(r"""['"]([^'"]+\.parquet)['"]""")
+
+
+def _damaged(exc: duckdb.Error) -> DataDamaged | None:
+    """A :class:`DataDamaged` for an error that names a lake data file it could not read."""
+    text = str(exc)
+    found = _PARQUET_PATH.search(text)
+    if not found or not any(word in text.lower() for word in _PARQUET_DAMAGE):
+        return None
+    path = found.group(1)
+    return DataDamaged(
+        f"{DAMAGED}, so this page cannot show its data: {redact(path)}"
+        f"{_table_of(path)} ({_first_line(exc).replace(repr(path), 'it').rstrip(': ')}). "
+        "Ask the data platform team to restore the "
+        "file from a backup or to run `ordertower materialize --rebuild-damaged`; "
+        "`ordertower status` lists every damaged file."
+    )
+
+
+def _table_of(path: str) -> str:
+    """`` of table schema.name`` for a data file of the lake (best effort, from the catalog)."""
+    name = path.rsplit("/", 1)[-1]
+    meta = f"__ducklake_metadata_{LAKE_ALIAS}"
+    try:
+        cur = lake_connection().cursor()
+    except LakeError:
+        return ""
+    try:
+        row = cur.execute(
+            f"""
+            select s.schema_name || '.' || t.table_name
+            from (select table_id, path from {meta}.ducklake_data_file
+                  union all select table_id, path from {meta}.ducklake_delete_file) f
+            join {meta}.ducklake_table t using (table_id)
+            join {meta}.ducklake_schema s using (schema_id)
+            where f.path = $name or f.path like '%/' || $name
+            order by t.end_snapshot nulls first
+            limit 1
+            """,
+            {"name": name},
+        ).fetchone()
+    except duckdb.Error:
+        return ""
+    finally:
+        cur.close()
+    return f" of table {row[0]}" if row else ""
 
 
 def _needs(permission: str | None) -> Callable[[F], F]:
@@ -130,7 +198,16 @@ def _query(sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
         # the connection so the next rerun attaches afresh, and let the page show a hint.
         # Other errors (binder, type...) are bugs and must surface, not hide behind a hint.
         _open_lake.clear()
+        damaged = _damaged(exc)  # a data file that is gone: name it and say what to do
+        if damaged is not None:
+            raise damaged from exc
         raise DataUnavailable(f"The lake could not be read ({_first_line(exc)}).") from exc
+    except duckdb.InvalidInputException as exc:
+        # a truncated or overwritten Parquet file: an error to report, not a bug in the query
+        damaged = _damaged(exc)
+        if damaged is None:
+            raise
+        raise damaged from exc
     finally:
         cur.close()
 
@@ -919,6 +996,14 @@ def order_exceptions(order_id: str) -> pd.DataFrame:
 #: page), not the day they opened: an exception opened after the last order day still shows.
 _EXCEPTIONS_FROM = "marts.fct_order_exceptions x"
 _EXCEPTIONS_WHERE = _where("x.order_date", "x.warehouse_id", "x.carrier_id", "x.channel")
+#: What each worklist status means (fct_order_exceptions.worklist_status), in the page's order.
+WORKLIST_STATUSES = {
+    "overdue": "past its SLA although the carrier's feed reported beyond the SLA's end: the data "
+    "could have closed it and did not",
+    "awaiting_data": "past its SLA by the lake's clock, but the feed that would close it has not "
+    "reported that far yet: its closing event may simply not be here",
+    "within_sla": "open, still within its SLA",
+}
 
 
 @_needs("exceptions")
@@ -926,12 +1011,17 @@ _EXCEPTIONS_WHERE = _where("x.order_date", "x.warehouse_id", "x.carrier_id", "x.
 def exception_summary(filters: Filters) -> pd.DataFrame:
     """Open exceptions per severity and type: how many, how many past their SLA, value at risk.
 
-    Columns: severity, exception_type, open, sla_breached, order_value, oldest_age_hours.
+    Columns: severity, exception_type, open, sla_breached, overdue, awaiting_data, within_sla,
+    order_value, oldest_age_hours. ``sla_breached`` = ``overdue`` + ``awaiting_data``: past the
+    SLA by the lake's clock; only ``overdue`` ones could have been closed by the data.
     """
     return _mart_query(
         f"""
         select x.severity, x.exception_type, count(*) as open,
                count(*) filter (where x.is_sla_breached) as sla_breached,
+               count(*) filter (where x.worklist_status = 'overdue') as overdue,
+               count(*) filter (where x.worklist_status = 'awaiting_data') as awaiting_data,
+               count(*) filter (where x.worklist_status = 'within_sla') as within_sla,
                sum(x.order_value) as order_value, max(x.age_hours) as oldest_age_hours
         from {_EXCEPTIONS_FROM}
         where x.is_open and {_EXCEPTIONS_WHERE}
@@ -974,13 +1064,17 @@ def open_exceptions(
     types: tuple[str, ...] = (),
     breached_only: bool = False,
     limit: int = WORKLIST_LIMIT,
+    statuses: tuple[str, ...] = (),
 ) -> pd.DataFrame:
-    """The worklist: open exceptions, most severe and most overdue first.
+    """The worklist: open exceptions, truly overdue first, then awaiting data, then within
+    their SLA; within each, most severe and most overdue first. ``statuses`` keeps only those
+    worklist statuses (:data:`WORKLIST_STATUSES`; empty: all).
 
     Columns: exception_id, order_id, customer_id, language, tier, shipment_id, tracking_ref,
     carrier_id, warehouse_id, exception_type, exception_reason, severity, mode,
     recommended_action, order_value, sla_hours, age_hours, sla_used (age / SLA),
-    is_sla_breached, opened_at, promised_delivery_date.
+    is_sla_breached, worklist_status, sla_due_at, data_through_at, opened_at,
+    promised_delivery_date.
     """
     return _mart_query(
         f"""
@@ -990,7 +1084,10 @@ def open_exceptions(
               and (len($severities) = 0 or list_contains($severities::varchar[], x.severity))
               and (len($types) = 0 or list_contains($types::varchar[], x.exception_type))
               and (not $breached_only or x.is_sla_breached)
-            order by case x.severity when 'critical' then 0 when 'high' then 1
+              and (len($statuses) = 0 or list_contains($statuses::varchar[], x.worklist_status))
+            order by case x.worklist_status when 'overdue' then 0 when 'awaiting_data' then 1
+                     else 2 end,
+                     case x.severity when 'critical' then 0 when 'high' then 1
                      when 'medium' then 2 else 3 end,
                      x.age_hours / nullif(x.sla_hours, 0) desc nulls last, x.exception_id
             limit $limit
@@ -1000,12 +1097,15 @@ def open_exceptions(
                x.tracking_ref, x.carrier_id, x.warehouse_id, x.exception_type,
                x.exception_reason, x.severity, x.mode, x.recommended_action, x.order_value,
                x.sla_hours, x.age_hours, x.age_hours / nullif(x.sla_hours, 0) as sla_used,
-               x.is_sla_breached, x.opened_at, o.promised_delivery_date
+               x.is_sla_breached, x.worklist_status, x.sla_due_at, x.data_through_at,
+               x.opened_at, o.promised_delivery_date
         from worklist x
         left join marts.fct_orders o
           on o.order_id = x.order_id and o.order_id in (select order_id from worklist)
         left join marts.dim_customer cu on cu.customer_id = o.customer_id
-        order by case x.severity when 'critical' then 0 when 'high' then 1
+        order by case x.worklist_status when 'overdue' then 0 when 'awaiting_data' then 1
+                 else 2 end,
+                 case x.severity when 'critical' then 0 when 'high' then 1
                  when 'medium' then 2 else 3 end,
                  x.age_hours / nullif(x.sla_hours, 0) desc nulls last, x.exception_id
         """,
@@ -1015,6 +1115,7 @@ def open_exceptions(
             "types": list(types),
             "breached_only": bool(breached_only),
             "limit": int(limit),
+            "statuses": list(statuses),
         },
     )
 
@@ -1023,14 +1124,16 @@ def open_exceptions(
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
 def live_alerts(filters: Filters, limit: int = WORKLIST_LIMIT) -> pd.DataFrame:
     """Unresolved alerts of the live stream (fct_exception_alerts), newest first, with what a
-    customer message needs (language and tier, never a name) and the priced alternatives."""
+    customer message needs (language and tier, never a name) and the priced alternatives, and
+    its worklist status (overdue, awaiting_data, within_sla: :data:`WORKLIST_STATUSES`)."""
     return _mart_query(
         f"""
         select a.alert_id, a.order_id, a.customer_id, cu.language, cu.tier, a.shipment_id,
                a.tracking_ref, a.carrier_id, a.rule, a.reason, a.sub_reason, a.severity, a.mode,
                a.recommended_option, a.recommended_action, a.alternatives_json,
                a.message_status, a.sla_minutes, a.hours_late, a.order_value_eur,
-               a.promise_at_risk, a.promised_delivery_date, a.eta_at, a.detected_at, a.act_by
+               a.promise_at_risk, a.promised_delivery_date, a.eta_at, a.detected_at, a.act_by,
+               a.worklist_status
         from {_mart("fct_exception_alerts")} a
         join (
             -- only the alerted orders (a semi-join: the alerts are few, the orders many)
@@ -1197,8 +1300,17 @@ def green_option_potential(filters: Filters) -> pd.DataFrame:
 
 # -- KPIs --------------------------------------------------------------------------------------
 
+#: The KPI maturity horizon (dbt var ``kpi_maturity_hours``, its default in
+#: dbt/models/intermediate/int_kpi_facts.sql): an order's outcome is known once it is cancelled,
+#: delivered or lost, or once its promise ended this long before the lake's data clock. The
+#: outcome rates (on time, next-day hit, fill, cancellation) count matured orders only.
+KPI_MATURITY_HOURS = 72
+#: A period is provisional while more than this share of its orders is open (dbt var
+#: ``kpi_provisional_open_share``, its default in dbt/macros/kpi.sql).
+KPI_PROVISIONAL_OPEN_SHARE = 0.01
+
 #: The KPI facts summed before rates are recomputed (never an average of daily rates).
-_KPI_SUMS = """
+_KPI_SUMS = f"""
     sum(orders)::bigint as orders, sum(order_value) as order_value,
     sum(cancelled_orders)::bigint as cancelled_orders,
     sum(delivered_orders)::bigint as delivered_orders,
@@ -1208,7 +1320,7 @@ _KPI_SUMS = """
     sum(units_filled) / nullif(sum(units_to_fill), 0) as fill_rate,
     sum(next_day_on_time_orders) / nullif(sum(next_day_due_orders), 0)
         as next_day_promise_hit_rate,
-    sum(cancelled_orders) / nullif(sum(orders), 0) as cancellation_rate,
+    sum(cancelled_orders) / nullif(sum(matured_orders), 0) as cancellation_rate,
     sum(transport_cost_eur) / nullif(sum(shipped_orders), 0) as cost_per_order_eur,
     sum(kg_co2e) / nullif(sum(shipped_orders), 0) as kg_co2e_per_order,
     sum(green_orders) / nullif(sum(orders), 0) as green_option_uptake,
@@ -1217,7 +1329,11 @@ _KPI_SUMS = """
     sum(exceptions_opened)::bigint as exceptions_opened,
     sum(rating_sum) / nullif(sum(reviews), 0) as avg_rating,
     (sum(promoter_reviews) - sum(detractor_reviews)) / nullif(sum(reviews), 0)
-        as sentiment_index"""
+        as sentiment_index,
+    sum(matured_orders)::bigint as matured_orders, sum(open_orders)::bigint as open_orders,
+    sum(due_orders)::bigint as due_orders,
+    coalesce(sum(open_orders) > {KPI_PROVISIONAL_OPEN_SHARE} * sum(orders), false)
+        as is_provisional"""
 
 #: Drill-down dimensions of the KPI page -> (kpi_daily column, its label in the mart).
 KPI_DIMENSIONS = {

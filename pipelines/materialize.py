@@ -27,6 +27,7 @@ from ordertower.settings import get_settings
 from pipelines.defs.partitions import daily_partitions
 from pipelines.ingest.runner import landed_partitions
 from pipelines.ingest.sources import SOURCES
+from pipelines.lake_files import LakeDamaged, describe, drop_damaged, find_damage, lake_damage
 
 if TYPE_CHECKING:
     from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
@@ -257,7 +258,10 @@ def stage_run_settings(
 
 
 def materialize(
-    select: str | None = None, partition: str | None = None, dbt_tests: bool = True
+    select: str | None = None,
+    partition: str | None = None,
+    dbt_tests: bool = True,
+    rebuild_damaged: bool = False,
 ) -> MaterializeSummary:
     """Materialise the selected assets (default: all) over a partition window (default: every
     landed day), one run per stage of :func:`plan_stages`.
@@ -266,6 +270,10 @@ def materialize(
     selected models (and runs its unit tests) without them, in about half the time. The checks
     the platform's own assets report (ingestion contracts, plan feasibility, model evaluation)
     still run. A quick re-build whose data the next full run tests.
+
+    A damaged data file of the lake (:mod:`pipelines.lake_files`) stops the run before it
+    starts; ``rebuild_damaged=True`` drops the tables it belongs to first, so this run rebuilds
+    them (refused for tables nothing can rebuild: ops.*, the live stream's events).
     """
     from pipelines.definitions import defs
     from pipelines.defs.transform.assets import DBT_ASSETS
@@ -291,6 +299,16 @@ def materialize(
     window = parse_partition(partition) if partitioned else None  # fail before running anything
     if partitioned and window is None:
         raise MaterializeError("the landing zone is empty: run `ordertower simulate` first")
+    # a damaged data file fails here, named, instead of deep inside a run (pipelines/lake_files)
+    damage = find_damage()
+    if damage and not rebuild_damaged:
+        raise MaterializeError(describe(damage))
+    if damage:
+        try:
+            dropped = drop_damaged(damage)
+        except LakeDamaged as exc:
+            raise MaterializeError(str(exc)) from exc
+        print(f"dropped {', '.join(dropped)} (damaged files): this run rebuilds them", flush=True)
     summary = MaterializeSummary(assets=sorted(k.to_user_string() for k in keys))
     resources = defs.resources or {}
     inst = instance()
@@ -322,6 +340,9 @@ def materialize(
             raise MaterializeError(f"cannot start the run: {str(exc).splitlines()[0]}") from exc
         summary.runs.append(result.run_id)
         if not result.success:
+            damage = lake_damage()  # a file damaged while the run read it: say which, not how
+            if damage:
+                raise MaterializeError(f"run {result.run_id} failed: {damage}")
             failures = [e for e in result.all_events if e.is_failure]
             detail = failures[0].message if failures else "see the run in the Dagster UI"
             raise MaterializeError(redact(f"run {result.run_id} failed: {detail}"))

@@ -393,11 +393,22 @@ def test_a_saved_model_predicts_the_same(trained, tmp_path: Path):
 # ------------------------------------------------------------------------------- live scorer
 
 
+def _last_leg_delivered(network: dict[str, pd.DataFrame]) -> pd.Series:
+    """Per shipment: whether its last leg has a DELIVERED event."""
+    legs, ev = network["legs"], network["events"]
+    last = legs.sort_values("leg_no").groupby("shipment_id")["tracking_ref"].last()
+    delivered = set(ev.loc[ev["event_code"] == "DELIVERED", "tracking_ref"])
+    return last.isin(delivered)
+
+
 def test_live_scorer_returns_one_row_per_shipment(network, trained):
     con = connect_network(network)
     scorer = EtaScorer(trained.model, "7", sources=SOURCES)
     legs = network["legs"]
-    two_leg = legs.groupby("shipment_id").filter(lambda f: len(f) == 2)["shipment_id"].iloc[0]
+    delivered = _last_leg_delivered(network)
+    two_legs = legs.groupby("shipment_id").filter(lambda f: len(f) == 2)["shipment_id"]
+    # a two-leg shipment that was delivered (the network also has lost ones, tested below)
+    two_leg = next(s for s in two_legs if delivered[s])
     refs = legs.loc[legs["shipment_id"] == two_leg, "tracking_ref"].tolist()  # both legs
     refs += legs["tracking_ref"].sample(8, random_state=3).tolist() + ["NO-SUCH-REF"]
     out = scorer.predict(con, refs)
@@ -423,9 +434,28 @@ def test_live_scorer_returns_one_row_per_shipment(network, trained):
         latest["as_of"].item()
         == ev.loc[ev["tracking_ref"].isin(refs[:2]) & ev["is_actual"], "event_at"].max()
     )
-    if len(delivery):
-        assert latest["predicted_delivery_at"].item() == delivery.min()
-        assert latest["remaining_hours"].item() == 0
+    assert len(delivery) == 1  # chosen delivered: its ETA is the delivery, nothing remains
+    assert latest["predicted_delivery_at"].item() == delivery.min()
+    assert latest["remaining_hours"].item() == 0
+
+
+def test_live_scorer_predicts_a_shipment_that_was_never_delivered(network, trained):
+    """A lost shipment (no DELIVERED scan on its last leg) gets a prediction from its latest
+    scan, never a delivery time it does not have."""
+    con = connect_network(network)
+    scorer = EtaScorer(trained.model, "7", sources=SOURCES)
+    delivered = _last_leg_delivered(network)
+    lost = delivered.index[~delivered]
+    assert len(lost) >= 3  # make_network loses about 1 % of 900 shipments
+    legs, ev = network["legs"], network["events"]
+    for shipment in lost[:3]:
+        refs = legs.loc[legs["shipment_id"] == shipment, "tracking_ref"].tolist()
+        out = scorer.predict(con, refs)
+        assert out["shipment_id"].tolist() == [shipment]
+        scans = ev.loc[ev["tracking_ref"].isin(refs) & ev["is_actual"], "event_at"]
+        assert out["as_of"].item() == scans.max()
+        assert out["remaining_hours"].item() > 0
+        assert out["predicted_delivery_at"].item() > out["as_of"].item()
 
 
 # ------------------------------------------------------------------------ a simulated world
@@ -481,6 +511,16 @@ def _materialize_eta(selection: list[str] | None = None, config: dict | None = N
     )
 
 
+@pytest.fixture(scope="module")
+def eta_champion(world):
+    """The ETA assets materialised once on the world (trained, evaluated, promoted, every open
+    shipment's ETA written). A test that needs a champion takes this fixture, never what an
+    earlier test happened to leave behind, so each slow test runs alone and in any order."""
+    result = _materialize_eta()
+    assert result.success
+    return result
+
+
 def _q(sql: str) -> pd.DataFrame:
     from ordertower import lake
 
@@ -492,16 +532,24 @@ def _q(sql: str) -> pd.DataFrame:
 
 
 @pytest.mark.slow
-def test_the_assets_train_evaluate_promote_and_write_every_open_shipments_eta(world):
+def test_a_young_lake_trains_nothing_and_that_is_not_a_failure(world, tmp_path, monkeypatch):
+    """A cut-off two days into the world: nothing matured, so nothing is trained, registered or
+    written. Its own empty MLflow store, so that no other test's champion is in the way."""
     from ml.eta import registry
 
-    assert EtaScorer.load() is None  # no champion yet
-    # a young lake (a cut-off two days in) trains nothing, and that is not a failure
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'young_mlflow.db'}")
+    assert EtaScorer.load() is None  # no champion in this store
     young = _materialize_eta(config={"cutoff": "2026-08-22T00:00:00+00:00", "maturity_days": 1})
     assert young.success and not young.get_asset_materialization_events()
     assert registry.alias_version("challenger") is None
-    result = _materialize_eta()
-    assert result.success
+    assert registry.alias_version("champion") is None
+
+
+@pytest.mark.slow
+def test_the_assets_train_evaluate_promote_and_write_every_open_shipments_eta(eta_champion):
+    from ml.eta import registry
+
+    result = eta_champion
     checks = {e.asset_check_key.name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {"eta_evaluation_is_sound": True, "every_open_shipment_has_one_eta": True}
     champion = registry.client().get_model_version_by_alias("shipment_eta", "champion")
@@ -518,7 +566,7 @@ def test_the_assets_train_evaluate_promote_and_write_every_open_shipments_eta(wo
 
 
 @pytest.mark.slow
-def test_retraining_on_the_same_data_keeps_the_champion(world):
+def test_retraining_on_the_same_data_keeps_the_champion(eta_champion):
     from ml.eta import registry
 
     before = registry.alias_version("champion")
@@ -533,7 +581,7 @@ def test_retraining_on_the_same_data_keeps_the_champion(world):
 
 
 @pytest.mark.slow
-def test_the_live_scorer_reads_the_lakes_staging_views(world):
+def test_the_live_scorer_reads_the_lakes_staging_views(eta_champion):
     from ordertower import lake
 
     scorer = EtaScorer.load()

@@ -6,9 +6,11 @@ beside the checkout and is skipped when it is absent (it is never copied into th
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -149,13 +151,136 @@ def test_report_has_both_splits_and_explains_the_gap(data):
     assert report["ip_ranges_quarantined"] == 9
     time_split, random_split = report["time_ordered_holdout"], report["random_split"]
     for split in (time_split, random_split):
-        assert 0.4 < split["model_roc_auc"] <= 1
-        assert 0 <= split["rules_roc_auc"] <= 1
         assert sum(p["orders"] for p in split["periods"].values()) == 30_189
         assert len(split["top_features"]) == 10
-    assert random_split["model_roc_auc"] >= time_split["model_roc_auc"]
+    # Bounds from the measured values (seeded, one thread; BENCHMARKS.md) with a margin, each
+    # against the rules on the same test period. Random split (the published protocol):
+    # measured model 0.780 ROC-AUC / 0.603 PR-AUC, rules 0.670 / 0.391.
+    assert random_split["model_roc_auc"] >= 0.75
+    assert random_split["model_roc_auc"] >= random_split["rules_roc_auc"] + 0.07
+    assert random_split["model_pr_auc"] >= 0.55
+    assert random_split["model_pr_auc"] >= random_split["rules_pr_auc"] + 0.15
+    # Time-ordered holdout: near chance for both (measured model 0.517, rules 0.511; PR-AUC
+    # 0.055 / 0.048 at a 4.7 % fraud rate), the non-stationarity the explanation documents. The
+    # model must not lose to the rules, and a figure far above chance would mean a leak.
+    assert 0.49 <= time_split["model_roc_auc"] <= 0.60
+    assert time_split["model_roc_auc"] >= time_split["rules_roc_auc"] - 0.01
+    assert time_split["model_pr_auc"] >= time_split["test_fraud_rate"]
+    assert random_split["model_roc_auc"] >= time_split["model_roc_auc"] + 0.2
     assert time_split["periods"]["train"]["to"] < time_split["periods"]["test"]["from"]
     assert report["published_anchors"]["xgboost"] == 0.851
     assert str(time_split["model_roc_auc"]) in report["explanation"]
     assert str(random_split["model_roc_auc"]) in report["explanation"]
     assert report["data_shape"]["instant_purchases"] == 1_531
+
+
+# ------------------------------------------- an export without IP addresses (a real variant)
+
+
+def _orders_without_ip(n: int = 600, seed: int = 3) -> list[str]:
+    """``n`` purchases over 2015 with an empty ``ip_address``: 10 % fraud, bought within a
+    minute of signup on a handful of shared devices; the rest days after signup."""
+    rng = np.random.default_rng(seed)
+    start = pd.Timestamp("2015-01-05")
+    rows = []
+    for i in range(n):
+        bought = start + pd.Timedelta(minutes=int(rng.integers(0, 330 * 24 * 60)))
+        fraud = rng.random() < 0.1
+        signup = bought - pd.Timedelta(minutes=0 if fraud else int(rng.integers(3, 90) * 1440))
+        device = f"RING{rng.integers(0, 6)}" if fraud else f"DEV{i:05d}"
+        stamp = "{d.month}/{d.day}/{d.year} {d.hour}:{d.minute:02d}".format
+        rows.append(
+            f"{1000 + i},{stamp(d=signup)},{stamp(d=bought)},{int(rng.integers(9, 120))},"
+            f"{device},{rng.choice(['SEO', 'Ads', 'Direct'])},Chrome,M,{int(rng.integers(18, 70))}"
+            f",,{int(fraud)}"
+        )
+    return rows
+
+
+def test_an_export_without_ip_addresses_gives_the_report_without_ip_features(tmp_path, capsys):
+    """A real export variant has every ``ip_address`` empty: the orders are read (an empty IP is
+    a missing value, not damage), their IP features are missing, the report is made with a
+    warning on stderr, and it never ends in a traceback (it was a pandas merge of float32 and
+    object keys)."""
+    from pipelines.cli import main
+
+    folder = _write(tmp_path / "fd", _orders_without_ip(), ["16777216,16777471,Australia"])
+    data = fd.load(folder)
+    assert len(data.orders.rows) == 600 and data.orders.quarantine.empty
+    assert data.orders.rows["ip_address"].isna().all()
+    facts, _ = fd.to_facts(data.orders.rows, data.countries.rows)
+    assert facts[["ip_key", "ip_network_key", "ip_country_code"]].isna().all().all()
+
+    assert main(["risk", "fraud-data", "--from", str(folder)]) == 0
+    out, err = capsys.readouterr()
+    report = json.loads(out)
+    assert "Traceback" not in err
+    assert "warning: ip_address is empty on all 600 orders" in err
+    assert report["warnings"] == [
+        "ip_address is empty on all 600 orders: the report is made without the IP and "
+        "IP-geography features (IP, IP network /24, IP country and their counts are missing "
+        "for every order)"
+    ]
+    assert report["orders"] == 600 and report["orders_without_ip"] == 600
+    assert report["orders_with_country"] == 0
+    for split in ("time_ordered_holdout", "random_split"):
+        top = [f["feature"] for f in report[split]["top_features"] if f["gain"] > 0]
+        assert top and not [f for f in top if f.startswith(("ip__", "ip_network__"))]
+        # instant purchases on shared devices: the features without IPs still find them
+        assert report[split]["model_roc_auc"] >= 0.9
+
+
+def test_some_orders_without_an_ip_are_not_counted_as_one_shared_ip():
+    """Orders with and without an IP in one file: an IP-less order's IP features are missing
+    (null keys never join each other), the others are counted as before."""
+    import duckdb
+
+    from ml.risk.features import build_features
+    from ordertower.lake import NO_AUTO_EXTENSIONS
+
+    rows = pd.DataFrame(
+        {
+            "line": [2, 3, 4, 5],
+            "user_id": [1, 2, 3, 4],
+            "signup_time": pd.to_datetime(["2015-01-01 10:00"] * 4, utc=True),
+            "purchase_time": pd.to_datetime(
+                ["2015-02-01 10:00", "2015-02-01 11:00", "2015-02-01 12:00", "2015-02-01 13:00"],
+                utc=True,
+            ),
+            "purchase_value": [10.0, 20.0, 30.0, 40.0],
+            "device_id": ["A", "B", "C", "D"],
+            "source": "SEO",
+            "browser": "Chrome",
+            "age": [30, 31, 32, 33],
+            "ip_address": [np.nan, np.nan, 16777300.5, 16777300.9],
+            "is_fraud": [False, False, False, True],
+        }
+    )
+    countries = pd.DataFrame(
+        {
+            "lower_bound_ip_address": [16777216],
+            "upper_bound_ip_address": [16777471],
+            "country": ["Australia"],
+        }
+    )
+    facts, _ = fd.to_facts(rows, countries)
+    assert facts["ip_key"].tolist() == [None, None, "16777300", "16777300"]
+    assert facts["ip_country_code"].tolist() == [None, None, "Australia", "Australia"]
+    con = duckdb.connect(config=NO_AUTO_EXTENSIONS)
+    con.register("facts", facts)
+    feats = build_features(con, "facts").set_index("order_id")
+    orders = feats["ip__orders__24h"]
+    assert orders[["FD-1", "FD-2"]].isna().all()  # not "2 orders on the empty IP"
+    assert orders[["FD-3", "FD-4"]].tolist() == [1, 2]
+
+
+def test_a_file_whose_every_order_is_damaged_is_one_clear_error(tmp_path, capsys):
+    from pipelines.cli import main
+
+    bad = [f"{i},2/24/2015 22:55,4/18/2015 2:47,abc,DEV,Ads,IE,F,39,1.5,0" for i in range(5)]
+    folder = _write(tmp_path / "fd", bad, ["16777216,16777471,Australia"])
+    assert main(["risk", "fraud-data", "--from", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "no order in fraud_data.csv could be read: all 5 data lines were quarantined" in err
+    assert "purchase_value 'abc' is not a non-negative number (5 lines)" in err

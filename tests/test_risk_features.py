@@ -5,7 +5,6 @@ from __future__ import annotations
 import duckdb
 import numpy as np
 import pandas as pd
-import pytest
 
 from ml.risk import features as F
 from ml.risk.features import build_features, catalogue, catalogue_markdown, feature_names
@@ -119,10 +118,15 @@ def test_a_day_built_alone_equals_the_full_build():
 
 def test_fraud_known_later_is_not_counted_until_it_is_known():
     facts, _, _ = make_facts(n=400, days=10, seed=5)
-    first = facts.sort_values("ordered_at").iloc[0]
+    facts = facts.sort_values("ordered_at", ignore_index=True)
+    first = facts.iloc[0]
+    # the first order's device is used again an hour later (constructed, not left to the seed)
+    again = facts.iloc[1:].loc[
+        lambda f: f["ordered_at"] > first["ordered_at"] + pd.Timedelta(hours=1)
+    ]
+    facts.loc[again.index[0], "device_key"] = first["device_key"]
     same_device = facts[facts["device_key"] == first["device_key"]].sort_values("ordered_at")
-    if len(same_device) < 2:
-        pytest.skip("the seed gave the first device a single order")
+    assert len(same_device) >= 2
     known_at = same_device["ordered_at"].iloc[1]
     verdicts = pd.DataFrame(
         {"order_id": [first["order_id"]], "is_fraud": [True], "fraud_known_at": [known_at]}
@@ -131,3 +135,14 @@ def test_fraud_known_later_is_not_counted_until_it_is_known():
     counts = feats.loc[same_device["order_id"], "device__known_fraud__90d"].to_numpy()
     assert counts[0] == 0  # the fraud was not known when the first order was placed
     assert counts[1] == 1  # known at the second order's instant
+
+
+def test_no_orders_give_an_empty_frame_with_typed_keys():
+    """No facts: an empty frame whose keys keep their types, so it merges with labels on
+    ``order_id`` (it once had float32 keys, and the merge with text ids raised)."""
+    facts, verdicts, _ = make_facts(n=50, days=2, seed=1)
+    feats = build_features(_con(facts.head(0), verdicts.head(0)), "facts", "verdicts")
+    assert feats.empty and list(feats.columns) == ["order_id", "ordered_at", *feature_names()]
+    assert feats["order_id"].dtype == object and str(feats["ordered_at"].dtype).endswith("UTC]")
+    labels = pd.DataFrame({"order_id": ["ORD-1"], "label": [1]})
+    assert feats.merge(labels, on="order_id", validate="one_to_one").empty

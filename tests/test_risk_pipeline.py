@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -99,9 +100,51 @@ def test_every_order_is_scored_and_the_review_queue_has_readable_reasons(world):
     assert counts["scored"] == counts["orders"] == counts["distinct_scored"]
     queue = _q("select * from marts.fct_risk_review_queue order by queue_position")
     assert len(queue) > 0
-    for col in ("reason_1", "reason_2", "reason_3"):
-        assert queue[col].str.len().gt(5).all()
     assert queue["expected_loss"].is_monotonic_decreasing
+    _assert_reasons_are_the_top_shap_contributions(queue["order_id"].head(200).tolist())
+
+
+def _assert_reasons_are_the_top_shap_contributions(order_ids: list[str]) -> None:
+    """The queue's reasons are the champion's three largest positive TreeSHAP contributions of
+    each order, in order and distinct, recomputed here from the stored features with LightGBM's
+    ``pred_contrib`` (not through RiskModel.score)."""
+    from ml.risk import registry, store
+    from ml.risk.features import feature_names
+    from ml.risk.model import reason_text
+
+    _, model = registry.champion()
+    scores = _q(
+        "select s.*, q.reason_1 as queue_reason_1, q.reason_2 as queue_reason_2, "
+        "q.reason_3 as queue_reason_3 from ml.order_risk_scores s "
+        "join marts.fct_risk_review_queue q using (order_id) "
+        "where order_id in (select unnest(?::varchar[])) order by order_id",
+        [order_ids],
+    )
+    assert len(scores) == len(order_ids)
+    con = lake.connect(read_only=True)
+    try:
+        feats = con.execute(
+            f"select * from {store.FEATURES} where order_id in (select unnest(?::varchar[])) "
+            "order by order_id",
+            [order_ids],
+        ).df()
+    finally:
+        con.close()
+    assert feats["order_id"].tolist() == scores["order_id"].tolist()
+    contrib = model.booster.predict(
+        model.matrix(feats), num_iteration=model.booster.best_iteration, pred_contrib=True
+    )[:, :-1]
+    names = feature_names()
+    for row in range(len(feats)):
+        order = np.argsort(-contrib[row], kind="stable")[:3]
+        assert contrib[row, order[2]] > 0  # a held order has three features that raised it
+        expected = [names[i] for i in order]
+        shown = [scores.at[row, f"reason_{k}_feature"] for k in (1, 2, 3)]
+        assert shown == expected and len(set(shown)) == 3
+        for k, i in enumerate(order, start=1):
+            text = reason_text(names[i], feats.at[row, names[i]])
+            assert scores.at[row, f"reason_{k}"] == scores.at[row, f"queue_reason_{k}"] == text
+            assert scores.at[row, f"reason_{k}_contribution"] == pytest.approx(contrib[row, i])
 
 
 def test_an_analyst_decision_is_recorded_and_becomes_a_label(world, capsys):

@@ -513,8 +513,14 @@ def build_features(
 
 
 def _empty_frame() -> pd.DataFrame:
-    cols = ["order_id", "ordered_at", *feature_names()]
-    return pd.DataFrame({c: pd.Series(dtype="float32") for c in cols})
+    # the keys keep their types (text, UTC time) so an empty result still merges on order_id
+    return pd.DataFrame(
+        {
+            "order_id": pd.Series(dtype="object"),
+            "ordered_at": pd.Series(dtype="datetime64[us, UTC]"),
+            **{c: pd.Series(dtype="float32") for c in feature_names()},
+        }
+    )
 
 
 def model_matrix(

@@ -18,7 +18,11 @@ Assumptions (the data does not say):
   ``%m/%d/%Y %H:%M``, and their clock is the shopper's local clock (``local_hour``);
 * the labels have no report date: a fraud verdict is taken as known 30 days after the purchase
   (a typical chargeback delay); this only feeds the "known fraud of this entity" features;
-* IP addresses are stored as floats (``732758368.8``): the integer part is the address.
+* IP addresses are stored as floats (``732758368.8``): the integer part is the address. An
+  empty ``ip_address`` is a missing value, not damage: the order keeps every other feature and
+  its IP, IP-network and IP-country features are missing. Some exports of the set carry no IP
+  at all; the report is then made without the IP-geography features and says so in
+  ``warnings``.
 
 ``sex`` is deliberately not used: it is a protected attribute, and a fraud decision must not
 depend on it. The reader does not even return the column.
@@ -77,6 +81,8 @@ COUNTRY_COLUMNS: dict[str, str] = {
     "country": "str",
 }
 QUARANTINE_COLUMNS = ["file", "line", "text", "reason"]
+#: kinds whose field may be empty in a complete row ("ip": the order has no known IP)
+MAY_BE_EMPTY = ("ignored", "ip")
 
 
 class FraudDataError(RuntimeError):
@@ -120,8 +126,10 @@ def _convert(kind: str, raw: pd.Series) -> tuple[pd.Series, pd.Series, str]:
         values = pd.to_numeric(raw, errors="coerce")
         bad = values.isna() | ~np.isfinite(values.fillna(0)) | (values < 0)
         if kind == "ip":
-            bad |= values >= 2**32
-            return values, bad, "an IPv4 address as a number in [0, 2^32)"
+            # an empty address is a missing value (NaN), only a present one must be valid
+            given = raw.fillna("").str.len() > 0
+            bad = (bad | (values >= 2**32)).fillna(True) & given
+            return values.astype(float), bad, "an IPv4 address as a number in [0, 2^32)"
         return values, bad, "a non-negative number"
     if kind == "flag":
         return raw == "1", ~raw.isin(["0", "1"]), "0 or 1"
@@ -168,7 +176,7 @@ def read_strict(path: Path, columns: dict[str, str]) -> Parsed:
         empty = [
             c
             for (c, kind), v in zip(columns.items(), values, strict=True)
-            if kind != "ignored" and not v.strip()
+            if kind not in MAY_BE_EMPTY and not v.strip()
         ]
         if empty:
             bad.append((number, line, f"empty {', '.join(empty)}{cut}"))
@@ -280,15 +288,25 @@ def load(source_dir: Path | None = None) -> FraudData:
 # -------------------------------------------------------------------------------- order facts
 
 
+def _ip_numbers(ip_address: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(floor of each address as int64, 0 where missing; mask of the known addresses)."""
+    value = pd.to_numeric(ip_address, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    known = np.isfinite(value)
+    return np.floor(np.where(known, value, 0.0)).astype(np.int64), known
+
+
 def ip_countries(ip_address: pd.Series, countries: pd.DataFrame) -> pd.Series:
-    """Country of each IP (None outside every range): lower <= floor(ip) <= upper."""
+    """Country of each IP (None outside every range or without an IP): lower <= floor(ip) <=
+    upper."""
     table = countries.sort_values("lower_bound_ip_address")
+    if table.empty:
+        return pd.Series([None] * len(ip_address), index=ip_address.index, dtype="object")
     lower = table["lower_bound_ip_address"].to_numpy(dtype=np.int64)
     upper = table["upper_bound_ip_address"].to_numpy(dtype=np.int64)
     names = table["country"].to_numpy(dtype=object)
-    ip = np.floor(ip_address.to_numpy(dtype=float)).astype(np.int64)
+    ip, known = _ip_numbers(ip_address)
     idx = np.searchsorted(lower, ip, side="right") - 1
-    hit = (idx >= 0) & (ip <= upper[np.clip(idx, 0, None)])
+    hit = known & (idx >= 0) & (ip <= upper[np.clip(idx, 0, None)])
     out = np.where(hit, names[np.clip(idx, 0, None)], None)
     return pd.Series(out, index=ip_address.index, dtype="object")
 
@@ -301,12 +319,14 @@ def to_facts(frame: pd.DataFrame, countries: pd.DataFrame) -> tuple[pd.DataFrame
     verdicts ``order_id, is_fraud, fraud_known_at`` for the fraud rows only). A source without
     a field gets a null (or a constant where the feature needs a value): no card, address,
     channel, payment method, basket or coordinates exist in this data. ``sex`` is never read.
+    An order without an IP address gets null IP, IP-network and IP-country keys (its IP
+    entity features are then missing, never counted together as one shared "empty" IP).
     """
     from ml.risk.features import FACT_COLUMNS
 
     n = len(frame)
     ts = frame["purchase_time"]
-    ip = np.floor(frame["ip_address"].to_numpy(dtype=float)).astype(np.int64)
+    ip, known_ip = _ip_numbers(frame["ip_address"])
     text_null = pd.Series([None] * n, index=frame.index, dtype="object")
     num_null = pd.Series(np.nan, index=frame.index, dtype="float64")
     facts = pd.DataFrame(
@@ -315,8 +335,10 @@ def to_facts(frame: pd.DataFrame, countries: pd.DataFrame) -> tuple[pd.DataFrame
             "ordered_at": ts,
             "customer_key": frame["user_id"].astype(str),
             "device_key": frame["device_id"].astype(str),
-            "ip_key": pd.Series(ip, index=frame.index).astype(str),
-            "ip_network_key": pd.Series(ip // 256, index=frame.index).astype(str),
+            "ip_key": pd.Series(ip, index=frame.index).astype(str).where(known_ip, None),
+            "ip_network_key": pd.Series(ip // 256, index=frame.index)
+            .astype(str)
+            .where(known_ip, None),
             "card_key": text_null,
             "ship_address_key": text_null,
             "channel": text_null,
@@ -502,6 +524,39 @@ def _explanation(time_split: dict, random_split: dict, shape: dict) -> str:
     )
 
 
+def _nothing_parsed(parsed: Parsed) -> str:
+    q = parsed.quarantine
+    top = q["reason"].str.replace(r" \(the file's last line.*\)$", "", regex=True)
+    common = "; ".join(f"{r} ({n:,} lines)" for r, n in top.value_counts().head(3).items())
+    return (
+        f"no order in {ORDERS_FILE} could be read: all {parsed.lines_read:,} data lines were "
+        f"quarantined" + (f"; most common reasons: {common}" if common else "")
+    )
+
+
+def _warnings(orders: pd.DataFrame, countries: Parsed) -> list[str]:
+    """What the report is missing, in words (an export without IPs, an empty IP table)."""
+    out = []
+    no_ip = int(orders["ip_address"].isna().sum())
+    if no_ip == len(orders):
+        out.append(
+            f"ip_address is empty on all {no_ip:,} orders: the report is made without the IP "
+            "and IP-geography features (IP, IP network /24, IP country and their counts are "
+            "missing for every order)"
+        )
+    elif no_ip:
+        out.append(
+            f"ip_address is empty on {no_ip:,} of {len(orders):,} orders: their IP and "
+            "IP-geography features are missing"
+        )
+    if countries.rows.empty and no_ip < len(orders):
+        out.append(
+            f"{COUNTRIES_FILE} has no usable IP range ({len(countries.quarantine):,} lines "
+            "quarantined): no order has an IP country"
+        )
+    return out
+
+
 def run_report(
     source_dir: Path | None = None, policy_overrides: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -517,6 +572,9 @@ def run_report(
 
     data = load(source_dir)
     orders = data.orders.rows
+    if orders.empty:
+        raise FraudDataError(_nothing_parsed(data.orders))
+    warnings = _warnings(orders, data.countries)
     facts, verdicts = to_facts(orders, data.countries.rows)
     con = duckdb.connect(config=NO_AUTO_EXTENSIONS)
     try:
@@ -565,6 +623,8 @@ def run_report(
         "orders_file": _quarantine_summary(data.orders),
         "ip_ranges_file": _quarantine_summary(data.countries),
         "orders_with_country": int(facts["ip_country_code"].notna().sum()),
+        "orders_without_ip": int(facts["ip_key"].isna().sum()),
+        "warnings": warnings,
         "fraud_rate": round(float(orders["is_fraud"].mean()), 4),
         "features": len(feats.columns) - 2,
         "label_assumption": f"fraud known {LABEL_DELAY.days} days after the purchase",

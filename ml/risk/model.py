@@ -155,6 +155,11 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
+#: the reason shown where fewer features than asked raised the score (a low-risk order)
+NO_REASON = "No feature raised the risk score"
+NO_OTHER_REASON = "No other feature raised the risk score"
+
+
 def reason_text(name: str, value: object) -> str:
     """A feature and its value as a sentence a reviewer can read."""
     feat = describe([name])[name]
@@ -193,6 +198,10 @@ class RiskModel:
     def score(self, frame: pd.DataFrame, reasons: int = 3, batch: int = 50_000) -> pd.DataFrame:
         """``risk_score``, ``decision`` and the top reasons of every order in ``frame``.
 
+        A reason is a feature whose SHAP contribution raised the order's score, the largest
+        first. An order with fewer such features (a low-risk order: most contributions are
+        zero or negative) gets :data:`NO_REASON` / :data:`NO_OTHER_REASON` in the remaining
+        places, with no feature and no contribution, never a feature that did not raise it.
         Scored in batches: SHAP contributions are one float per feature and order.
         """
         parts = [
@@ -209,7 +218,7 @@ class RiskModel:
         contrib = self.booster.predict(
             x, num_iteration=self.booster.best_iteration, pred_contrib=True
         )[:, :-1]
-        top = np.argsort(-contrib, axis=1)[:, :reasons]
+        top = np.argsort(-contrib, axis=1, kind="stable")[:, :reasons]
         names = np.array(self.features)
         out = pd.DataFrame(
             {
@@ -223,11 +232,14 @@ class RiskModel:
         rows = np.arange(len(frame))
         for k in range(reasons):
             cols = top[:, k]
-            out[f"reason_{k + 1}_feature"] = names[cols]
+            raised = contrib[rows, cols] > 0
+            none = NO_REASON if k == 0 else NO_OTHER_REASON
+            out[f"reason_{k + 1}_feature"] = np.where(raised, names[cols], None)
             out[f"reason_{k + 1}"] = [
-                reason_text(names[c], values[i, c]) for i, c in zip(rows, cols, strict=True)
+                reason_text(names[c], values[i, c]) if up else none
+                for i, c, up in zip(rows, cols, raised, strict=True)
             ]
-            out[f"reason_{k + 1}_contribution"] = contrib[rows, cols]
+            out[f"reason_{k + 1}_contribution"] = np.where(raised, contrib[rows, cols], np.nan)
         return out
 
     # -- persistence: one folder, what MLflow logs as the model's artifacts

@@ -157,8 +157,9 @@ def cmd_stream(args: argparse.Namespace) -> int:
     import threading
 
     from ordertower.settings import get_settings
+    from pipelines.stream import health
     from pipelines.stream.broker import Topology, reachable, redact
-    from pipelines.stream.consumer import StreamConsumer
+    from pipelines.stream.consumer import StreamConsumer, requeue_lake_failures
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("pika").setLevel(logging.WARNING)
@@ -167,6 +168,19 @@ def cmd_stream(args: argparse.Namespace) -> int:
         raise CliError(
             f"no message broker at {redact(url)}: start RabbitMQ or set ORDERTOWER_BROKER_URL"
         )
+    if args.requeue_lake_failures:
+        moved = requeue_lake_failures(Topology.from_env(), url)
+        print(f"re-published {moved} messages dead-lettered by a lake failure")
+        return 0
+    if args.migrate_queue:
+        from pipelines.stream.broker import BrokerError, migrate_queue
+
+        try:
+            moved = migrate_queue(Topology.from_env(), url)
+        except BrokerError as exc:
+            raise CliError(str(exc)) from exc
+        print(f"queue {Topology.from_env().queue} declared with its limits; {moved} messages kept")
+        return 0
 
     def hooks(con):
         if args.no_live:
@@ -180,6 +194,12 @@ def cmd_stream(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         max_wait=args.max_wait,
         make_hooks=hooks,
+        retry=health.RetryPolicy(attempts=args.lake_retries, seconds=args.lake_retry_seconds),
+        heartbeat=health.Heartbeat(
+            Topology.from_env().queue,
+            file_every_s=args.heartbeat_every,
+            lake_every_s=args.lake_heartbeat,
+        ),
     )
     consumer.install_signal_handlers()
     sender, sender_stop = None, threading.Event()
@@ -201,15 +221,28 @@ def cmd_stream(args: argparse.Namespace) -> int:
         )
         sender.start()
     print(f"consuming {consumer.topology.queue} on {redact(url)} (Ctrl-C to stop)", flush=True)
+    from pipelines.stream.broker import TopologyMismatch
+
     try:
         stats = consumer.run(idle_timeout=args.idle_exit, max_messages=args.max_messages)
+    except TopologyMismatch as exc:  # an old queue: the message says what to run
+        raise CliError(str(exc)) from exc
     finally:
         if sender is not None:
-            _drain_outbox(timeout=30.0, lock=consumer.lake_lock)
+            if consumer.failure is None:  # a failed lake cannot mark messages sent: no wait
+                _drain_outbox(timeout=30.0, lock=consumer.lake_lock)
             sender_stop.set()
             consumer.messages_committed.set()  # a sender waiting for work sees the stop
             sender.join(timeout=30)
     print(json.dumps(stats.as_dict(), indent=2))
+    if consumer.failure is not None:
+        print(
+            f"ordertower stream: stopped on a permanent lake failure: {consumer.failure.reason} "
+            "(the batch is in the dead-letter queue; fix, then `ordertower stream "
+            "--requeue-lake-failures`)",
+            file=sys.stderr,
+        )
+        return health.EXIT_LAKE_FAILURE
     return 0
 
 
@@ -227,7 +260,10 @@ def cmd_materialize(args: argparse.Namespace) -> int:
 
     try:
         summary = materialize(
-            select=args.select, partition=args.partition, dbt_tests=not args.no_dbt_tests
+            select=args.select,
+            partition=args.partition,
+            dbt_tests=not args.no_dbt_tests,
+            rebuild_damaged=args.rebuild_damaged,
         )
     except MaterializeError as exc:
         raise CliError(str(exc)) from exc
@@ -335,12 +371,20 @@ def cmd_contracts_drift(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from pipelines.lake_files import describe, find_damage
     from pipelines.status import lake_status
 
+    damage = find_damage()  # the catalog's counts would hide a damaged file: check them first
+    if damage:
+        for d in damage:
+            print(f"damaged: {d.table}: {d.path}: {d.problem}")
+        raise CliError(describe(damage))
     try:
         print(lake_status())
-    except RuntimeError as exc:
-        raise CliError(str(exc)) from exc
+    except (RuntimeError, duckdb.Error) as exc:
+        raise CliError(str(exc).strip().splitlines()[0]) from exc
     return 0
 
 
@@ -369,6 +413,20 @@ def cmd_pii_scan(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
     print(report_json(report) if args.format == "json" else format_report(report))
     return 0 if report.clean else 1
+
+
+def cmd_lake_maintain(args: argparse.Namespace) -> int:
+    """Lake upkeep by hand: expire, thin, merge, clean up (docs/lake.md, "Lake upkeep")."""
+    import json
+
+    from pipelines.maintenance import MaintenanceError, maintain
+
+    try:
+        report = maintain(mode=args.mode, dry_run=args.dry_run)
+    except MaintenanceError as exc:
+        raise CliError(str(exc)) from exc
+    print(json.dumps(report.as_dict(), indent=2) if args.json else report.summary())
+    return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -466,6 +524,8 @@ def cmd_risk_fraud_data(args: argparse.Namespace) -> int:
         report = run_report(Path(args.source_dir) if args.source_dir else None)
     except FraudDataError as exc:
         raise CliError(str(exc)) from exc
+    for warning in report.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
     print(json.dumps(report, indent=1, default=str))
     return 0
 
@@ -627,6 +687,32 @@ def cmd_crm_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_alerts_quality(args: argparse.Namespace) -> int:
+    """Alert precision and recall per rule against the simulated world's truth, before and after
+    issue 18 (ml/alerts/baseline_rules.yaml vs ml/alerts/rules.yaml)."""
+    from pipelines.stream.quality import run_quality
+
+    world = {k: v for k, v in (("orders", args.orders), ("days", args.days)) if v}
+    if args.seed is not None:
+        world["seed"] = args.seed
+    data = run_quality(Path(args.home) if args.home else None, world, args.batch_size)
+    for label in ("before", "after", "before_one_future_event", "after_one_future_event"):
+        r = data[label]
+        m = r["messages"]
+        print(
+            f"{label}: clock {r['clock']} (max lead {r['clock_max_lead_hours']} h); "
+            f"{m['messages']} messages for {m['orders_truly_affected']} truly affected orders "
+            f"({m['messages_per_affected_order']} per order; goal <= 1.1)"
+        )
+        for rule, q in r["rules"].items():
+            print(
+                f"  {rule:<20} alerts {q['alerts']:>6}  precision {q.get('precision')}  "
+                f"recall {q.get('recall')}  suppressed {q['suppressed']}"
+            )
+    print(data.get("path", ""))
+    return 0
+
+
 def cmd_access_lint(args: argparse.Namespace) -> int:
     """Validate the roles file (roles, permissions, assignments)."""
     from ordertower.access import RolesFileError, load_policy, roles_file
@@ -745,6 +831,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-crm-sender", action="store_true", help="fill the outbox but do not send it"
     )
+    p.add_argument(
+        "--lake-retries",
+        type=_positive,
+        default=8,
+        help="tries of a lake write failing with a transient error (a locked catalog) before "
+        "the batch is dead-lettered and the stream stops with exit code 3",
+    )
+    p.add_argument(
+        "--lake-retry-seconds",
+        type=float,
+        default=60.0,
+        help="and at most this many seconds of retries",
+    )
+    p.add_argument(
+        "--heartbeat-every",
+        type=float,
+        default=10.0,
+        help="seconds between beats of the heartbeat file under $ORDERTOWER_HOME/ops/",
+    )
+    p.add_argument(
+        "--lake-heartbeat",
+        type=float,
+        default=60.0,
+        help="seconds between heartbeat rows in ops.stream_heartbeat while no batch commits "
+        "(0: at start and stop only)",
+    )
+    p.add_argument(
+        "--requeue-lake-failures",
+        action="store_true",
+        help="re-publish the messages a permanent lake failure dead-lettered, then exit",
+    )
+    p.add_argument(
+        "--migrate-queue",
+        action="store_true",
+        help="re-declare the live queue with this version's limits (x-max-length, overflow to "
+        "the dead-letter exchange), keeping its messages, then exit; stop consumers first",
+    )
     p.set_defaults(func=cmd_stream)
 
     p = sub.add_parser(
@@ -771,6 +894,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="build the dbt models without their data tests (about half the time; the "
         "platform's own checks still run): a quick re-build the next full run tests",
+    )
+    p.add_argument(
+        "--rebuild-damaged",
+        action="store_true",
+        help="drop the tables whose data files are damaged (see `ordertower status`) and "
+        "rebuild them in this run (raw from the landing zone, marts with dbt)",
     )
     p.set_defaults(func=cmd_materialize)
 
@@ -879,6 +1008,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", nargs="?", help="a templates file (default: the shipped one)")
     p.set_defaults(func=cmd_crm_check)
 
+    alerts = sub.add_parser("alerts", help="the live exception alerts").add_subparsers(
+        dest="alerts_command", required=True
+    )
+    p = alerts.add_parser(
+        "quality",
+        help="precision and recall per rule against a simulated world's truth, before and after",
+    )
+    p.add_argument("--home", help="the quality world's home (default: <bench dir>/alerts-quality)")
+    p.add_argument("--orders", type=_positive, help="orders in the world (default 2000)")
+    p.add_argument("--days", type=_positive, help="days in the world (default 12)")
+    p.add_argument("--seed", type=int, help="the world's seed (default 21)")
+    p.add_argument("--batch-size", type=_positive, default=500, help="events per micro-batch")
+    p.set_defaults(func=cmd_alerts_quality)
+
     p = sub.add_parser(
         "route", help="route one VRPTW instance (Solomon .txt or VRPLIB .vrp); prints JSON"
     )
@@ -923,6 +1066,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=cmd_pii_scan)
+
+    lake_cmd = sub.add_parser("lake", help="lake upkeep").add_subparsers(
+        dest="lake_command", required=True
+    )
+    p = lake_cmd.add_parser(
+        "maintain",
+        help="expire old snapshots, merge small files, delete unreferenced and orphaned files",
+    )
+    p.add_argument("--mode", choices=("light", "full"), default="full")
+    p.add_argument("--dry-run", action="store_true", help="change nothing; list what would go")
+    p.add_argument("--json", action="store_true", help="the report as JSON")
+    p.set_defaults(func=cmd_lake_maintain)
 
     p = sub.add_parser("bench", help="measure simulator and ingestion throughput")
     p.add_argument(

@@ -29,6 +29,7 @@ This module knows no Dagster: ``pipelines/defs/maintenance`` schedules it and th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -284,6 +285,17 @@ def _utc(value: datetime) -> datetime:
 # ------------------------------------------------------------------------------ running
 
 
+#: how a commit another writer refused can surface besides "locked"/"conflict": a failed fetch
+#: from the catalog, or DuckLake's own clean-up of a step whose catalog transaction the lock
+#: aborted ("Failed to delete flushed inlined data ...: Current transaction is aborted")
+_BUSY_TEXT = ("unsuccessful query result", "transaction is aborted")
+
+
+def _busy(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return lake_mod._transient(exc) or any(t in text for t in _BUSY_TEXT)
+
+
 def _retry(step: str, fn: Callable[[], Any], attempts: int = 30) -> Any:
     """Run a step; a locked catalog or a conflicting commit (the stream wrote meanwhile) is
     retried with back-off, anything else fails the step."""
@@ -292,8 +304,7 @@ def _retry(step: str, fn: Callable[[], Any], attempts: int = 30) -> Any:
         try:
             return fn()
         except (duckdb.Error, lake_mod.LakeError) as exc:
-            # a commit refused while the stream committed can surface as a failed fetch
-            busy = lake_mod._transient(exc) or "unsuccessful query result" in str(exc)
+            busy = _busy(exc)
             if not busy or attempt == attempts - 1:
                 raise MaintenanceError(f"{step}: {redact(str(exc).splitlines()[0])}") from exc
             log.info("%s: lake busy (%s); retrying in %.1fs", step, redact(exc), delay)
@@ -303,7 +314,15 @@ def _retry(step: str, fn: Callable[[], Any], attempts: int = 30) -> Any:
 
 
 def _call(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[tuple]:
-    return con.execute(sql, params or []).fetchall()
+    """One maintenance statement; a failed one leaves no open transaction behind, so the retry
+    starts clean instead of hitting "Current transaction is aborted"."""
+    try:
+        return con.execute(sql, params or []).fetchall()
+    except duckdb.Error:
+        # no transaction open (auto-commit already rolled it back) is fine too
+        with contextlib.suppress(duckdb.Error):
+            con.execute("rollback")
+        raise
 
 
 def maintain(

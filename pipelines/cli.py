@@ -194,7 +194,11 @@ def cmd_stream(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         max_wait=args.max_wait,
         make_hooks=hooks,
-        retry=health.RetryPolicy(attempts=args.lake_retries, seconds=args.lake_retry_seconds),
+        retry=health.RetryPolicy(
+            attempts=args.lake_retries,
+            seconds=args.lake_retry_seconds,
+            locked_seconds=args.lake_lock_seconds,
+        ),
         heartbeat=health.Heartbeat(
             Topology.from_env().queue,
             file_every_s=args.heartbeat_every,
@@ -835,14 +839,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--lake-retries",
         type=_positive,
         default=8,
-        help="tries of a lake write failing with a transient error (a locked catalog) before "
-        "the batch is dead-lettered and the stream stops with exit code 3",
+        help="tries of a lake write failing with a transient error (a write conflict, a lost "
+        "catalog connection) before the batch is dead-lettered and the stream stops with exit "
+        "code 3",
     )
     p.add_argument(
         "--lake-retry-seconds",
         type=float,
         default=60.0,
         help="and at most this many seconds of retries",
+    )
+    p.add_argument(
+        "--lake-lock-seconds",
+        type=float,
+        default=1800.0,
+        help="how long a catalog another writer holds (a materialisation) is waited out, "
+        "whatever the number of tries; the broker keeps the messages meanwhile",
     )
     p.add_argument(
         "--heartbeat-every",

@@ -230,6 +230,11 @@ def test_lake_errors_are_classified_transient_or_permanent(lake_writer, tmp_path
     assert health.classify(RuntimeError("surprise"), paths).failure_class == "unknown"
     policy = health.RetryPolicy(first_delay=0.2, max_delay=10)
     assert [policy.delay(a) for a in (1, 2, 3, 8)] == [0.2, 0.4, 0.8, 10]
+    # a conflict spends the tries-and-seconds budget; a lock only the (longer) lock budget
+    budget = health.RetryPolicy(attempts=3, seconds=60, locked_seconds=900)
+    assert budget.spent("conflict", 3, 1.0, 0.8) and not budget.spent("conflict", 2, 1.0, 0.4)
+    assert budget.spent("conflict", 2, 59.8, 0.4)
+    assert not budget.spent("locked", 40, 600.0, 10) and budget.spent("locked", 40, 895.0, 10)
 
 
 # ---------------------------------------------------------------------- transient: locked
@@ -246,7 +251,8 @@ def test_a_locked_catalog_is_retried_and_the_batch_lands_without_dead_letters(la
             topology,
             batch_size=100,
             max_wait=0.2,
-            retry=health.RetryPolicy(attempts=10),
+            # a locked catalog outlives the tries and seconds budget (another writer at work)
+            retry=health.RetryPolicy(attempts=2, seconds=1.0, locked_seconds=300),
             # no idle heartbeat rows: the lock must meet the batch, not a heartbeat
             heartbeat=health.Heartbeat(topology.queue, lake_every_s=0),
         )
@@ -273,7 +279,7 @@ def test_a_locked_catalog_is_retried_and_the_batch_lands_without_dead_letters(la
             try:
                 assert holder.stdout.readline().strip() == "locked"
                 publish(msgs, topology)
-                _wait_for(lambda: consumer.stats.lake_retries >= 1, 120, "a retry")
+                _wait_for(lambda: consumer.stats.lake_retries >= 3, 180, "three retries")
                 assert consumer.stats.batches == 0  # nothing landed while locked
             finally:
                 holder.communicate("release\n", timeout=60)
@@ -281,7 +287,7 @@ def test_a_locked_catalog_is_retried_and_the_batch_lands_without_dead_letters(la
             thread.join(timeout=120)
         assert not thread.is_alive()
         assert consumer.failure is None
-        assert consumer.stats.lake_retries >= 1
+        assert consumer.stats.lake_retries >= 3
         assert _peek_dead(topology) == []
     _assert_exactly_once(_keys(msgs))
     assert health.read_failures(None) == []

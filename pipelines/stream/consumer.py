@@ -175,10 +175,7 @@ class StreamConsumer:
                 now = time.monotonic()
                 first_failure = first_failure or now
                 delay = self.retry.delay(attempt)
-                spent = (
-                    attempt >= self.retry.attempts
-                    or now - first_failure + delay > self.retry.seconds
-                )
+                spent = self.retry.spent(classified.kind, attempt, now - first_failure, delay)
                 if not classified.retryable or spent:
                     detail = health.short(exc)
                     if classified.retryable:  # out of budget: say what kept failing

@@ -178,6 +178,17 @@ class RetryPolicy:
     seconds: float = 60.0  #: and no retry starts later than this after the first failure
     first_delay: float = 0.2
     max_delay: float = 10.0
+    #: a *locked* catalog is another writer at work (a materialisation's dbt build holds the
+    #: SQLite catalog for minutes): waited out for this long, whatever the count of tries; the
+    #: broker keeps the messages meanwhile
+    locked_seconds: float = 1800.0
+
+    def spent(self, kind: str, attempt: int, elapsed: float, delay: float) -> bool:
+        """Whether the budget is spent before try ``attempt + 1`` (``elapsed``: seconds since
+        the first failure)."""
+        if kind == "locked":
+            return elapsed + delay > self.locked_seconds
+        return attempt >= self.attempts or elapsed + delay > self.seconds
 
     def delay(self, attempt: int) -> float:
         """Back-off before try ``attempt + 1`` (``attempt`` counts from 1)."""

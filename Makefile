@@ -6,6 +6,7 @@
 #   make bench-ui   the dashboards in headless Chromium on the current lake: page renders and filter changes, p50/p95
 #   make bench-stream   the ETA model vs the carrier's plan and the live path's latency at 500 events/s, on the current lake
 #   make bench-maintenance  a compressed stream with and without lake upkeep: files, snapshots, catalog size -> bench/results/lake-maintenance-<date>.json
+#   make soak   stream + materialisations + dashboards together for an hour on RabbitMQ (SOAK_SECONDS)
 #   make bench-routing  PyVRP vs OR-Tools on the Solomon VRPTW set, gap to best-known -> bench/results/routing-<date>.json
 #   make docs   the dbt documentation of the lake (models, columns, lineage) on 127.0.0.1:8080
 #   make live   the live path on the demo lake: RabbitMQ -> ordertower stream (ETAs, alerts, CRM) -> tracking marts
@@ -38,7 +39,7 @@ else
 PYTEST_MARKERS :=
 endif
 
-.PHONY: help install demo simulate materialize status test lint ui bench bench-ui bench-routing bench-stream bench-maintenance docs live clean
+.PHONY: help install demo simulate materialize status test lint ui bench bench-ui bench-routing bench-stream bench-maintenance soak docs live clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -119,6 +120,12 @@ live: install
 
 bench-maintenance: install
 	python -c "from pipelines.bench import run_maintenance_bench; print(run_maintenance_bench())"
+
+# the soak of docs/reliability.md for an hour (SOAK_SECONDS): stream, materialisations and
+# dashboards together on a real RabbitMQ
+SOAK_SECONDS ?= 3600
+soak: install
+	ORDERTOWER_SOAK_SECONDS=$(SOAK_SECONDS) pytest -m "" -p no:cacheprovider -o timeout=$$(( $(SOAK_SECONDS) + 3600 )) -rA tests/test_soak.py
 
 bench-routing: install
 	python -m ml.dispatch.routing.bench --time-limit $(ROUTE_TIME_LIMIT)

@@ -3,8 +3,8 @@
 Covers item 7's last fault: ``ordertower stream`` consumes carrier events that a publisher sends
 at a steady rate to a real RabbitMQ (a fresh topology), while ``ordertower materialize``
 rebuilds the tracking marts again and again and a headless Chromium, signed in, cycles through
-every dashboard page of a live Streamlit server. For ``ORDERTOWER_SOAK_SECONDS`` (default 600
-under CI=true, 60 otherwise). At the end:
+every dashboard page of a live Streamlit server. For ``ORDERTOWER_SOAK_SECONDS`` (default 240
+under CI=true, 60 otherwise; ``make soak`` runs it for an hour). At the end:
 
 * 0 events lost: every published message was received and is landed, a duplicate, or
   dead-lettered (the dead-letter queue holds exactly the quarantined ones), and the events
@@ -34,7 +34,7 @@ from tests.fault_world import ORDERTOWER, SELECT, at_home, world_env
 pytestmark = [pytest.mark.slow, pytest.mark.service]
 
 SECONDS = float(
-    os.environ.get("ORDERTOWER_SOAK_SECONDS") or (600 if os.environ.get("CI") == "true" else 60)
+    os.environ.get("ORDERTOWER_SOAK_SECONDS") or (240 if os.environ.get("CI") == "true" else 60)
 )
 WORLD = ["--orders", "1500", "--days", "6", "--seed", "17"]
 #: The marts the stream feeds, rebuilt while it runs (what the tracking automation refreshes).
@@ -83,10 +83,6 @@ def _browse(url: str, stop: threading.Event, renders: list[str], errors: list[st
                 errors += [f"{name}: {e}" for e in p.errors()]
 
 
-@pytest.mark.skip(
-    reason="hangs in the clean-clone CI run: the consumer stops (exit 3, retry budget) on a catalog "
-    "a materialisation holds longer than the budget, and the soak then waits forever; see stop 17's note"
-)
 def test_stream_materialize_and_dashboards_together(tmp_path: Path) -> None:
     from dashboards import probe
     from pipelines.crm.receiver import CrmReceiver

@@ -260,9 +260,6 @@ def test_dropped_broker_connections_lose_and_duplicate_nothing_end_to_end(
         _assert_exactly_once(expected, receiver)
 
 
-@pytest.mark.skip(
-    reason="hung after the restart in the clean-clone CI run (no timeout fired); see stop 17's note"
-)
 def test_sigkill_inside_the_transaction_after_the_outbox_is_written_sends_every_message_once(
     live_world: Path, tmp_path: Path
 ):
@@ -282,16 +279,24 @@ def test_sigkill_inside_the_transaction_after_the_outbox_is_written_sends_every_
             "ORDERTOWER_CRM_URL": receiver.url,
         }
         args = ["stream", "--batch-size", "150", "--max-wait", "0.2"]
-        blocked = subprocess.Popen(
-            [sys.executable, str(helper), "--block-at", "4", "--marker", str(marker), "--", *args],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        # the log to a file: a pipe nobody reads fills up and blocks the consumer, and reading
+        # it to its end waits for a consumer that never exits
+        log_path = tmp_path / "blocked.log"
+        with log_path.open("wb") as log_file:
+            blocked = subprocess.Popen(
+                [sys.executable, str(helper), "--block-at", "4", "--marker", str(marker), "--"]
+                + args,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=log_file,
+            )
         deadline = time.monotonic() + 300
         while not marker.exists() and time.monotonic() < deadline and blocked.poll() is None:
             time.sleep(0.2)
-        assert marker.exists(), blocked.stderr.read().decode()[-2000:]
+        if not marker.exists():
+            blocked.kill()
+            blocked.wait(timeout=30)
+            pytest.fail(f"the fourth batch never blocked: {log_path.read_text()[-2000:]}")
         _, landed, outboxed = marker.read_text().split()
         assert int(landed) > 0
         blocked.send_signal(signal.SIGKILL)

@@ -292,3 +292,30 @@ def test_a_batch_file_event_counts_as_received_at_the_end_of_its_day(landing: Pa
         [day],
     ).fetchall()
     assert rules == [(False, 1)]
+
+
+def test_a_rail_stop_whose_remark_says_lost_is_a_lost_consignment():
+    row = {
+        "consignment_no": "C1",
+        "status_code": "ST",
+        "station_code": "DEHBF",
+        "station_name": "Hamburg Hbf",
+        "local_time": "20.08.2026 14:30",
+        "train_no": "TAC 10001",
+    }
+    lost, late, damaged, departed = carriers.normalise(
+        "rail_csv",
+        "rail-x",
+        [
+            {**row, "remarks": "Sendung nicht auffindbar"},
+            {**row, "remarks": "Verspätung 3,5 h"},
+            {**row, "status_code": "BS", "remarks": "Beschädigung festgestellt"},
+            {**row, "status_code": "AB", "remarks": "Sendung nicht auffindbar"},
+        ],
+    )
+    assert (lost["event_code"], lost["exception_reason"]) == ("EXCEPTION", "LOST")
+    assert lost["carrier_status_text"] == "Sendung nicht auffindbar"
+    assert (late["event_code"], late["exception_reason"]) == ("EXCEPTION", "DELAY")
+    assert damaged["exception_reason"] == "DAMAGED"
+    # a remark refines an exception only: a departure stays a departure
+    assert (departed["event_code"], departed["exception_reason"]) == ("DEPARTED", None)

@@ -101,6 +101,17 @@ def _lookup(codes: dict[str, list[Any]], *keys: Any) -> tuple[str, str | None, b
     return "UNKNOWN", None, True
 
 
+def _remark_reason(remark: Any) -> str | None:
+    """The exception reason a rail operator's free-text remark names (``remark_reasons``)."""
+    if not isinstance(remark, str) or not remark:
+        return None
+    text = remark.casefold()
+    for phrase, reason in (mappings()["rail_csv"].get("remark_reasons") or {}).items():
+        if phrase.casefold() in text:
+            return reason
+    return None
+
+
 def _parcel(record: dict[str, Any], carrier_id: str, codes: dict[str, list[Any]]) -> dict[str, Any]:
     problems: list[str] = []
     cp = _object(record, "checkpoint", problems)
@@ -213,6 +224,8 @@ def rail_local_to_utc(local_time: str | None, station_code: str | None) -> str |
 def _rail(record: dict[str, Any], carrier_id: str, codes: dict[str, list[Any]]) -> dict[str, Any]:
     native = record.get("status_code")
     code, reason, unmapped = _lookup(codes, native)
+    if code == "EXCEPTION":
+        reason = _remark_reason(record.get("remarks")) or reason
     station = record.get("station_code")
     key = "|".join(
         str(record.get(k) or "")

@@ -119,6 +119,20 @@ def connect(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def sandbox(con: duckdb.DuckDBPyConnection, settings: Settings | None = None) -> None:
+    """Lock an open lake connection down for SQL a person types (``ordertower sql``).
+
+    After this the connection reads the lake and nothing else: no file outside the lake's data
+    path, no ``COPY ... TO``, no ``ATTACH``, no ``INSTALL`` or ``LOAD`` (nothing downloads), and
+    no ``SET`` (the configuration is locked). A lake on object storage keeps the network access
+    its reads need; only the configuration is locked there."""
+    settings = settings or get_settings()
+    if not settings.data_path.startswith(("s3://", "gs://", "az://")):
+        con.execute("SET allowed_directories = ?", [[settings.data_path]])
+        con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+
+
 def _register_pii(con: duckdb.DuckDBPyConnection, settings: Settings, read_only: bool) -> None:
     """``pii_hmac()``, which the staging views call, keyed with the PII key (docs/pii.md)."""
     from ordertower.pii import register_pii_functions

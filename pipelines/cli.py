@@ -286,13 +286,14 @@ def cmd_materialize(args: argparse.Namespace) -> int:
 def cmd_sql(args: argparse.Namespace) -> int:
     import duckdb
 
-    from ordertower.lake import LakeError, connect
+    from ordertower.lake import LakeError, connect, sandbox
 
     try:
         con = connect(read_only=True)
     except LakeError as exc:
         raise CliError(str(exc)) from exc
     try:
+        sandbox(con)  # the lake only: no other file, no ATTACH, INSTALL, LOAD or SET
         frame = con.execute(args.query).df()
     except duckdb.Error as exc:
         raise CliError(f"query failed: {str(exc).splitlines()[0]}") from exc

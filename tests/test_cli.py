@@ -29,6 +29,28 @@ def test_sql_without_a_lake_fails_with_one_clear_line(lake_home: Path):
     assert result.stderr.strip().count("\n") == 0 and "make demo" in result.stderr
 
 
+def test_sql_reads_the_lake_and_nothing_else(lake_writer, tmp_path: Path):
+    lake_writer.execute("create table raw.sql_probe as select range as n from range(3)")
+    lake_writer.close()
+    result = _run("sql", "select count(*) as n from raw.sql_probe", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [{"n": 3}]
+    outside = tmp_path / "outside.csv"
+    outside.write_text("a\n1\n")
+    for query in (
+        f"select * from read_csv('{outside}')",
+        f"copy (select 1) to '{tmp_path / 'copied.csv'}'",
+        f"attach '{tmp_path / 'other.db'}'",
+        "set autoinstall_known_extensions = true",
+        "install httpfs",
+        "load httpfs",
+    ):
+        result = _run("sql", query)
+        assert result.returncode == 1 and "query failed" in result.stderr, query
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "copied.csv").exists() and not (tmp_path / "other.db").exists()
+
+
 def test_bad_arguments_fail_cleanly(lake_home: Path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["simulate", "--orders", "0"])

@@ -148,6 +148,14 @@ def test_arguments_are_validated(tmp_path: Path) -> None:
             simulate(tmp_path, **{"orders": 10, "days": 2, **bad})
 
 
+@pytest.mark.parametrize(("orders", "days"), [(1, 1), (5, 1), (50, 3)])
+def test_a_tiny_world_is_simulated_whole(tmp_path: Path, orders: int, days: int) -> None:
+    # a few orders may have no gift or work address, no fraud, no exception: nothing breaks
+    summary = simulate(tmp_path, orders=orders, days=days, seed=2)
+    assert summary.rows["orders"] == orders
+    assert summary.files_written == sum(1 for p in tmp_path.rglob("*") if p.is_file())
+
+
 def test_summary_counts_rows_and_files(clean) -> None:
     out, s = clean
     d = s.as_dict()

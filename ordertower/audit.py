@@ -126,7 +126,7 @@ def write(fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
     with _WRITE_LOCK:
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
-                con = connect()
+                con = connect(create=False)  # a decision never creates a lake
             except LakeError as exc:
                 raise AuditError(f"the lake cannot be written right now: {exc}") from exc
             try:

@@ -69,6 +69,7 @@ def connect(
     retries: int = 20,
     memory_limit: str | None = None,
     inline_rows: int = 500,
+    create: bool = True,
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the lake attached as ``lake`` and selected as default catalog.
 
@@ -76,12 +77,14 @@ def connect(
     clear :class:`LakeError` when no lake exists yet. A catalog briefly locked by a writer in
     another process is retried with back-off. ``inline_rows``: inserts up to this many rows stay
     in the catalog instead of becoming a Parquet file (the stream's micro-batches).
+    ``create=False``: a writer that only changes an existing lake (an audited decision) fails
+    like a reader instead of creating an empty lake.
     """
     settings = settings or get_settings()
     import_extensions()
     if settings.catalog_kind == "sqlite":
         catalog = Path(settings.catalog)
-        if read_only and not catalog.exists():
+        if (read_only or not create) and not catalog.exists():
             raise LakeError(
                 f"no lake at {catalog}: run `make demo` (or `ordertower materialize`) first"
             )

@@ -105,6 +105,10 @@ class MaintenanceError(RuntimeError):
     """A maintenance step failed for a reason other than a busy catalog (the message says which)."""
 
 
+class NoLake(MaintenanceError):
+    """There is no lake to maintain yet (and maintenance never creates one)."""
+
+
 @dataclass(frozen=True)
 class Policy:
     """How much history to keep, and how long an unreferenced file waits before deletion."""
@@ -343,6 +347,11 @@ def maintain(
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
     s = settings or get_settings()
+    if s.catalog_kind == "sqlite" and not Path(s.catalog).exists():
+        raise NoLake(
+            f"no lake at {s.catalog}: nothing to maintain "
+            "(run `make demo` or `ordertower materialize` first)"
+        )
     policy = policy or Policy.from_settings(s)
     report = MaintenanceReport(uuid.uuid4().hex, mode, dry_run, datetime.now(UTC))
     con = _retry("connect", lambda: lake_mod.connect(settings=s))

@@ -273,8 +273,13 @@ def test_the_dagster_job_takes_the_lake_writer_pool_and_is_scheduled():
 
 
 def test_the_cli_dry_run_reports_and_changes_nothing(lake_home: Path, capsys):
+    from ordertower.settings import get_settings
     from pipelines.cli import main
 
+    catalog = Path(get_settings().catalog)
+    assert main(["lake", "maintain", "--dry-run"]) == 1  # no lake yet: one clear line
+    assert "no lake at" in capsys.readouterr().err
+    assert not catalog.exists(), "maintenance created a lake"
     _stream_lake(batches=4)
     with connect(read_only=True) as con:
         before = _snapshot_ids(con)

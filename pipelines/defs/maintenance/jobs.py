@@ -24,9 +24,13 @@ class MaintenanceConfig(dg.Config):
     "delete unreferenced and orphaned files; counts before and after go to ops.lake_maintenance.",
 )
 def maintain_lake(context: dg.OpExecutionContext, config: MaintenanceConfig) -> dg.Output:
-    from pipelines.maintenance import maintain
+    from pipelines.maintenance import NoLake, maintain
 
-    report = maintain(mode=config.mode, dry_run=config.dry_run)
+    try:
+        report = maintain(mode=config.mode, dry_run=config.dry_run)
+    except NoLake as exc:  # a fresh install: the schedule has nothing to do yet
+        context.log.info(str(exc))
+        return dg.Output(None, metadata={"mode": config.mode, "status": "no lake"})
     context.log.info(report.summary())
     b, a = report.before, report.after
     return dg.Output(

@@ -288,6 +288,14 @@ def test_an_order_is_decided_once(scored_lake):
     assert _rows("select count(*) from ops.risk_review_decisions") == [(1,)]
 
 
+def test_a_decision_without_a_lake_is_an_error_and_creates_none(lake_home):
+    from ordertower.settings import get_settings
+
+    with pytest.raises(audit.AuditError, match="no lake at"):
+        decide(named("reviewer@demo.ordertower.example"), "ORD-1", "approve")
+    assert not Path(get_settings().catalog).exists()
+
+
 def test_nobody_signed_in_cannot_decide(scored_lake):
     with pytest.raises(AccessDenied, match="Sign in first"):
         decide(None, "ORD-1", "approve")

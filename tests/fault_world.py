@@ -1,7 +1,7 @@
 """The small world the fault tests share, and the lake's content checksums.
 
-One world per test session (``tests/test_interrupted_run.py`` and ``tests/test_faults.py``
-both use it): simulated, then materialised CLEAN once, by the same command the faulted runs
+One world per test run, shared by the xdist workers (``tests/test_interrupted_run.py`` and
+``tests/test_faults.py`` both use it): simulated, then materialised CLEAN once, by the same command the faulted runs
 use, and its checksums kept. A faulted lake is then compared with it table by table: the same
 row count and, for every column, the same order-independent checksum (the sum of the values'
 hashes), except the columns that say *when* or *in which run* a row was written.
@@ -155,16 +155,34 @@ class CleanWorld:
 
 
 def clean_world(factory: pytest.TempPathFactory) -> CleanWorld:
-    """The shared world, built by the first test of the session that asks for it."""
-    root = factory.getbasetemp() / "fault_world"
+    """The shared world, built by the first test of the session that asks for it.
+
+    Under xdist the workers share it too: it lives in the run's common temporary folder and
+    the first worker builds it under an exclusive lock while the other waits (one build per
+    run, not one per module)."""
+    import fcntl
+
+    base = factory.getbasetemp()
+    # a worker's base is <run>/popen-gwN: <run> is this run's own, shared by its workers
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "fault_world"
+    root.mkdir(parents=True, exist_ok=True)
     home = root / "home"
     saved = root / "checksums.json"
-    if not saved.exists():
-        home.mkdir(parents=True, exist_ok=True)
-        simulate(home)
-        done = materialize(home)
-        assert done.returncode == 0, done.stderr[-3000:]
-        saved.write_text(json.dumps(lake_checksums(home)))
+    with (root / "build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not saved.exists():
+                if home.exists():  # a build that failed half-way: start again
+                    import shutil
+
+                    shutil.rmtree(home)
+                home.mkdir(parents=True)
+                simulate(home)
+                done = materialize(home)
+                assert done.returncode == 0, done.stderr[-3000:]
+                saved.write_text(json.dumps(lake_checksums(home)))
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
     return CleanWorld(home, json.loads(saved.read_text()))
 
 

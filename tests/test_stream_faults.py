@@ -279,7 +279,8 @@ def test_a_locked_catalog_is_retried_and_the_batch_lands_without_dead_letters(la
             try:
                 assert holder.stdout.readline().strip() == "locked"
                 publish(msgs, topology)
-                _wait_for(lambda: consumer.stats.lake_retries >= 3, 180, "three retries")
+                # a second retry is past attempts=2: only the lock budget allows it
+                _wait_for(lambda: consumer.stats.lake_retries >= 2, 300, "two retries")
                 assert consumer.stats.batches == 0  # nothing landed while locked
             finally:
                 holder.communicate("release\n", timeout=60)
@@ -287,7 +288,7 @@ def test_a_locked_catalog_is_retried_and_the_batch_lands_without_dead_letters(la
             thread.join(timeout=120)
         assert not thread.is_alive()
         assert consumer.failure is None
-        assert consumer.stats.lake_retries >= 3
+        assert consumer.stats.lake_retries >= 2
         assert _peek_dead(topology) == []
     _assert_exactly_once(_keys(msgs))
     assert health.read_failures(None) == []

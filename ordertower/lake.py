@@ -63,6 +63,13 @@ def _attach_sql(settings: Settings, read_only: bool, inline_rows: int = 500) -> 
     return f"ATTACH {_literal(settings.ducklake_uri)} AS {LAKE_ALIAS} ({', '.join(options)})"
 
 
+def exists(settings: Settings | None = None) -> bool:
+    """Whether there is a lake to open (a PostgreSQL catalog is taken to exist: connecting
+    tells)."""
+    settings = settings or get_settings()
+    return settings.catalog_kind != "sqlite" or Path(settings.catalog).exists()
+
+
 def connect(
     read_only: bool = False,
     settings: Settings | None = None,
@@ -84,7 +91,7 @@ def connect(
     import_extensions()
     if settings.catalog_kind == "sqlite":
         catalog = Path(settings.catalog)
-        if (read_only or not create) and not catalog.exists():
+        if (read_only or not create) and not exists(settings):
             raise LakeError(
                 f"no lake at {catalog}: run `make demo` (or `ordertower materialize`) first"
             )

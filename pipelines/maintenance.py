@@ -347,7 +347,7 @@ def maintain(
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
     s = settings or get_settings()
-    if s.catalog_kind == "sqlite" and not Path(s.catalog).exists():
+    if not lake_mod.exists(s):
         raise NoLake(
             f"no lake at {s.catalog}: nothing to maintain "
             "(run `make demo` or `ordertower materialize` first)"

@@ -852,7 +852,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--lake-lock-seconds",
-        type=float,
+        type=_positive_seconds,
         default=1800.0,
         help="how long a catalog another writer holds (a materialisation) is waited out, "
         "whatever the number of tries; the broker keeps the messages meanwhile",

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import duckdb
 
+from ordertower import lake as lake_mod
 from ordertower.access import Identity
 from ordertower.lake import LakeError, connect
 
@@ -67,11 +68,6 @@ def _json(value: Any) -> str | None:
     if value is None:
         return None
     return json.dumps(value, default=str, sort_keys=True)
-
-
-def _transient(exc: BaseException) -> bool:
-    text = str(exc).lower()
-    return "locked" in text or "conflict" in text or "busy" in text
 
 
 def ensure_table(con: duckdb.DuckDBPyConnection) -> None:
@@ -136,7 +132,7 @@ def write(fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
                 return result
             except duckdb.Error as exc:
                 _rollback(con)
-                if attempt == WRITE_ATTEMPTS or not _transient(exc):
+                if attempt == WRITE_ATTEMPTS or not lake_mod.transient(exc):
                     raise AuditError(f"the change could not be stored: {exc}") from exc
                 time.sleep(delay)
                 delay *= 2

@@ -120,7 +120,7 @@ def connect(
         except duckdb.Error as exc:  # the SQLite catalog is locked by a writer: wait and retry
             # close before anything else: a half-opened connection must not keep a lock
             con.close()
-            if not _transient(exc) or attempt == retries:
+            if not transient(exc) or attempt == retries:
                 raise LakeError(
                     redact(f"cannot attach the lake ({settings.ducklake_uri}): {exc}")
                 ) from exc
@@ -158,8 +158,9 @@ def _register_pii(con: duckdb.DuckDBPyConnection, settings: Settings, read_only:
             raise LakeError(f"cannot read or create the PII key: {exc}") from exc
 
 
-def _transient(exc: BaseException) -> bool:
-    """A lock or a write conflict another writer caused: worth retrying."""
+def transient(exc: BaseException | str) -> bool:
+    """A lock or a write conflict another writer caused (an error or its message): worth
+    retrying."""
     text = str(exc).lower()
     return "locked" in text or "busy" in text or "conflict" in text
 

@@ -297,7 +297,7 @@ _BUSY_TEXT = ("unsuccessful query result", "transaction is aborted")
 
 def _busy(exc: BaseException) -> bool:
     text = str(exc).lower()
-    return lake_mod._transient(exc) or any(t in text for t in _BUSY_TEXT)
+    return lake_mod.transient(exc) or any(t in text for t in _BUSY_TEXT)
 
 
 def _retry(step: str, fn: Callable[[], Any], attempts: int = 30) -> Any:

@@ -1,10 +1,14 @@
 """dbt models as Dagster assets: `dbt build` (models, then their tests as asset checks)."""
 
 import json
+from collections.abc import Iterator
+from typing import Any
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
+from dagster_dbt.errors import DagsterDbtCliRuntimeError
 
+from ordertower import lake
 from pipelines.defs.resources import LAKE_WRITER_POOL
 from pipelines.defs.transform.project import dbt_project, export_dbt_env, translator
 
@@ -14,6 +18,55 @@ RISK_SCORES_TAG = "risk_scores"
 DISPATCH_PLANS_TAG = "dispatch_plans"
 #: dbt tag of the models built on the ETAs (batch and live; built by dbt_eta_marts)
 SHIPMENT_ETAS_TAG = "shipment_etas"
+
+
+#: a build that met the catalog locked by another writer (the live stream, maintenance) runs
+#: again as a new step attempt, this many times, waiting a little longer each time; its models
+#: are idempotent (tables rebuilt whole, incremental ones delete+insert by key), so the next
+#: attempt completes what this one could not
+LOCKED_RETRIES = 6
+LOCKED_WAIT_S = 15.0
+
+
+def _failure_messages(invocation: Any, exc: BaseException) -> list[str]:
+    """The error text of a failed dbt invocation: dbt's per-node messages and the error."""
+    messages = [str(exc)]
+    try:
+        results = invocation.get_artifact("run_results.json").get("results", [])
+    except Exception:  # no run_results.json: dbt failed before it ran any node
+        results = []
+    messages += [
+        str(r.get("message") or "") for r in results if r.get("status") in ("error", "fail")
+    ]
+    return messages
+
+
+def _locked_only(messages: list[str]) -> bool:
+    """Whether every node that failed failed on the lake being busy (nothing else broke)."""
+    nodes = messages[1:] or messages[:1]
+    return all(lake.transient(m) for m in nodes)
+
+
+def dbt_build(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, args: list[str]
+) -> Iterator[Any]:
+    """Run one dbt command for the step's assets. When it fails only because another writer
+    held the lake's catalog, the step is retried (Dagster's step retry) after a wait; any other
+    failure fails the step as it is."""
+    export_dbt_env()  # the lake may have been repointed since the code location loaded
+    invocation = dbt.cli(args, context=context)
+    try:
+        yield from invocation.stream()
+    except DagsterDbtCliRuntimeError as exc:
+        messages = _failure_messages(invocation, exc)
+        if not _locked_only(messages) or context.retry_number >= LOCKED_RETRIES:
+            raise
+        wait = LOCKED_WAIT_S * (context.retry_number + 1)
+        context.log.warning(
+            f"dbt met the lake's catalog held by another writer (attempt "
+            f"{context.retry_number + 1}); building again in {wait:.0f} s"
+        )
+        raise dg.RetryRequested(max_retries=LOCKED_RETRIES, seconds_to_wait=wait) from exc
 
 
 class DbtBuildConfig(dg.Config):
@@ -57,8 +110,7 @@ def dbt_build_args(config: DbtBuildConfig) -> list[str]:
     exclude=f"tag:{RISK_SCORES_TAG} tag:{DISPATCH_PLANS_TAG} tag:{SHIPMENT_ETAS_TAG}",
 )
 def dbt_lake(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig):
-    export_dbt_env()  # the lake may have been repointed since the code location loaded
-    yield from dbt.cli(dbt_build_args(config), context=context).stream()
+    yield from dbt_build(context, dbt, dbt_build_args(config))
 
 
 def _dbt_marts_after(name: str, tag: str, doc: str) -> dg.AssetsDefinition:
@@ -73,8 +125,7 @@ def _dbt_marts_after(name: str, tag: str, doc: str) -> dg.AssetsDefinition:
         select=f"tag:{tag}",
     )
     def _marts(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-        export_dbt_env()
-        yield from dbt.cli(["build"], context=context).stream()
+        yield from dbt_build(context, dbt, ["build"])
 
     _marts.__doc__ = doc
     return _marts

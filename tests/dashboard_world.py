@@ -9,7 +9,12 @@ of the last three waves -> the risk, dispatch, ETA and tracking marts. A 21-day 
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
 import pandas as pd
+import pytest
 
 from ml.risk import store
 from ml.risk.config import load_policy
@@ -17,6 +22,7 @@ from ml.risk.features import build_features
 from ml.risk.model import matured_labels, train
 from ml.risk.pipeline import score_window
 from tests.risk_factory import make_facts
+from tests.shared_worlds import at_home, copy_home, shared_home
 
 WORLD = ["--orders", "3000", "--days", "21", "--seed", "5"]
 FACTORY_POLICY = dict(
@@ -94,15 +100,23 @@ def stream_last_day(con) -> int:
     return landed
 
 
-def build_world() -> None:
-    """Simulate and materialise the world in the current ``ORDERTOWER_HOME`` (see module doc)."""
-    from ordertower.lake import connect
+def build_lake() -> None:
+    """Simulate the world and materialise its lake (ingestion and dbt, no ML) in the current
+    ``ORDERTOWER_HOME``."""
     from pipelines.cli import main
-    from pipelines.defs.stream.automation import TRACKING_MARTS
 
     assert main(["simulate", *WORLD]) == 0
     # the dbt data tests run in tests/test_marts.py; here they would only add minutes to CI
     assert main(["materialize", "--select", LAKE, "--no-dbt-tests"]) == 0
+
+
+def finish_world() -> None:
+    """On the lake of :func:`build_lake`: risk scores, the last day through the stream, the
+    last waves' dispatch plans, and the marts on them (see module doc)."""
+    from ordertower.lake import connect
+    from pipelines.cli import main
+    from pipelines.defs.stream.automation import TRACKING_MARTS
+
     con = connect()
     try:
         days = [
@@ -124,3 +138,42 @@ def build_world() -> None:
     tracking = " or ".join(f"key:{k.to_user_string()}" for k in TRACKING_MARTS)
     marts = f"{DISPATCH_MARTS} or {RISK_MARTS} or {tracking}"
     assert main(["materialize", "--select", marts, "--no-dbt-tests"]) == 0
+
+
+def build_world() -> None:
+    """Simulate and materialise the whole world in the current ``ORDERTOWER_HOME``."""
+    build_lake()
+    finish_world()
+
+
+def lake_copy(factory: pytest.TempPathFactory, name: str) -> Path:
+    """A private copy of the run's lake (:func:`build_lake`, built once per run by whichever
+    test asks first: tests/shared_worlds.py)."""
+
+    def build(home: Path) -> None:
+        with at_home(home):
+            build_lake()
+
+    return copy_home(shared_home(factory, "dashboard_lake", build), factory.mktemp(name) / "home")
+
+
+def module_world(
+    factory: pytest.TempPathFactory, name: str, finish: Callable[[], None] | None = None
+) -> Iterator[Path]:
+    """A module's own world, with ``ORDERTOWER_HOME`` pointed at it while the module runs: a
+    copy of the run's lake (:func:`build_lake`, built once per run: tests/shared_worlds.py),
+    then ``finish()`` in it.
+
+    ``ORDERTOWER_TEST_DASHBOARD_WORLD=<home>`` uses a world built by :func:`build_world`
+    instead (a developer's shortcut; tests then write to it)."""
+    reuse = os.environ.get("ORDERTOWER_TEST_DASHBOARD_WORLD")
+    if reuse:
+        with at_home(Path(reuse)):
+            yield Path(reuse)
+        return
+
+    home = lake_copy(factory, name)
+    with at_home(home):
+        if finish is not None:
+            finish()
+        yield home

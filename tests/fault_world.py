@@ -9,18 +9,17 @@ hashes), except the columns that say *when* or *in which run* a row was written.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.dashboard_world import LAKE
+from tests.shared_worlds import ENV_VARS, at_home, copy_home, shared_home
 
 ORDERTOWER = str(Path(sys.executable).parent / "ordertower")
 #: A CI-sized world: a few thousand orders over a few days (ingest and dbt of every mart).
@@ -39,36 +38,12 @@ VOLATILE = {
     "ingested_at": "the staging / mart copy of _ingested_at (incremental models' watermark)",
     "quarantined_at": "when the record was quarantined (wall clock)",
 }
-_ENV_VARS = (
-    "ORDERTOWER_CATALOG",
-    "ORDERTOWER_CATALOG_DSN",
-    "ORDERTOWER_DATA_PATH",
-    "DAGSTER_HOME",
-    "MLFLOW_TRACKING_URI",
-)
 
 
 def world_env(home: Path, **extra: str) -> dict[str, str]:
     """The environment of a command run on the lake at ``home`` (its own Dagster instance)."""
-    env = {k: v for k, v in os.environ.items() if k not in _ENV_VARS}
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
     return {**env, "ORDERTOWER_HOME": str(home), "ORDERTOWER_INGEST_WORKERS": "1", **extra}
-
-
-@contextlib.contextmanager
-def at_home(home: Path) -> Iterator[None]:
-    """Point this process's settings at ``home`` for a while (checksums, corruption)."""
-    saved = {k: os.environ.get(k) for k in (*_ENV_VARS, "ORDERTOWER_HOME")}
-    for var in _ENV_VARS:
-        os.environ.pop(var, None)
-    os.environ["ORDERTOWER_HOME"] = str(home)
-    try:
-        yield
-    finally:
-        for var, value in saved.items():
-            if value is None:
-                os.environ.pop(var, None)
-            else:
-                os.environ[var] = value
 
 
 def ordertower(home: Path, *args: str, timeout: float = 1200) -> subprocess.CompletedProcess:
@@ -155,35 +130,22 @@ class CleanWorld:
 
 
 def clean_world(factory: pytest.TempPathFactory) -> CleanWorld:
-    """The shared world, built by the first test of the session that asks for it.
+    """The shared world (tests/shared_worlds.py), built by the first test of the run that asks
+    for it, with the checksums of its clean lake."""
 
-    Under xdist the workers share it too: it lives in the run's common temporary folder and
-    the first worker builds it under an exclusive lock while the other waits (one build per
-    run, not one per module)."""
-    import fcntl
+    def build(home: Path) -> None:
+        simulate(home)
+        done = materialize(home)
+        assert done.returncode == 0, done.stderr[-3000:]
+        (home.parent / "checksums.json").write_text(json.dumps(lake_checksums(home)))
 
-    base = factory.getbasetemp()
-    # a worker's base is <run>/popen-gwN: <run> is this run's own, shared by its workers
-    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "fault_world"
-    root.mkdir(parents=True, exist_ok=True)
-    home = root / "home"
-    saved = root / "checksums.json"
-    with (root / "build.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if not saved.exists():
-                if home.exists():  # a build that failed half-way: start again
-                    import shutil
+    home = shared_home(factory, "fault_world", build)
+    return CleanWorld(home, json.loads((home.parent / "checksums.json").read_text()))
 
-                    shutil.rmtree(home)
-                home.mkdir(parents=True)
-                simulate(home)
-                done = materialize(home)
-                assert done.returncode == 0, done.stderr[-3000:]
-                saved.write_text(json.dumps(lake_checksums(home)))
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-    return CleanWorld(home, json.loads(saved.read_text()))
+
+def copy_world(world: CleanWorld, home: Path) -> None:
+    """A private copy of the world's home for a test that changes it."""
+    copy_home(world.home, home)
 
 
 def fresh_copy_of_landing(world: CleanWorld, home: Path) -> None:

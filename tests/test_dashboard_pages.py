@@ -19,7 +19,7 @@ from streamlit.testing.v1 import AppTest
 
 from ordertower import lake
 from tests.auth_support import app_as, open_page
-from tests.dashboard_world import build_world
+from tests.dashboard_world import finish_world, module_world
 
 pytestmark = pytest.mark.slow
 
@@ -30,23 +30,9 @@ TIMEOUT = 120
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The module's world; ``ORDERTOWER_TEST_DASHBOARD_WORLD=<home>`` reuses one built by
-    ``tests.dashboard_world.build_world`` (a developer's shortcut; tests then write to it)."""
-    reuse = os.environ.get("ORDERTOWER_TEST_DASHBOARD_WORLD")
-    home = Path(reuse) if reuse else tmp_path_factory.mktemp("dashboard_world")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ORDERTOWER_HOME", str(home))
-        for var in (
-            "ORDERTOWER_CATALOG",
-            "ORDERTOWER_CATALOG_DSN",
-            "ORDERTOWER_DATA_PATH",
-            "DAGSTER_HOME",
-            "MLFLOW_TRACKING_URI",
-        ):
-            mp.delenv(var, raising=False)
-        if not reuse:
-            build_world()
-        yield home
+    """The module's world (tests/dashboard_world.py): a copy of the run's lake, finished with
+    scores, the stream's last day, dispatch plans and their marts."""
+    yield from module_world(tmp_path_factory, "dashboard_world", finish_world)
 
 
 @pytest.fixture(autouse=True)

@@ -32,6 +32,7 @@ from ml.eta.live import ETA_COLUMNS, EtaScorer
 from ml.eta.model import EtaModel, time_split, train
 from ordertower.lake import NO_AUTO_EXTENSIONS
 from ordertower.settings import PROJECT_ROOT
+from tests.dashboard_world import module_world
 
 T0 = pd.Timestamp("2026-03-02", tz="UTC")  # a Monday
 H = pd.Timedelta(hours=1)
@@ -460,35 +461,15 @@ def test_live_scorer_predicts_a_shipment_that_was_never_delivered(network, train
 
 # ------------------------------------------------------------------------ a simulated world
 
-# 21 days from 2026-08-20: the model trains on shipments five days old
-WORLD = ["--orders", "3000", "--days", "21", "--seed", "5"]
+# the world's 21 days from 2026-08-20: the model trains on shipments five days old
 TRAIN = {"maturity_days": 5}
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    from pipelines.cli import main
-
-    home = tmp_path_factory.mktemp("eta_world")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ORDERTOWER_HOME", str(home))
-        for var in (
-            "ORDERTOWER_CATALOG",
-            "ORDERTOWER_CATALOG_DSN",
-            "ORDERTOWER_DATA_PATH",
-            "DAGSTER_HOME",
-            "MLFLOW_TRACKING_URI",
-        ):
-            mp.delenv(var, raising=False)
-        assert main(["simulate", *WORLD]) == 0
-        # only what the ETA reads: the shipments and the carrier events, and their staging views
-        # (dbt run: the lake's data tests are test_marts' business)
-        assert (
-            main(["materialize", "--select", "+key:raw/shipments or +key:raw/carrier_events"]) == 0
-        )
-        views = ["stg_tms__shipments", "stg_tms__shipment_legs", "stg_carriers__carrier_events"]
-        assert main(["dbt", "run", "--select", *views]) == 0
-        yield home
+    """A copy of the run's 21-day lake (tests/dashboard_world.py): the shipments, the carrier
+    events and their staging views are what the ETA reads."""
+    yield from module_world(tmp_path_factory, "eta_world")
 
 
 def _materialize_eta(selection: list[str] | None = None, config: dict | None = None):

@@ -15,7 +15,6 @@ rules written out in pandas, not read back from the models that implement them.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +27,7 @@ from ordertower import lake
 from ordertower.settings import DBT_PROJECT_DIR
 from pipelines.cli import main
 from tests.auth_support import app_as, open_page
-from tests.dashboard_world import LAKE, WORLD
+from tests.dashboard_world import module_world
 
 #: the maturity rule's defaults (dbt vars kpi_maturity_hours, kpi_provisional_open_share)
 HORIZON = pd.Timedelta(hours=72)
@@ -41,24 +40,8 @@ TIMEOUT = 120
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The dashboards' world (tests/dashboard_world.py), lake only: simulated, ingested and
-    built by dbt. ``ORDERTOWER_TEST_DASHBOARD_WORLD=<home>`` reuses a built one (a developer's
-    shortcut; the clock test rebuilds a few marts in it and restores them)."""
-    reuse = os.environ.get("ORDERTOWER_TEST_DASHBOARD_WORLD")
-    home = Path(reuse) if reuse else tmp_path_factory.mktemp("provisional_world")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ORDERTOWER_HOME", str(home))
-        for var in (
-            "ORDERTOWER_CATALOG",
-            "ORDERTOWER_CATALOG_DSN",
-            "ORDERTOWER_DATA_PATH",
-            "DAGSTER_HOME",
-            "MLFLOW_TRACKING_URI",
-        ):
-            mp.delenv(var, raising=False)
-        if not reuse:
-            assert main(["simulate", *WORLD]) == 0
-            assert main(["materialize", "--select", LAKE, "--no-dbt-tests"]) == 0
-        yield home
+    built by dbt (a copy of the run's; the clock test rebuilds a few marts in it)."""
+    yield from module_world(tmp_path_factory, "provisional_world")
 
 
 def _q(sql: str, params: list | None = None) -> pd.DataFrame:

@@ -1,0 +1,102 @@
+"""Worlds built once per test run and copied into the modules that use them.
+
+A world is a simulated ``ORDERTOWER_HOME`` with its lake materialised: minutes of CI each. Many
+modules need the same one, and most change it (decisions, re-runs, damaged files), so each
+takes a private copy of the one built for the run instead of building its own.
+
+Under xdist the workers share the build too: it lives in the run's common temporary folder and
+the first worker that asks builds it under an exclusive lock while the others wait.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+ENV_VARS = (
+    "ORDERTOWER_CATALOG",
+    "ORDERTOWER_CATALOG_DSN",
+    "ORDERTOWER_DATA_PATH",
+    "DAGSTER_HOME",
+    "MLFLOW_TRACKING_URI",
+)
+
+
+@contextlib.contextmanager
+def at_home(home: Path) -> Iterator[None]:
+    """Point this process's settings at ``home`` for a while (checksums, corruption)."""
+    saved = {k: os.environ.get(k) for k in (*ENV_VARS, "ORDERTOWER_HOME")}
+    for var in ENV_VARS:
+        os.environ.pop(var, None)
+    os.environ["ORDERTOWER_HOME"] = str(home)
+    try:
+        yield
+    finally:
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
+
+
+def _run_root(factory: pytest.TempPathFactory) -> Path:
+    base = factory.getbasetemp()
+    # a worker's base is <run>/popen-gwN: <run> is this run's own, shared by its workers
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def shared_home(factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
+    """The world ``name`` of this run: ``build(home)`` runs once, by whichever test asks first.
+
+    A build that failed half-way is started again by the next test that asks (and fails it
+    the same way if the failure is real)."""
+    root = _run_root(factory) / "worlds" / name
+    root.mkdir(parents=True, exist_ok=True)
+    home = root / "home"
+    done = root / "built"
+    with (root / "build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not done.exists():
+                if home.exists():
+                    shutil.rmtree(home)
+                home.mkdir(parents=True)
+                build(home)
+                done.touch()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return home
+
+
+def copy_home(source: Path, home: Path) -> Path:
+    """A private copy of a built world at ``home``: landing zone, lake, models and the rest,
+    without Dagster's run history (nothing but a run reads it). DuckLake stores data files
+    relative to the catalog's ``data_path``, so repointing that one value makes the copy a lake
+    of its own; MLflow's artifact locations are repointed the same way."""
+    shutil.copytree(source, home, ignore=shutil.ignore_patterns("dagster"))
+    data = str(home / "lake" / "data") + "/"
+    with contextlib.closing(sqlite3.connect(home / "lake" / "catalog.sqlite")) as catalog:
+        catalog.execute("update ducklake_metadata set value = ? where key = 'data_path'", (data,))
+        catalog.commit()
+    mlflow_db = home / "mlflow.db"
+    if mlflow_db.exists():
+        old, new = str(source), str(home)
+        with contextlib.closing(sqlite3.connect(mlflow_db)) as db:
+            for table, column in (
+                ("experiments", "artifact_location"),
+                ("runs", "artifact_uri"),
+                ("model_versions", "source"),
+                ("model_versions", "storage_location"),
+                ("logged_models", "artifact_location"),
+            ):
+                with contextlib.suppress(sqlite3.OperationalError):  # not in every schema
+                    db.execute(f"update {table} set {column} = replace({column}, ?, ?)", (old, new))
+            db.commit()
+    return home

@@ -25,6 +25,8 @@ from ordertower import lake
 from ordertower.settings import DBT_PROJECT_DIR, SHARED_DATASETS_DIR
 from pipelines.cli import main
 from pipelines.ingest import olist
+from tests.dashboard_world import LAKE, lake_copy
+from tests.shared_worlds import at_home
 
 pytestmark = pytest.mark.slow
 
@@ -123,9 +125,21 @@ def _webhook(msg_id: str, ref: str, tag: str, subtag: str, at: datetime) -> str:
     )
 
 
-def test_late_and_resent_events_land_in_place_without_duplicates(world: Path):
+@pytest.fixture(scope="module")
+def lake_only(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same world without Olist and the ML assets (a copy of tests/dashboard_world.py's
+    lake): re-runs of ingestion and dbt take a minute here, not five."""
+    return lake_copy(tmp_path_factory, "marts_rerun_world")
+
+
+def test_late_and_resent_events_land_in_place_without_duplicates(lake_only: Path):
     """A carrier file two days after the world: one event that happened before the leg's last
     event (late and out of order), one re-sent copy of an event already landed."""
+    with at_home(lake_only):
+        _late_and_resent_events(lake_only)
+
+
+def _late_and_resent_events(world: Path) -> None:
     leg = _query(
         "select tracking_ref, max(event_at) as last_at, min(event_at) as first_at, count(*) as n "
         "from marts.fct_tracking_events where carrier_id = 'swiftparcel' "
@@ -156,7 +170,7 @@ def test_late_and_resent_events_land_in_place_without_duplicates(world: Path):
         encoding="utf-8",
     )
     # the data tests ran on the world's build; here the counts below are the test
-    assert main(["materialize", "--partition", LATE_DAY, "--no-dbt-tests"]) == 0
+    assert main(["materialize", "--select", LAKE, "--partition", LATE_DAY, "--no-dbt-tests"]) == 0
 
     after = int(_query("select count(*) as n from marts.fct_tracking_events").n[0])
     assert after == before + 1  # the new event only; the re-sent one is kept once
@@ -177,17 +191,15 @@ def test_late_and_resent_events_land_in_place_without_duplicates(world: Path):
     assert copy.received_date == original.received_date  # the first received copy wins
 
 
-def test_rerunning_partitions_replaces_rather_than_duplicates(world: Path):
+def test_rerunning_partitions_replaces_rather_than_duplicates(lake_only: Path):
     tables = ["fct_orders", "fct_order_lines", "fct_tracking_events", "fct_order_timeline"]
-    before = {t: int(_query(f"select count(*) as n from marts.{t}").n[0]) for t in tables}
-    # ingestion and the dbt graph (re-planning waves and re-scoring days replace in place too:
-    # tests/test_dispatch.py and tests/test_risk_pipeline.py)
-    lake_only = "not group:dispatch and not group:risk and not group:eta"
-    window = "2026-08-25...2026-08-27"
-    assert (
-        main(["materialize", "--select", lake_only, "--partition", window, "--no-dbt-tests"]) == 0
-    )
-    after = {t: int(_query(f"select count(*) as n from marts.{t}").n[0]) for t in tables}
+    with at_home(lake_only):
+        before = {t: int(_query(f"select count(*) as n from marts.{t}").n[0]) for t in tables}
+        # ingestion and the dbt graph (re-planning waves and re-scoring days replace in place
+        # too: tests/test_dispatch.py and tests/test_risk_pipeline.py)
+        window = "2026-08-25...2026-08-27"
+        assert main(["materialize", "--select", LAKE, "--partition", window, "--no-dbt-tests"]) == 0
+        after = {t: int(_query(f"select count(*) as n from marts.{t}").n[0]) for t in tables}
     assert after == before
 
 

@@ -25,6 +25,8 @@ SEED ?= 42
 # the real Olist extract (never in the repository); the demo lands it when it is there
 OLIST_DIR ?= $(abspath $(CURDIR)/../shared/datasets/olist/subset_10k_2017)
 PYTEST_ARGS ?=
+# the JUnit report of make test (.ci/test_summary.py turns it into the figures the README quotes)
+TEST_REPORT ?= .ci/reports/junit.xml
 # messages per second the live demo publishes (make live, the end of make demo)
 LIVE_RATE ?= 1000
 # the local OpenID Connect provider make ui starts when .streamlit/secrets.toml names none
@@ -76,7 +78,7 @@ demo: install
 	@echo "Query the lake: .venv/bin/ordertower sql \"select count(*) from raw.orders\""
 
 test: install
-	pytest $(PYTEST_MARKERS) $(PYTEST_ARGS)
+	pytest $(PYTEST_MARKERS) --junitxml=$(TEST_REPORT) $(PYTEST_ARGS)
 
 lint: install
 	ruff check .

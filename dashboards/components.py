@@ -302,7 +302,7 @@ def message_preview(row: Any) -> tuple[str, str]:
     """(subject, body) of the customer message an alert or exception would send, rendered by
     the CRM templates in the customer's language and tier. The first name is shown as a
     placeholder: the dashboards never read names."""
-    from pipelines.crm.messages import load_templates, render
+    from ml.alerts.messages import load_templates, render
 
     alert = dict(row)
     if "reason" not in alert or _missing(alert.get("reason")):

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
 import time
 from contextlib import contextmanager
@@ -29,6 +28,7 @@ from typing import Any
 
 import pandas as pd
 
+from ordertower.machine import machine
 from ordertower.settings import PROJECT_ROOT, get_settings
 
 RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
@@ -47,30 +47,6 @@ def _home(path: Path):
             os.environ.pop("ORDERTOWER_HOME", None)
         else:
             os.environ["ORDERTOWER_HOME"] = old
-
-
-def machine() -> dict[str, Any]:
-    mem_gb = None
-    try:
-        with open("/proc/meminfo") as fh:
-            mem_gb = round(int(fh.readline().split()[1]) / 1024 / 1024, 1)
-    except OSError:
-        pass
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(
-                (line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), cpu
-            )
-    except OSError:
-        pass
-    return {
-        "cpus": os.cpu_count(),
-        "cpu": cpu,
-        "memory_gb": mem_gb,
-        "python": platform.python_version(),
-        "system": platform.system(),
-    }
 
 
 def _baseline_load(landing: Path) -> tuple[int, float]:

@@ -679,8 +679,8 @@ def cmd_crm_requeue(args: argparse.Namespace) -> int:
 
 
 def cmd_crm_check(args: argparse.Namespace) -> int:
-    """Validate the customer-message templates (pipelines/crm/messages.yaml)."""
-    from pipelines.crm.messages import TemplateError, load_templates
+    """Validate the customer-message templates (ml/alerts/messages.yaml)."""
+    from ml.alerts.messages import TemplateError, load_templates
 
     try:
         templates = load_templates(Path(args.path) if args.path else None)

@@ -20,9 +20,9 @@ import pytest
 import yaml
 
 from ml.alerts.detect import ALERT_COLUMNS, Detector
+from ml.alerts.messages import MESSAGES_PATH, TemplateError, TemplateReloader
 from ml.alerts.ops import OPS_ALERTS_TABLE
 from ml.alerts.rules import RULES_PATH, RulesError, RulesReloader, load_rules, parse_rules
-from pipelines.crm.messages import MESSAGES_PATH, TemplateError, TemplateReloader
 
 BASELINE = RULES_PATH.with_name("baseline_rules.yaml")
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -240,7 +240,7 @@ def test_a_live_hook_survives_bad_edits_and_raises_operational_alerts(lake_write
     assert hook.detector.rules is before
     kinds = sorted(_ops(lake_writer)["kind"])
     assert kinds == ["rules_reload_failed", "templates_reload_failed"]
-    composed = __import__("pipelines.crm.messages", fromlist=["compose"]).compose(
+    composed = __import__("ml.alerts.messages", fromlist=["compose"]).compose(
         pd.DataFrame([{c: None for c in ALERT_COLUMNS} | _one_alert()]),
         pd.DataFrame(),
         hook.templates.current,

@@ -21,9 +21,8 @@ import pytest
 import requests
 import yaml
 
-from pipelines.cli import main
-from pipelines.crm import messages as crm_messages
-from pipelines.crm.messages import (
+from ml.alerts import messages as crm_messages
+from ml.alerts.messages import (
     MESSAGE_COLUMNS,
     REASONS,
     SUB_REASONS,
@@ -34,6 +33,7 @@ from pipelines.crm.messages import (
     message_id,
     parse_templates,
 )
+from pipelines.cli import main
 from pipelines.crm.outbox import (
     OUTBOX_TABLE,
     RetryPolicy,

@@ -149,7 +149,7 @@ def _assert_exactly_once(expected: set, receiver: CrmReceiver) -> dict:
     assert len(alerts) == len({a for a, _ in alerts}) > 0, "an alert was raised twice"
     with_customer = {a for a, c in alerts if c}
     # a message only for an alert with a customer, never two for one alert (not every alert is
-    # worth a message: pipelines/crm/messages.worth_a_message)
+    # worth a message: ml/alerts/messages.worth_a_message)
     assert {a for _, a, _ in outbox} <= with_customer, "a message without its alert"
     assert len(outbox) == len({a for _, a, _ in outbox}), "an alert has two messages"
     assert len(outbox) == len({m for m, _, _ in outbox})

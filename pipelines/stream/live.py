@@ -27,10 +27,10 @@ import time
 import duckdb
 import pandas as pd
 
+from ml.alerts import messages as crm_messages
 from ml.alerts.detect import Detector
 from ml.alerts.ops import raise_operational_alert
 from ml.alerts.rules import RuleSet, RulesReloader
-from pipelines.crm import messages as crm_messages
 from pipelines.crm import outbox
 from pipelines.stream.land import BatchResult
 

@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     for engine in engines:
         print(table(rows, engine) + "\n")
 
-    from pipelines.bench import machine
+    from ordertower.machine import machine
 
     now = datetime.now(UTC)
     out = Path(args.out) if args.out else RESULTS_DIR / f"routing-{now.date().isoformat()}.json"

@@ -30,6 +30,7 @@ class ModelEntry:
     bundle: str  # the folder the model saves itself to, inside the pyfunc's artifacts
     loader: Callable[[Path], Any]  # reads that folder back (``RiskModel.load``, ...)
     pip_requirements: tuple[str, ...] = ()
+    predict: str = "predict"  # the model's method behind the pyfunc's predict (a frame in and out)
 
 
 @dataclass(frozen=True)
@@ -48,10 +49,27 @@ class Candidate:
         return self.__dict__.copy()
 
 
+def python_model(entry: ModelEntry) -> Any:
+    """The registered pyfunc of every model: loads the model folder with ``entry.loader`` and
+    answers ``predict`` with the model's ``entry.predict`` method."""
+    mlf = mlflow()
+
+    class ModelPyfunc(mlf.pyfunc.PythonModel):
+        def __init__(self, bundle: str, loader: Callable[[Path], Any], method: str) -> None:
+            self.bundle, self.loader, self.method = bundle, loader, method
+
+        def load_context(self, context):
+            self.model = self.loader(Path(context.artifacts[self.bundle]))
+
+        def predict(self, context, model_input, params=None):
+            return getattr(self.model, self.method)(model_input)
+
+    return ModelPyfunc(entry.bundle, entry.loader, entry.predict)
+
+
 def log_candidate(
     entry: ModelEntry,
     model: Any,
-    python_model: Any,
     params: dict[str, Any],
     metrics: dict[str, float],
     artifacts: dict[str, Path],
@@ -61,7 +79,7 @@ def log_candidate(
     snapshot_id: int | None,
 ) -> Candidate:
     """One MLflow run: params, metrics, artifacts; ``model`` (anything with ``save(path)``)
-    registered as ``challenger`` behind ``python_model`` (its pyfunc)."""
+    registered as ``challenger`` behind its pyfunc (:func:`python_model`)."""
     mlf = mlflow()
     experiment(entry.experiment)
     with mlf.start_run(run_name=f"{entry.name} {cutoff[:10]}") as run:
@@ -74,7 +92,7 @@ def log_candidate(
             bundle = model.save(Path(tmp) / entry.bundle)
             info = mlf.pyfunc.log_model(
                 name="model",
-                python_model=python_model,
+                python_model=python_model(entry),
                 artifacts={entry.bundle: str(bundle)},
                 pip_requirements=list(entry.pip_requirements),
                 registered_model_name=entry.name,
@@ -139,3 +157,44 @@ def record_decision(
     c.log_text(
         candidate.run_id, json.dumps(payload, indent=1, default=str), "promotion/decision.json"
     )
+
+
+class Registry:
+    """The life cycle bound to one model: what ``ml.risk.registry`` and ``ml.eta.registry``
+    export as functions."""
+
+    def __init__(self, entry: ModelEntry) -> None:
+        self.entry = entry
+
+    def log_candidate(
+        self,
+        model: Any,
+        params: dict[str, Any],
+        metrics: dict[str, float],
+        artifacts: dict[str, Path],
+        tags: dict[str, str],
+        test_period: tuple[str, str],
+        cutoff: str,
+        snapshot_id: int | None,
+    ) -> Candidate:
+        """One MLflow run: params, metrics, artifacts; the model registered as ``challenger``."""
+        return log_candidate(
+            self.entry, model, params, metrics, artifacts, tags, test_period, cutoff, snapshot_id
+        )
+
+    def load(self, uri: str) -> Any:
+        """A registered model (``models:/<name>/3``, ``models:/<name>@champion``)."""
+        return load(self.entry, uri)
+
+    def alias_version(self, alias: str) -> str | None:
+        return alias_version(self.entry, alias)
+
+    def champion(self) -> tuple[str, Any] | None:
+        """``(version, model)`` of the champion, or None when there is none yet."""
+        return champion(self.entry)
+
+    def record_decision(
+        self, candidate: Candidate, decision: dict[str, Any], report: dict | None
+    ) -> None:
+        """Write the gate's decision on the version and run; move ``champion`` if promoted."""
+        record_decision(self.entry, candidate, decision, report)

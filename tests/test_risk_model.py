@@ -330,6 +330,14 @@ def test_registry_records_the_gate_and_moves_champion_only_on_promotion(trained,
         model.predict_proba(trained.test.head(50)),
         trained.model.predict_proba(trained.test.head(50)),
     )
+    # the registered pyfunc (ml.registry, shared by every model) serves the model's own scores
+    from ml.tracking import mlflow
+
+    served = mlflow().pyfunc.load_model(f"models:/order_risk/{first.version}")
+    pd.testing.assert_frame_equal(
+        served.predict(trained.test.head(50)).reset_index(drop=True),
+        trained.model.score(trained.test.head(50)).reset_index(drop=True),
+    )
 
 
 def _report(beats: bool, frauds: int = 50) -> dict:

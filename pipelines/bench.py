@@ -470,7 +470,7 @@ def write_benchmarks_md() -> None:
             f
             for f in RESULTS_DIR.glob("*.json")
             if not f.name.startswith(
-                ("routing-", "stream-", "ui-", "lake-maintenance-", "alerts-quality-")
+                ("routing-", "stream-", "ui-", "lake-maintenance-", "alerts-quality-", "tests-")
             )
         ),
         reverse=True,
@@ -546,7 +546,35 @@ def write_benchmarks_md() -> None:
     lines += _ui_full_lines()
     lines += _alerts_quality_lines()
     lines += _maintenance_full_lines()
+    lines += _test_suite_lines()
     BENCHMARKS_MD.write_text("\n".join(lines) + "\n")
+
+
+def _test_suite_lines() -> list[str]:
+    """Every ``tests-<date>.json`` (``.ci/run`` summarises the JUnit report of ``make test``):
+    the CI suite's size and wall time against its 15-minute budget, newest first."""
+    files = sorted(RESULTS_DIR.glob("tests-*.json"), reverse=True)
+    if not files:
+        return []
+    lines = [
+        "## The test suite in CI",
+        "",
+        "A clean clone's `CI=true .ci/run` (every test: slow, browser and service ones, two",
+        "workers); `.ci/run` writes the summary, copied here as `bench/results/tests-<date>.json`.",
+        "Budget: 15 minutes on 2 cores.",
+        "",
+        "| written | cores | tests | outcomes | pytest s | slowest module (s, summed over its tests) |",
+        "|---|---:|---:|---|---:|---|",
+    ]
+    for f in files:
+        d = json.loads(f.read_text())
+        outcomes = ", ".join(f"{n} {k}" for k, n in sorted(d["outcomes"].items()))
+        module, seconds = next(iter(d["modules"].items()), ("-", 0))
+        lines.append(
+            f"| {d['written_at'][:16]} | {d['machine']['cpus']} | {d['tests']} | {outcomes} | "
+            f"{d['pytest_seconds']:,.0f} | {module} ({seconds:,.0f}) |"
+        )
+    return [*lines, ""]
 
 
 def _alerts_quality_lines() -> list[str]:

@@ -189,7 +189,7 @@ def get_settings() -> Settings:
         catalog=catalog,
         data_path=data_path.rstrip("/") + "/",
         partition_start=os.environ.get("ORDERTOWER_PARTITION_START", "2026-01-01"),
-        log_level=os.environ.get("ORDERTOWER_LOG_LEVEL", "INFO").upper(),
+        log_level=os.environ.get("ORDERTOWER_LOG_LEVEL", "WARNING").upper(),
         broker_url=os.environ.get("ORDERTOWER_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
         crm_url=os.environ.get("ORDERTOWER_CRM_URL", "http://127.0.0.1:8765/messages"),
         max_record_bytes=int(os.environ.get("ORDERTOWER_MAX_RECORD_BYTES") or 1_048_576),

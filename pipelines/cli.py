@@ -1104,10 +1104,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def quiet_library_warnings() -> None:
+    """Dagster's notes that an API it uses itself is beta or preview say nothing to a person
+    running a command (they are shown with ORDERTOWER_LOG_LEVEL=DEBUG)."""
+    import os
+    import warnings
+
+    if os.environ.get("ORDERTOWER_LOG_LEVEL", "").upper() != "DEBUG":
+        warnings.filterwarnings("ignore", message=r".* is currently in (beta|preview)")
+
+
 def main(argv: list[str] | None = None) -> int:
     from ordertower.redact import install_log_redaction, redact
 
     install_log_redaction()  # no password of a DSN or URL in any log line of this process
+    quiet_library_warnings()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

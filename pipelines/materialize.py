@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NamedTuple
+from typing import IO, TYPE_CHECKING, NamedTuple
 
 import dagster as dg
 from dagster._core.storage.tags import (
@@ -28,6 +29,7 @@ from pipelines.defs.partitions import daily_partitions
 from pipelines.ingest.runner import landed_partitions
 from pipelines.ingest.sources import SOURCES
 from pipelines.lake_files import LakeDamaged, describe, drop_damaged, find_damage, lake_damage
+from pipelines.progress import StageProgress, follow, progress_logger
 
 if TYPE_CHECKING:
     from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
@@ -42,6 +44,7 @@ class MaterializeSummary:
     runs: list[str] = field(default_factory=list)
     partition_range: tuple[str, str] | None = None
     assets: list[str] = field(default_factory=list)
+    stages: list[str] = field(default_factory=list)  #: each stage's closing progress line
 
 
 DAGSTER_YAML = """\
@@ -257,11 +260,17 @@ def stage_run_settings(
     return {}, {}
 
 
+#: the job each stage runs as: dg.materialize's ephemeral job (the UI lists these runs as
+#: ad-hoc materialisations)
+RUN_JOB_NAME = "__ephemeral_asset_job__"
+
+
 def materialize(
     select: str | None = None,
     partition: str | None = None,
     dbt_tests: bool = True,
     rebuild_damaged: bool = False,
+    out: IO[str] | None = None,
 ) -> MaterializeSummary:
     """Materialise the selected assets (default: all) over a partition window (default: every
     landed day), one run per stage of :func:`plan_stages`.
@@ -274,6 +283,8 @@ def materialize(
     A damaged data file of the lake (:mod:`pipelines.lake_files`) stops the run before it
     starts; ``rebuild_damaged=True`` drops the tables it belongs to first, so this run rebuilds
     them (refused for tables nothing can rebuild: ops.*, the live stream's events).
+
+    Each stage prints its progress to ``out`` (default: standard output; pipelines/progress).
     """
     from pipelines.definitions import defs
     from pipelines.defs.transform.assets import DBT_ASSETS
@@ -322,15 +333,23 @@ def materialize(
             selection = dg.AssetSelection.assets(*selected)
             if not dbt_tests:
                 selection = selection - dg.AssetSelection.checks(*dbt_checks)
-            result = dg.materialize(
-                assets,
-                selection=selection,
+            # dg.materialize with one more logger: the progress lines (pipelines/progress.py)
+            job_defs = dg.Definitions(
+                jobs=[dg.define_asset_job(name=RUN_JOB_NAME, selection=selection)],
+                assets=assets,
                 resources=resources,
+                loggers={"console": dg.colored_console_logger, "progress": progress_logger},
+            )
+            result = job_defs.resolve_job_def(RUN_JOB_NAME).execute_in_process(
                 instance=inst,
                 raise_on_error=False,
-                # step events go to the run's event log (the UI); the console gets INFO and up
+                # step events go to the run's event log (the UI); the console gets the
+                # warnings and errors unless ORDERTOWER_LOG_LEVEL asks for more
                 run_config={
-                    "loggers": {"console": {"config": {"log_level": get_settings().log_level}}},
+                    "loggers": {
+                        "console": {"config": {"log_level": get_settings().log_level}},
+                        "progress": {},
+                    },
                     **(extra_run_config or {}),
                 },
                 tags={**run_tags, **kwargs.pop("tags", {})},
@@ -347,12 +366,38 @@ def materialize(
             detail = failures[0].message if failures else "see the run in the Dagster UI"
             raise MaterializeError(redact(f"run {result.run_id} failed: {detail}"))
 
-    for stage in stages:
+    for index, stage in enumerate(stages, start=1):
         extra_run_config, stage_tags = stage_run_settings(stage, owner, window)
         if stage.partitioned:
             summary.partition_range = window
-        run(stage.keys, extra_run_config=extra_run_config, tags=stage_tags)
+        progress = StageProgress(
+            index,
+            len(stages),
+            stage_title(graph, stage, window),
+            len(stage.keys),
+            out=out or sys.stdout,
+        )
+        progress.begin()
+        follow(progress)
+        try:
+            run(stage.keys, extra_run_config=extra_run_config, tags=stage_tags)
+        except MaterializeError:
+            progress.finish(success=False)
+            raise
+        finally:
+            follow(None)
+        summary.stages.append(progress.finish(success=True))
     return summary
+
+
+def stage_title(graph: BaseAssetGraph, stage: Stage, window: tuple[str, str] | None) -> str:
+    """What a stage builds, for a person: its asset groups, and the days of a partitioned one."""
+    groups = sorted({graph.get(k).group_name or "default" for k in stage.keys})
+    title = ", ".join(groups[:4]) + (f" and {len(groups) - 4} more" if len(groups) > 4 else "")
+    if stage.partitioned and window is not None:
+        days = window[0] if window[0] == window[1] else f"{window[0]}..{window[1]}"
+        title += f" ({days})"
+    return title
 
 
 #: tags every run ``ordertower materialize`` starts, so a later one can tell if it died

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -108,6 +109,12 @@ def test_demo_path_on_a_small_world(lake_home: Path, capsys):
     # the lake path, without its data tests (the models on top of it and every data test run in
     # test_marts, with the PII test)
     assert main(["materialize", "--select", LAKE_ONLY, "--no-dbt-tests"]) == 0
+    # a line per stage with its counts and time; dbt's own log stays out of the console
+    out = capsys.readouterr().out
+    stage = r"^\[(\d)/(\d)\] "
+    assert re.search(stage + r"ingest \(\S+\.\.\S+\): done in .* records landed", out, re.M), out
+    assert re.search(stage + r".*: done in .*\(\d+/\d+ assets\)$", out, re.M), out
+    assert "START sql" not in out and "Running with dbt" not in out
     _assert_dbt_built_without_its_tests()
     con = lake.connect(read_only=True)
     raw = [

@@ -65,7 +65,8 @@ def _kill_during(home: Path, point: str, seed: int) -> bool:
     with log_path.open("w") as log:
         proc = subprocess.Popen(
             [ORDERTOWER, "materialize", *SELECT],
-            env=world_env(home),
+            # dbt's lines (the kill points) are Dagster's INFO log
+            env=world_env(home, ORDERTOWER_LOG_LEVEL="INFO"),
             start_new_session=True,  # the kill takes dbt's subprocess with it
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -43,7 +43,8 @@ def _env(home: Path, **extra: str) -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith(("ORDERTOWER_", "DAGSTER_", "MLFLOW_", "PG"))
     }
-    return {**env, "ORDERTOWER_HOME": str(home), **extra}
+    # every log line a command writes is checked for the secret: the most verbose level
+    return {**env, "ORDERTOWER_HOME": str(home), "ORDERTOWER_LOG_LEVEL": "DEBUG", **extra}
 
 
 def _run(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess:

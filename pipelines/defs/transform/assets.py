@@ -1,6 +1,9 @@
 """dbt models as Dagster assets: `dbt build` (models, then their tests as asset checks)."""
 
+import contextlib
+import io
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,6 +12,7 @@ from dagster_dbt import DbtCliResource, dbt_assets
 from dagster_dbt.errors import DagsterDbtCliRuntimeError
 
 from ordertower import lake
+from ordertower.settings import get_settings
 from pipelines.defs.resources import LAKE_WRITER_POOL
 from pipelines.defs.transform.project import dbt_project, export_dbt_env, translator
 
@@ -47,6 +51,13 @@ def _locked_only(messages: list[str]) -> bool:
     return all(lake.transient(m) for m in nodes)
 
 
+def _dbt_echo() -> contextlib.AbstractContextManager:
+    level = logging.getLevelName(get_settings().log_level)
+    if isinstance(level, int) and level > logging.INFO:
+        return contextlib.redirect_stdout(io.StringIO())
+    return contextlib.nullcontext()
+
+
 def dbt_build(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, args: list[str]
 ) -> Iterator[Any]:
@@ -56,7 +67,10 @@ def dbt_build(
     export_dbt_env()  # the lake may have been repointed since the code location loaded
     invocation = dbt.cli(args, context=context)
     try:
-        yield from invocation.stream()
+        # dagster-dbt echoes dbt's log to standard output: shown when the console log level
+        # asks for INFO or more, otherwise kept in the invocation's dbt.log and the event log
+        with _dbt_echo():
+            yield from invocation.stream()
     except DagsterDbtCliRuntimeError as exc:
         messages = _failure_messages(invocation, exc)
         if not _locked_only(messages) or context.retry_number >= LOCKED_RETRIES:

@@ -1,0 +1,144 @@
+"""What ``ordertower materialize`` tells a person watching it: one line per stage (a Dagster run)
+with what it built, the records landed and quarantined, and the time it took; on a terminal, a
+progress bar while a long stage runs. Dagster's own console log stays at warning level unless
+``ORDERTOWER_LOG_LEVEL`` asks for more.
+
+The lines come from a Dagster logger (:data:`progress_logger`) that the materialisation's runs
+carry beside the console logger: it sees every event of the run (assets materialised, steps
+failed) as they happen, in the same process (the in-process executor).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import dagster as dg
+
+#: metadata keys of an ingestion asset's materialisation (pipelines/defs/ingest/assets.py)
+_LANDED, _QUARANTINED = "landed", "quarantined"
+
+
+def _value(entry: Any) -> Any:
+    return getattr(entry, "value", entry)
+
+
+@dataclass
+class StageProgress:
+    """One stage of a materialisation as it runs: assets done out of the stage's total."""
+
+    index: int
+    stages: int
+    title: str
+    total: int
+    out: IO[str] = field(default_factory=lambda: sys.stdout)
+    done: int = 0
+    landed: int = 0
+    quarantined: int = 0
+    failed: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _shown: int = -1
+    _keys: set[str] = field(default_factory=set)
+
+    @property
+    def prefix(self) -> str:
+        return f"[{self.index}/{self.stages}] {self.title}"
+
+    def begin(self) -> None:
+        self._write(f"{self.prefix}: {self.total} assets ...", end="\n")
+
+    def asset(self, key: str, metadata: dict[str, Any]) -> None:
+        """An asset (or one partition of it) was materialised."""
+        with self._lock:
+            self._keys.add(key)
+            self.done = len(self._keys)
+            if _LANDED in metadata:
+                self.landed += int(_value(metadata[_LANDED]) or 0)
+                self.quarantined += int(_value(metadata.get(_QUARANTINED)) or 0)
+            self._bar()
+
+    def step_failed(self, step: str) -> None:
+        with self._lock:
+            self.failed.append(step)
+
+    def _bar(self) -> None:
+        """A bar redrawn in place on a terminal; elsewhere a line at each quarter."""
+        share = self.done / self.total if self.total else 1.0
+        if self._tty():
+            width = 30
+            filled = int(width * min(share, 1.0))
+            elapsed = time.monotonic() - self.started
+            self._write(
+                f"\r  [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} "
+                f"assets, {elapsed:.0f} s",
+                end="",
+            )
+        else:
+            quarter = int(min(share, 1.0) * 4)
+            if quarter > self._shown and 0 < quarter < 4:
+                self._shown = quarter
+                self._write(f"  {self.done}/{self.total} assets, {self.elapsed()}", end="\n")
+
+    def elapsed(self) -> str:
+        seconds = time.monotonic() - self.started
+        return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+    def finish(self, success: bool) -> str:
+        """The stage's closing line."""
+        if self._tty() and self.done:
+            self._write("\r" + " " * 60 + "\r", end="")
+        parts = [f"{self.done}/{self.total} assets"]
+        if self.landed or self.quarantined:
+            parts.append(f"{self.landed:,} records landed, {self.quarantined:,} quarantined")
+        state = "done" if success else "FAILED"
+        if self.failed:
+            parts.append("failed: " + ", ".join(self.failed[:3]))
+        line = f"{self.prefix}: {state} in {self.elapsed()} ({'; '.join(parts)})"
+        self._write(line, end="\n")
+        return line
+
+    def _tty(self) -> bool:
+        return bool(getattr(self.out, "isatty", lambda: False)())
+
+    def _write(self, text: str, end: str) -> None:
+        self.out.write(text + end)
+        self.out.flush()
+
+
+#: the stage being materialised in this process (the logger below reports into it)
+_current: StageProgress | None = None
+
+
+def follow(stage: StageProgress | None) -> None:
+    """Report the events of the runs that follow into ``stage`` (None: stop reporting)."""
+    global _current
+    _current = stage
+
+
+class _EventHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        stage = _current
+        meta = getattr(record, "dagster_meta", None) or {}
+        event = meta.get("dagster_event")
+        if stage is None or event is None:
+            return
+        kind = event.event_type_value
+        if kind == "ASSET_MATERIALIZATION":
+            materialization = event.event_specific_data.materialization
+            stage.asset(
+                materialization.asset_key.to_user_string(), dict(materialization.metadata or {})
+            )
+        elif kind == "STEP_FAILURE":
+            stage.step_failed(event.step_key or "?")
+
+
+@dg.logger(description="One line per stage and a progress bar (pipelines/progress.py)")
+def progress_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
+    log = logging.Logger("ordertower.progress", level=logging.DEBUG)
+    log.addHandler(_EventHandler(level=logging.DEBUG))
+    return log

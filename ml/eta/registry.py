@@ -27,7 +27,12 @@ __all__ = [
 EXPERIMENT = "shipment_eta"
 PIP_REQUIREMENTS = ("lightgbm>=4.6,<5", "numpy", "pandas")
 ENTRY = common.ModelEntry(
-    MODEL_NAME, EXPERIMENT, "eta_model", EtaModel.load, PIP_REQUIREMENTS, predict="predict_remaining_hours"
+    MODEL_NAME,
+    EXPERIMENT,
+    "eta_model",
+    EtaModel.load,
+    PIP_REQUIREMENTS,
+    predict="predict_remaining_hours",
 )
 _REGISTRY = common.Registry(ENTRY)
 

@@ -170,12 +170,25 @@ def _read_or_create_key(path: Path) -> str:
     return path.read_text()
 
 
+class SettingsError(ValueError):
+    """An ``ORDERTOWER_*`` variable holds a value the platform cannot use (says which)."""
+
+
+#: the console log levels ORDERTOWER_LOG_LEVEL may name (Python's, as Dagster accepts them)
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
 def get_settings() -> Settings:
     """Resolve settings from the environment (read on every call, so tests can repoint them)."""
     home = Path(os.environ.get("ORDERTOWER_HOME") or PROJECT_ROOT / ".ordertower").resolve()
     kind = os.environ.get("ORDERTOWER_CATALOG", "sqlite").lower()
     if kind not in ("sqlite", "postgres"):
-        raise ValueError(f"ORDERTOWER_CATALOG must be 'sqlite' or 'postgres', not {kind!r}")
+        raise SettingsError(f"ORDERTOWER_CATALOG must be 'sqlite' or 'postgres', not {kind!r}")
+    log_level = os.environ.get("ORDERTOWER_LOG_LEVEL", "WARNING").upper()
+    if log_level not in LOG_LEVELS:
+        raise SettingsError(
+            f"ORDERTOWER_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {log_level!r}"
+        )
     if kind == "postgres":
         catalog = os.environ.get(
             "ORDERTOWER_CATALOG_DSN", "dbname=ordertower host=127.0.0.1 port=5432 user=postgres"
@@ -189,7 +202,7 @@ def get_settings() -> Settings:
         catalog=catalog,
         data_path=data_path.rstrip("/") + "/",
         partition_start=os.environ.get("ORDERTOWER_PARTITION_START", "2026-01-01"),
-        log_level=os.environ.get("ORDERTOWER_LOG_LEVEL", "WARNING").upper(),
+        log_level=log_level,
         broker_url=os.environ.get("ORDERTOWER_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
         crm_url=os.environ.get("ORDERTOWER_CRM_URL", "http://127.0.0.1:8765/messages"),
         max_record_bytes=int(os.environ.get("ORDERTOWER_MAX_RECORD_BYTES") or 1_048_576),

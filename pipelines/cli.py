@@ -1116,6 +1116,7 @@ def quiet_library_warnings() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from ordertower.redact import install_log_redaction, redact
+    from ordertower.settings import SettingsError
 
     install_log_redaction()  # no password of a DSN or URL in any log line of this process
     quiet_library_warnings()
@@ -1123,7 +1124,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except CliError as exc:
+    except (CliError, SettingsError) as exc:
         print(f"ordertower {args.command}: {redact(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

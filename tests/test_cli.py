@@ -30,6 +30,19 @@ def test_sql_without_a_lake_fails_with_one_clear_line(lake_home: Path):
     assert result.stderr.strip().count("\n") == 0 and "make demo" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"), [("ORDERTOWER_LOG_LEVEL", "LOUD"), ("ORDERTOWER_CATALOG", "oracle")]
+)
+def test_a_bad_setting_is_one_clear_line(lake_home: Path, monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+    for args in (["status"], ["materialize", "--select", "group:ingest"]):
+        result = _run(*args)
+        assert result.returncode == 1, result
+        assert "Traceback" not in result.stderr
+        assert result.stderr.strip().count("\n") == 0, result.stderr
+        assert variable in result.stderr and repr(value) in result.stderr
+
+
 def test_sql_reads_the_lake_and_nothing_else(lake_writer, tmp_path: Path):
     lake_writer.execute("create table raw.sql_probe as select range as n from range(3)")
     lake_writer.close()

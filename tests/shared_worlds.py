@@ -15,6 +15,8 @@ import fcntl
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -100,3 +102,31 @@ def copy_home(source: Path, home: Path) -> Path:
                     db.execute(f"update {table} set {column} = replace({column}, ?, ?)", (old, new))
             db.commit()
     return home
+
+
+@contextlib.contextmanager
+def catalog_held(catalog: Path) -> Iterator[None]:
+    """Another process holds the SQLite catalog's write lock (``begin exclusive``) while the
+    block runs: what a second writer (a dbt build, the stream) meets."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys\n"
+            "s = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+            "s.execute('begin exclusive'); print('locked', flush=True)\n"
+            "sys.stdin.readline(); s.execute('rollback')",
+            str(catalog),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        yield
+    finally:
+        try:
+            holder.communicate("release\n", timeout=60)
+        finally:
+            holder.kill()

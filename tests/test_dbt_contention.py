@@ -8,7 +8,6 @@ when every failed node failed on the lock, and fails as before on anything else.
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 
 from pipelines.defs.transform.assets import _locked_only
 from tests.fault_world import ORDERTOWER, at_home, clean_world, copy_world, world_env
+from tests.shared_worlds import catalog_held
 
 #: one dbt model: the lock has to meet the dbt step, not the rest of a materialisation
 MODEL = "key:marts/dim_warehouse"
@@ -37,26 +37,6 @@ def test_only_a_build_that_failed_on_the_lock_is_retried() -> None:
     assert _locked_only([error + "\n\nErrors parsed from dbt logs:\n" + LOCKED])
 
 
-def _hold_catalog(catalog: Path) -> subprocess.Popen:
-    """Another process holding the catalog's write lock until told to let go."""
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sqlite3, sys\n"
-            "s = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-            "s.execute('begin exclusive'); print('locked', flush=True)\n"
-            "sys.stdin.readline(); s.execute('rollback')",
-            str(catalog),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert holder.stdout.readline().strip() == "locked"
-    return holder
-
-
 @pytest.mark.slow  # the shared world is a materialisation (a few minutes)
 def test_a_dbt_build_that_meets_a_held_catalog_waits_and_lands(
     tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
@@ -64,29 +44,26 @@ def test_a_dbt_build_that_meets_a_held_catalog_waits_and_lands(
     home = tmp_path / "home"
     copy_world(clean_world(tmp_path_factory), home)
     log = tmp_path / "materialize.log"
-    holder = _hold_catalog(home / "lake" / "catalog.sqlite")
     run: subprocess.Popen | None = None
     try:
-        with log.open("w") as out:
-            run = subprocess.Popen(
-                [ORDERTOWER, "materialize", "--select", MODEL, "--no-dbt-tests"],
-                env=world_env(home),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        try:
+        with catalog_held(home / "lake" / "catalog.sqlite"):
+            with log.open("w") as out:
+                run = subprocess.Popen(
+                    [ORDERTOWER, "materialize", "--select", MODEL, "--no-dbt-tests"],
+                    env=world_env(home),
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
             deadline = time.monotonic() + 600
             while "building again" not in log.read_text() and run.poll() is None:
                 assert time.monotonic() < deadline, log.read_text()[-3000:]
                 time.sleep(1)
             assert "building again" in log.read_text(), log.read_text()[-3000:]
-        finally:
-            holder.communicate("\n", timeout=60)  # the other writer is done
+        # the other writer is done: the next attempt lands
         assert run.wait(timeout=900) == 0, log.read_text()[-3000:]
     finally:
         if run is not None and run.poll() is None:
             run.kill()
-        holder.kill()
     text = log.read_text()
     assert "database is locked" in text or "building again" in text
     from ordertower import lake

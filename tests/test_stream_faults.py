@@ -53,6 +53,7 @@ from pipelines.stream.broker import Topology, connect
 from pipelines.stream.consumer import StreamConsumer, requeue_lake_failures
 from pipelines.stream.land import ensure_stream_tables
 from pipelines.stream.publish import LiveMessage, publish
+from tests.shared_worlds import catalog_held
 
 ROOT = Path(__file__).resolve().parents[1]
 HELPER = Path(__file__).with_name("stream_fault_helper.py")
@@ -262,28 +263,11 @@ def test_a_locked_catalog_is_retried_and_the_batch_lands_without_dead_letters(la
             _wait_for(_running_heartbeat, 60, "the consumer to start")
             # another process holds the catalog's write lock until the consumer has retried
             # (SQLite's busy timeout makes each lake statement wait a few seconds first)
-            holder = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-c",
-                    "import sqlite3, sys\n"
-                    "s = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-                    "s.execute('begin exclusive'); print('locked', flush=True)\n"
-                    "sys.stdin.readline(); s.execute('rollback')",
-                    str(catalog),
-                ],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            try:
-                assert holder.stdout.readline().strip() == "locked"
+            with catalog_held(catalog):
                 publish(msgs, topology)
                 # a second retry is past attempts=2: only the lock budget allows it
                 _wait_for(lambda: consumer.stats.lake_retries >= 2, 300, "two retries")
                 assert consumer.stats.batches == 0  # nothing landed while locked
-            finally:
-                holder.communicate("release\n", timeout=60)
         finally:
             thread.join(timeout=120)
         assert not thread.is_alive()

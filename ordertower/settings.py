@@ -55,6 +55,9 @@ class Settings:
     lake_delete_grace_minutes: float = 30.0
     #: the stream's duplicate check looks only at events it ingested within this many days
     stream_dedup_window_days: float = 14.0
+    #: what runs the contract rules at ingestion: ``duckdb`` (set-based SQL, the default) or
+    #: ``great_expectations`` (the reference engine; both give the same records and reasons)
+    contract_engine: str = "duckdb"
 
     @property
     def landing_dir(self) -> Path:
@@ -176,6 +179,8 @@ class SettingsError(ValueError):
 
 #: the console log levels ORDERTOWER_LOG_LEVEL may name (Python's, as Dagster accepts them)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+#: the engines ORDERTOWER_CONTRACT_ENGINE may name (pipelines/contracts/sql_checks.py)
+CONTRACT_ENGINES = ("duckdb", "great_expectations")
 
 
 def get_settings() -> Settings:
@@ -188,6 +193,11 @@ def get_settings() -> Settings:
     if log_level not in LOG_LEVELS:
         raise SettingsError(
             f"ORDERTOWER_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {log_level!r}"
+        )
+    engine = os.environ.get("ORDERTOWER_CONTRACT_ENGINE", "duckdb").lower().replace("-", "_")
+    if engine not in CONTRACT_ENGINES:
+        raise SettingsError(
+            f"ORDERTOWER_CONTRACT_ENGINE must be one of {', '.join(CONTRACT_ENGINES)}, not {engine!r}"
         )
     if kind == "postgres":
         catalog = os.environ.get(
@@ -216,4 +226,5 @@ def get_settings() -> Settings:
             os.environ.get("ORDERTOWER_LAKE_DELETE_GRACE_MINUTES") or 30
         ),
         stream_dedup_window_days=float(os.environ.get("ORDERTOWER_STREAM_DEDUP_WINDOW_DAYS") or 14),
+        contract_engine=engine,
     )

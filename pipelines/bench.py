@@ -4,7 +4,7 @@ For each scale (orders over 90 days) it times:
 
 * the simulator writing the whole landing zone (rows of every file kind per second);
 * contract-checked ingestion of every source and partition into the lake (parse, normalise,
-  coerce, Great Expectations rules, quarantine, write) - the platform's path;
+  coerce, every contract rule (the default engine, DuckDB SQL), quarantine, write) - the platform's path;
 * the baseline: DuckDB's own readers loading the same files with no contract at all, which is
   the floor any ingestion could reach; the ratio is the price of governance;
 * ``dbt build`` of the whole lake on what was ingested (every model, data test and unit test),
@@ -385,6 +385,7 @@ def bench_scale(orders: int, days: int, workdir: Path, live: bool = False) -> di
             "rows_by_kind": summary.as_dict().get("rows", {}),
         },
         "ingestion": {
+            "engine": get_settings().contract_engine,
             "seconds": round(ingest_seconds, 2),
             "received": received,
             "landed": landed,
@@ -483,7 +484,8 @@ def write_benchmarks_md() -> None:
         "- **Simulator**: records of every file kind (an order with its nested lines is one record)",
         "  written per second, with the landing zone's size. Target: 1M orders in at most 120 s.",
         "- **Ingestion**: the platform's path over the same files: parse, normalise carrier formats,",
-        "  cast to contract types, run every contract rule in Great Expectations, quarantine, write",
+        "  cast to contract types, run every contract rule (*engine*: DuckDB SQL, the default since",
+        "  2026-12-05, or Great Expectations, `ORDERTOWER_CONTRACT_ENGINE`), quarantine, write",
         "  DuckLake. *Records* counts file records; *rows* also counts the nested lines, shipment",
         "  lines and legs that land as their own datasets.",
         "- **Baseline**, same run, same files: DuckDB's own readers loading them with no contract at",
@@ -501,15 +503,16 @@ def write_benchmarks_md() -> None:
         lines += [
             f"## {data['date']} ({m['cpus']} cores, {m['memory_gb']} GB, {m['cpu']}, Python {m['python']})",
             "",
-            "| orders | simulate s | records | records/s | landing MB | ingest s | ingest records/s | ingest rows/s | quarantined | baseline s | baseline records/s | cost |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| orders | simulate s | records | records/s | landing MB | engine | ingest s | ingest records/s | ingest rows/s | quarantined | baseline s | baseline records/s | cost |",
+            "|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for s in data["scales"]:
             sim, ing, base = s["simulator"], s["ingestion"], s["baseline_duckdb_no_contracts"]
             records = _top_level_received(s)
             lines.append(
                 f"| {s['orders']:,} | {sim['seconds']} | {sim['rows']:,} | {sim['rows_per_s']:,} | "
-                f"{sim['landing_mb']} | {ing['seconds']} | {round(records / ing['seconds']):,} | "
+                f"{sim['landing_mb']} | {ing.get('engine', 'great_expectations')} | "
+                f"{ing['seconds']} | {round(records / ing['seconds']):,} | "
                 f"{ing['rows_per_s']:,} | {ing['quarantined']:,} | {base['seconds']} | "
                 f"{base['rows_per_s']:,} | {ing['seconds'] / base['seconds']:.1f}x |"
             )

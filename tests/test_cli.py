@@ -31,7 +31,12 @@ def test_sql_without_a_lake_fails_with_one_clear_line(lake_home: Path):
 
 
 @pytest.mark.parametrize(
-    ("variable", "value"), [("ORDERTOWER_LOG_LEVEL", "LOUD"), ("ORDERTOWER_CATALOG", "oracle")]
+    ("variable", "value"),
+    [
+        ("ORDERTOWER_LOG_LEVEL", "LOUD"),
+        ("ORDERTOWER_CATALOG", "oracle"),
+        ("ORDERTOWER_CONTRACT_ENGINE", "pandas"),
+    ],
 )
 def test_a_bad_setting_is_one_clear_line(lake_home: Path, monkeypatch, variable, value):
     monkeypatch.setenv(variable, value)

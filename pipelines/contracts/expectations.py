@@ -6,10 +6,12 @@ unique (compound keys as a compound rule), ``enum`` -> in set, ``logicalTypeOpti
 (ODCS library metrics, or ``type: custom`` with ``engine: great-expectations`` to use any GX
 expectation). Nothing here names a dataset or a column.
 
-Validation runs on a pandas DataFrame taken from the records (Great Expectations over DuckDB
-through SQLAlchemy fails upstream, see docs/dependencies.md). With ``result_format=COMPLETE`` it
-returns the index of every failing record, which becomes that record's quarantine reason.
-Rules with ``severity: warning`` are reported but never quarantine a record.
+Two engines run the rules: DuckDB, set-based SQL over the whole batch (the default,
+``pipelines/contracts/sql_checks.py``), and Great Expectations' pandas engine, the reference
+(Great Expectations over DuckDB through SQLAlchemy fails upstream, see docs/dependencies.md).
+Both return the index of every failing record, which becomes that record's quarantine reason,
+and the same per-rule results. Rules with ``severity: warning`` are reported but never
+quarantine a record.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import pandas as pd
 
 from pipelines.contracts.coerce import reason_value
 from pipelines.contracts.model import Column, Contract, ContractError
+from pipelines.contracts.sql_checks import Outcome, sql_outcomes
 
 ERROR, WARNING = "error", "warning"
 
@@ -467,49 +470,78 @@ def _gx_frame(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
 _SUITE_SEQ = [0]
 
 
+def rule_frame(
+    frame: pd.DataFrame, contract: Contract, received_at: pd.Series | pd.Timestamp | None = None
+) -> pd.DataFrame:
+    """What every engine checks: ``frame`` as Great Expectations' pandas engine takes it, with
+    the derived bound columns of the receipt windows."""
+    data = _gx_frame(frame, contract)
+    for name, bound in receipt_bounds(frame, contract, received_at).items():
+        data[name] = bound.reset_index(drop=True)
+    return data
+
+
 def validate_frame(
     frame: pd.DataFrame,
     contract: Contract,
     rules: list[Rule] | None = None,
     received_at: pd.Series | pd.Timestamp | None = None,
+    engine: str | None = None,
 ) -> Validation:
     """Run the contract's rules on ``frame`` (already coerced to the contract's types).
 
     Returns each rule's result and, per record (by position in ``frame``), the reasons of the
-    error-severity rules it breaks. For uniqueness rules the first occurrence of a key is kept.
-    ``received_at`` is the receipt time that ``receiptWindow`` rules measure against.
+    error-severity rules it breaks, in rule order. For uniqueness rules the first occurrence of
+    a key is kept. ``received_at`` is the receipt time that ``receiptWindow`` rules measure
+    against. ``engine``: ``duckdb`` (set-based SQL; rules it cannot run exactly as Great
+    Expectations does go to Great Expectations) or ``great_expectations``; by default
+    ``ORDERTOWER_CONTRACT_ENGINE``.
     """
+    from ordertower.settings import get_settings
+
     rules = compile_rules(contract) if rules is None else rules
+    seen: set[str] = set()
+    for rule in rules:
+        if rule.name in seen:
+            raise ContractError(f"{contract.name}: two rules are named {rule.name!r}")
+        seen.add(rule.name)
+    data = rule_frame(frame, contract, received_at)
+    engine = engine or get_settings().contract_engine
+    outcomes: dict[str, Outcome] = {}
+    rest = rules
+    if engine == "duckdb":
+        outcomes, rest = sql_outcomes(data, contract, rules)
+    if rest:
+        outcomes.update(_gx_outcomes(data, contract, rest))
+    return _assemble(frame, contract, rules, outcomes, len(data))
+
+
+def _gx_outcomes(data: pd.DataFrame, contract: Contract, rules: list[Rule]) -> dict[str, Outcome]:
+    """Run ``rules`` in Great Expectations (the reference engine) on ``data``."""
     gx, context = _gx()
-    data = _gx_frame(frame, contract)
-    for name, bound in receipt_bounds(frame, contract, received_at).items():
-        data[name] = bound.reset_index(drop=True)
     _SUITE_SEQ[0] += 1
     suite = gx.ExpectationSuite(name=f"{contract.name}-{_SUITE_SEQ[0]}")
-    by_name: dict[str, Rule] = {}
+    by_name = {rule.name: rule for rule in rules}
     for rule in rules:
-        if rule.name in by_name:
-            raise ContractError(f"{contract.name}: two rules are named {rule.name!r}")
-        by_name[rule.name] = rule
         if not rule.native:
             suite.add_expectation(build_expectation(rule))
-    source = context.data_sources.add_or_update_pandas(f"ingest-{contract.name}")
-    asset = source.add_dataframe_asset(f"{contract.name}-{_SUITE_SEQ[0]}")
-    batch = asset.add_batch_definition_whole_dataframe("all").get_batch(
-        batch_parameters={"dataframe": data}
-    )
-    with warnings.catch_warnings():
-        # pandas warns that contract patterns have groups (GX uses str.contains): harmless
-        warnings.filterwarnings("ignore", message="This pattern is interpreted as a regular")
-        outcome = batch.validate(
-            suite, result_format={"result_format": "COMPLETE", "partial_unexpected_count": 0}
+    results: list[tuple[Rule, Any]] = []
+    if suite.expectations:
+        source = context.data_sources.add_or_update_pandas(f"ingest-{contract.name}")
+        asset = source.add_dataframe_asset(f"{contract.name}-{_SUITE_SEQ[0]}")
+        batch = asset.add_batch_definition_whole_dataframe("all").get_batch(
+            batch_parameters={"dataframe": data}
         )
-    reasons: dict[int, list[str]] = defaultdict(list)
-    results: list[RuleResult] = []
-    outcomes = [(by_name[res.expectation_config.meta["rule"]], res) for res in outcome.results]
-    outcomes += [(rule, _native(rule, data)) for rule in rules if rule.native]
-    # GX does not keep the suite's order in its results: match them by the rule name in meta
-    for rule, res in outcomes:
+        with warnings.catch_warnings():
+            # pandas warns that contract patterns have groups (GX uses str.contains): harmless
+            warnings.filterwarnings("ignore", message="This pattern is interpreted as a regular")
+            outcome = batch.validate(
+                suite, result_format={"result_format": "COMPLETE", "partial_unexpected_count": 0}
+            )
+        results = [(by_name[res.expectation_config.meta["rule"]], res) for res in outcome.results]
+    results += [(rule, _native(rule, data)) for rule in rules if rule.native]
+    out: dict[str, Outcome] = {}
+    for rule, res in results:
         if res.exception_info and res.exception_info.get("raised_exception"):
             raise ContractError(
                 f"{contract.name}: rule {rule.name} could not run: "
@@ -531,12 +563,27 @@ def validate_frame(
         ):
             index = _later_duplicates(data, rule, index)
         count = len(index) if rule.row_level else int(info.get("unexpected_count") or 0)
-        success = bool(res.success)
-        results.append(RuleResult(rule, success, count, len(data), index))
-        if rule.severity == ERROR and rule.row_level:
+        out[rule.name] = Outcome(bool(res.success), sorted(index), count)
+    return out
+
+
+def _assemble(
+    frame: pd.DataFrame,
+    contract: Contract,
+    rules: list[Rule],
+    outcomes: dict[str, Outcome],
+    rows: int,
+) -> Validation:
+    """Results in rule order, and each failing record's reasons (whichever engine ran)."""
+    reasons: dict[int, list[str]] = defaultdict(list)
+    results: list[RuleResult] = []
+    for rule in rules:
+        res = outcomes[rule.name]
+        results.append(RuleResult(rule, res.success, res.count, rows, res.index))
+        if rule.severity == ERROR and rule.row_level and res.index:
             values = frame[rule.column].to_numpy() if rule.column in frame.columns else None
             column = _column_of(contract, rule.column)
-            for i in index:
+            for i in res.index:
                 # a PII column's value never reaches a reason (it is stored and shown)
                 shown = reason_value(values[i] if values is not None else None, column)
                 prefix = (
@@ -549,7 +596,7 @@ def validate_frame(
                 reasons[i].append(prefix + rule.message)
     # map positions back to the caller's index labels
     labels = list(frame.index)
-    return Validation(results, {int(labels[i]): r for i, r in reasons.items()})
+    return Validation(results, {int(labels[i]): r for i, r in sorted(reasons.items())})
 
 
 @dataclass

@@ -98,6 +98,13 @@ class Settings:
             os.environ.get("ORDERTOWER_CRM_TOKEN_FILE") or self.home / "secrets" / "crm.token"
         )
 
+    @property
+    def dbt_target_dir(self) -> Path:
+        """Where dbt's runs in Dagster keep their artifacts (one folder per invocation, the
+        newest few kept) and the partial parse they share: per home, like the lake they
+        describe."""
+        return self.home / "dbt" / "target"
+
     def dbt_env(self) -> dict[str, str]:
         """What dbt's profiles.yml reads: where the lake's catalog and data files are."""
         env = {

@@ -546,7 +546,12 @@ def test_identifiers_are_keyed_hashes_and_no_network_is_stored(world: Path):
     )
     assert facts.located[0] > 0.9 * facts.n[0] and facts.networks[0] > 1  # still geolocated
     secret = key.hex()
-    for root in (DBT_PROJECT_DIR / "target", DBT_PROJECT_DIR / "logs", world / "dagster"):
+    for root in (
+        DBT_PROJECT_DIR / "target",
+        DBT_PROJECT_DIR / "logs",
+        world / "dagster",
+        world / "dbt",
+    ):
         for path in root.rglob("*") if root.exists() else []:
             if path.is_file() and path.stat().st_size < 50_000_000:
                 assert secret.encode() not in path.read_bytes(), path

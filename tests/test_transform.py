@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 
 from pipelines.definitions import defs
@@ -46,22 +48,24 @@ def test_every_dbt_source_is_landed_by_an_ingest_asset():
         assert node.is_external and "ordertower stream" in (node.description or "")
 
 
-def test_partition_window_goes_to_dbt_as_vars():
-    import json
-
+def test_partition_window_goes_to_dbt_as_dates_in_the_environment():
     import pytest
 
-    from pipelines.defs.transform.assets import DbtBuildConfig, dbt_build_args
+    from pipelines.defs.transform.assets import DbtBuildConfig, dbt_build_args, dbt_window
 
     assert dbt_build_args(DbtBuildConfig()) == ["build"]
-    args = dbt_build_args(DbtBuildConfig(events_from="2026-09-01", events_to="2026-09-03"))
-    assert args[:2] == ["build", "--vars"]
-    assert json.loads(args[2]) == {"events_from": "2026-09-01", "events_to": "2026-09-03"}
+    config = DbtBuildConfig(events_from="2026-09-01", events_to="2026-09-03")
+    # the window goes by environment, never --vars (which would defeat dbt's partial parse)
+    assert dbt_build_args(config) == ["build"]
+    assert dbt_window(config) == ("2026-09-01", "2026-09-03")
+    assert dbt_window(DbtBuildConfig()) is None
     assert dbt_build_args(DbtBuildConfig(full_refresh=True))[-1] == "--full-refresh"
     with pytest.raises(ValueError, match="go together"):
         dbt_build_args(DbtBuildConfig(events_from="2026-09-01"))
     with pytest.raises(ValueError, match="ends before it starts"):
         dbt_build_args(DbtBuildConfig(events_from="2026-09-03", events_to="2026-09-01"))
+    with pytest.raises(ValueError, match="must be dates"):  # it is quoted into SQL
+        dbt_build_args(DbtBuildConfig(events_from="2026-09-01' or 1=1 --", events_to="2026-09-03"))
 
 
 def test_seeds_and_marts_are_grouped_by_layer_too():
@@ -84,3 +88,38 @@ def test_an_ingest_run_window_becomes_the_dbt_window():
     assert window_of({}) is None
     assert defs.resolve_job_def("transform_lake") is not None
     assert "lake_after_ingest_sensor" in {s.name for s in defs.sensors or []}
+
+
+def _parse_log(invocation) -> str:
+    return (Path(invocation.target_path) / "dbt.log").read_text()
+
+
+def test_dbt_runs_start_from_the_last_parse_of_their_home(lake_home: Path):
+    """Each dbt run in Dagster has its own folder under the home's dbt target, starts from the
+    partial parse the previous run left there (no full parse of the project each time), and
+    only the newest folders are kept."""
+    from dagster_dbt import DbtCliResource
+
+    from pipelines.defs.transform.assets import (
+        KEPT_INVOCATIONS,
+        _keep_partial_parse,
+        prune_invocations,
+    )
+    from pipelines.defs.transform.project import DBT_EXECUTABLE, dbt_project, export_dbt_env
+
+    export_dbt_env()
+    target = lake_home / "dbt" / "target"
+    dbt = DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE)
+    first = dbt.cli(["parse"], raise_on_error=True)
+    first.wait()
+    assert Path(first.target_path).parent == target
+    assert "Unable to do partial parsing because saved manifest not found" in _parse_log(first)
+    _keep_partial_parse(first)
+    second = dbt.cli(["parse"], raise_on_error=True)
+    second.wait()
+    assert "Unable to do partial parsing" not in _parse_log(second)
+    for n in range(KEPT_INVOCATIONS + 3):
+        (target / f"old-{n:02d}").mkdir()
+    assert prune_invocations() == 5
+    assert len([p for p in target.iterdir() if p.is_dir()]) == KEPT_INVOCATIONS
+    assert (target / "partial_parse.msgpack").exists()

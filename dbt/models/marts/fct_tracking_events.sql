@@ -9,8 +9,8 @@
 -- Canonical carrier events: one row per event id, ordered per tracking reference.
 --
 -- Incremental by tracking reference: a run re-derives every leg that received an event since
--- the last run (or, for a partitioned run, in the partition window passed as vars
--- events_from / events_to), from all of that leg's events. So an event that arrives late or
+-- the last run (or, for a partitioned run, in the partition window: vars events_from /
+-- events_to, or ORDERTOWER_EVENTS_FROM / _TO as Dagster passes them), from all of that leg's events. So an event that arrives late or
 -- out of order lands in its place, its leg's sequence numbers are recomputed, and a re-sent
 -- event (same id) is kept once: the copy received first wins.
 with
@@ -21,8 +21,10 @@ changed as (
     select distinct tracking_ref
     from {{ ref('stg_carriers__carrier_events') }}
     where ingested_at > (select coalesce(max(ingested_at), timestamptz '1970-01-01') from {{ this }})
-    {% if var('events_from', none) and var('events_to', none) %}
-        or partition_key between '{{ var("events_from") }}' and '{{ var("events_to") }}'
+    {%- set events_from = var('events_from', env_var('ORDERTOWER_EVENTS_FROM', '')) %}
+    {%- set events_to = var('events_to', env_var('ORDERTOWER_EVENTS_TO', '')) %}
+    {% if events_from and events_to %}
+        or partition_key between '{{ events_from }}' and '{{ events_to }}'
     {% endif %}
 
 ),

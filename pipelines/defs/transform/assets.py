@@ -2,9 +2,12 @@
 
 import contextlib
 import io
-import json
 import logging
+import os
+import shutil
 from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -58,19 +61,72 @@ def _dbt_echo() -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
+#: invocation folders kept under the home's dbt target (artifacts and dbt.log of recent runs);
+#: older ones are deleted after each run, so the disk does not fill with one per run
+KEPT_INVOCATIONS = 24
+PARTIAL_PARSE = "partial_parse.msgpack"
+#: the partition window reaches dbt as environment variables, not ``--vars``: vars are part of
+#: dbt's partial-parse check, so a window in vars would make dbt parse the whole project again
+WINDOW_ENV = ("ORDERTOWER_EVENTS_FROM", "ORDERTOWER_EVENTS_TO")
+
+
+@contextlib.contextmanager
+def _window_env(window: tuple[str, str] | None) -> Iterator[None]:
+    before = {k: os.environ.get(k) for k in WINDOW_ENV}
+    os.environ.update(dict(zip(WINDOW_ENV, window or ("", ""), strict=True)))
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _keep_partial_parse(invocation: Any) -> None:
+    """The invocation's parse becomes the next one's starting point (dagster-dbt copies the
+    partial parse at the root of the target into each invocation's folder)."""
+    made = Path(invocation.target_path) / PARTIAL_PARSE
+    base = get_settings().dbt_target_dir
+    if not made.exists():
+        return
+    tmp = base / f".{PARTIAL_PARSE}.{os.getpid()}"
+    shutil.copyfile(made, tmp)
+    os.replace(tmp, base / PARTIAL_PARSE)
+
+
+def prune_invocations(keep: int = KEPT_INVOCATIONS) -> int:
+    """Delete all but the newest ``keep`` invocation folders; returns how many went."""
+    base = get_settings().dbt_target_dir
+    folders = sorted(
+        (p for p in base.iterdir() if p.is_dir()) if base.exists() else [],
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for old in folders[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
+    return max(0, len(folders) - keep)
+
+
 def dbt_build(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, args: list[str]
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    args: list[str],
+    window: tuple[str, str] | None = None,
 ) -> Iterator[Any]:
-    """Run one dbt command for the step's assets. When it fails only because another writer
-    held the lake's catalog, the step is retried (Dagster's step retry) after a wait; any other
-    failure fails the step as it is."""
+    """Run one dbt command for the step's assets (``window``: the partition keys it re-derives).
+    When it fails only because another writer held the lake's catalog, the step is retried
+    (Dagster's step retry) after a wait; any other failure fails the step as it is."""
     export_dbt_env()  # the lake may have been repointed since the code location loaded
-    invocation = dbt.cli(args, context=context)
+    with _window_env(window):
+        invocation = dbt.cli(args, context=context)
     try:
         # dagster-dbt echoes dbt's log to standard output: shown when the console log level
         # asks for INFO or more, otherwise kept in the invocation's dbt.log and the event log
         with _dbt_echo():
             yield from invocation.stream()
+        _keep_partial_parse(invocation)
     except DagsterDbtCliRuntimeError as exc:
         messages = _failure_messages(invocation, exc)
         if not _locked_only(messages) or context.retry_number >= LOCKED_RETRIES:
@@ -81,10 +137,12 @@ def dbt_build(
             f"{context.retry_number + 1}); building again in {wait:.0f} s"
         )
         raise dg.RetryRequested(max_retries=LOCKED_RETRIES, seconds_to_wait=wait) from exc
+    finally:
+        prune_invocations()
 
 
 class DbtBuildConfig(dg.Config):
-    """The partition window a run covers, passed to dbt as vars.
+    """The partition window a run covers (dbt reads it from ``WINDOW_ENV``).
 
     The marts are rebuilt whole; the incremental ones (fct_tracking_events) re-derive what was
     ingested since their last run and, in addition, whatever landed in this window, so
@@ -98,19 +156,23 @@ class DbtBuildConfig(dg.Config):
 
 def dbt_build_args(config: DbtBuildConfig) -> list[str]:
     """The `dbt build` command line for a run's config."""
-    args = ["build"]
+    dbt_window(config)  # a bad window fails before dbt starts
+    return ["build", "--full-refresh"] if config.full_refresh else ["build"]
+
+
+def dbt_window(config: DbtBuildConfig) -> tuple[str, str] | None:
+    """The run's partition window as two ISO dates, or None; anything else is refused."""
     if bool(config.events_from) != bool(config.events_to):
         raise ValueError("events_from and events_to go together")
-    if config.events_from and config.events_to:
-        if config.events_from > config.events_to:
-            raise ValueError(
-                f"window {config.events_from}..{config.events_to} ends before it starts"
-            )
-        window = {"events_from": config.events_from, "events_to": config.events_to}
-        args += ["--vars", json.dumps(window)]
-    if config.full_refresh:
-        args.append("--full-refresh")
-    return args
+    if not config.events_from or not config.events_to:
+        return None
+    try:
+        first, last = (date.fromisoformat(d) for d in (config.events_from, config.events_to))
+    except ValueError as exc:
+        raise ValueError(f"the window's keys must be dates (YYYY-MM-DD): {exc}") from None
+    if first > last:
+        raise ValueError(f"window {config.events_from}..{config.events_to} ends before it starts")
+    return first.isoformat(), last.isoformat()
 
 
 @dbt_assets(
@@ -124,7 +186,7 @@ def dbt_build_args(config: DbtBuildConfig) -> list[str]:
     exclude=f"tag:{RISK_SCORES_TAG} tag:{DISPATCH_PLANS_TAG} tag:{SHIPMENT_ETAS_TAG}",
 )
 def dbt_lake(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig):
-    yield from dbt_build(context, dbt, dbt_build_args(config))
+    yield from dbt_build(context, dbt, dbt_build_args(config), dbt_window(config))
 
 
 def _dbt_marts_after(name: str, tag: str, doc: str) -> dg.AssetsDefinition:

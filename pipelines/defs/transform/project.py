@@ -19,7 +19,12 @@ DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
 
 def export_dbt_env() -> None:
     """dbt runs as a subprocess that reads the lake's location from the environment."""
-    os.environ.update(get_settings().dbt_env())
+    settings = get_settings()
+    os.environ.update(settings.dbt_env())
+    # each run's artifacts in a folder of its own under the home's dbt target, which also holds
+    # the partial parse they share (dagster-dbt reads DBT_TARGET_PATH for both)
+    settings.dbt_target_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["DBT_TARGET_PATH"] = str(settings.dbt_target_dir)
     # the preparer (dbt parse) finds dbt on PATH
     bin_dir = str(Path(DBT_EXECUTABLE).parent)
     if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):

@@ -407,6 +407,72 @@ def bench_scale(orders: int, days: int, workdir: Path, live: bool = False) -> di
     }
 
 
+def bench_feature_scaling(factors: tuple[int, ...] = (1, 10, 30)) -> dict[str, Any] | None:
+    """Risk features at 1x, 10x and 30x the current lake's orders, against the reference.
+
+    The lake's order facts are replicated ``factor`` times within the same period (each copy
+    shifted by seconds, every entity key kept), so each entity gets ``factor`` times the orders
+    in the same 90 days: the hub entities a bigger retailer has. The reference definition (every
+    pair of an entity's orders) runs at 1x only, in the same run; the linear build must give
+    the same features there and keep its time per order as the orders grow.
+    """
+    import duckdb
+    import numpy as np
+
+    from ml.risk.features import build_features, feature_names
+    from ml.risk.store import FACTS
+    from ordertower.lake import NO_AUTO_EXTENSIONS, connect
+
+    lake = connect(read_only=True)
+    try:
+        facts = lake.execute(f"select * from {FACTS}").fetch_arrow_table()
+        labels = lake.execute(
+            "select order_id, is_fraud, fraud_known_at from intermediate.int_order_fraud_labels"
+        ).fetch_arrow_table()
+    finally:
+        lake.close()
+    if facts.num_rows == 0:
+        return None
+    con = duckdb.connect(config=NO_AUTO_EXTENSIONS)
+    con.register("facts_1", facts)
+    con.register("labels_1", labels)
+    rows = []
+    for factor in factors:
+        con.execute(
+            "create or replace table facts as select * replace (order_id || '-' || k as order_id, "
+            f"ordered_at + to_seconds(k * 37) as ordered_at) from facts_1, range({factor}) r(k)"
+        )
+        con.execute(
+            "create or replace table labels as select * replace (order_id || '-' || k as order_id) "
+            f"from labels_1, range({factor}) r(k)"
+        )
+        started = time.perf_counter()
+        linear = build_features(con, "facts", "labels")
+        seconds = time.perf_counter() - started
+        row = {"factor": factor, "orders": len(linear), "seconds": round(seconds, 2)}
+        row["us_per_order"] = round(seconds / len(linear) * 1e6, 1)
+        if factor == 1:
+            started = time.perf_counter()
+            reference = build_features(con, "facts", "labels", pairs=True)
+            row["reference_seconds"] = round(time.perf_counter() - started, 2)
+            names = feature_names()
+            a = linear.set_index("order_id")[names]
+            b = reference.set_index("order_id").loc[a.index, names]
+            row["features_equal_reference"] = all(
+                a[c].fillna("<na>").tolist() == b[c].fillna("<na>").tolist()
+                if a[c].dtype == object
+                else np.allclose(
+                    a[c].to_numpy(float), b[c].to_numpy(float), rtol=1e-5, equal_nan=True
+                )
+                for c in names
+            )
+        del linear
+        rows.append(row)
+        print(f"bench: risk features {json.dumps(row)}", flush=True)
+    con.close()
+    return {"features": len(feature_names()), "rows": rows}
+
+
 def bench_fraud_data() -> dict[str, Any] | None:
     """The same pipeline on the public Fraud_Data set (None when the data is not beside us)."""
     from ml.risk.fraud_ecommerce import FraudDataError, run_report
@@ -434,6 +500,9 @@ def run_bench(scales: list[int] | None = None, days: int = 90) -> Path:
         results["scales"].append(
             bench_scale(orders, days, workroot / f"orders_{orders}", live=orders == min(scales))
         )
+        if orders == min(scales):  # the smallest world, grown 10x and 30x
+            with _home(workroot / f"orders_{orders}"):
+                results["feature_scaling"] = bench_feature_scaling()
         print(
             json.dumps(
                 results["scales"][-1]["simulator"]
@@ -896,6 +965,24 @@ def _risk_lines(data: dict[str, Any]) -> list[str]:
             else "| | | | | | | | | | |"
         )
     lines.append("")
+    fs = data.get("feature_scaling")
+    if fs:
+        lines += [
+            f"Risk features ({fs['features']}) as the orders grow: the smallest world's order facts "
+            "replicated within the same period, so every entity (IP networks, devices, cards) has "
+            "that many times the orders in 90 days. Baseline in the same run: the reference "
+            "definition (every pair of an entity's orders in 90 days) at 1x.",
+            "",
+            "| factor | orders | feature build s | us per order | reference s | same features as the reference |",
+            "|---:|---:|---:|---:|---:|---|",
+        ]
+        for r in fs["rows"]:
+            same = r.get("features_equal_reference")
+            lines.append(
+                f"| {r['factor']}x | {r['orders']:,} | {r['seconds']} | {r['us_per_order']} | "
+                f"{r.get('reference_seconds', '')} | {'' if same is None else ('yes' if same else '**no**')} |"
+            )
+        lines.append("")
     fd = data.get("fraud_data")
     if fd:
         lines += [

@@ -146,3 +146,40 @@ def test_no_orders_give_an_empty_frame_with_typed_keys():
     assert feats["order_id"].dtype == object and str(feats["ordered_at"].dtype).endswith("UTC]")
     labels = pd.DataFrame({"order_id": ["ORD-1"], "label": [1]})
     assert feats.merge(labels, on="order_id", validate="one_to_one").empty
+
+
+def test_the_linear_build_equals_the_reference_pairs():
+    """The window computation (ml/risk/windows.py) gives every feature of the reference
+    definition (each order joined to its entity's orders of 90 days), on a world with the cases
+    where they could part: a hub entity, orders at the same instant, orders exactly one window
+    apart, missing keys and amounts, identical amounts (no spread), a partial build."""
+    facts, verdicts, _ = make_facts(n=2500, days=60, seed=8)
+    facts = facts.sort_values("ordered_at", ignore_index=True)
+    rng = np.random.default_rng(8)
+    hub = rng.choice(len(facts), 400, replace=False)
+    facts.loc[hub, "ip_network_key"] = "hub-network"  # a network shared by 400 orders
+    facts.loc[hub[:150], "device_key"] = "hub-device"
+    twins = facts.sample(60, random_state=1).copy()  # the same instant, the same customer
+    twins["order_id"] = [f"TWIN-{i}" for i in range(len(twins))]
+    edges = facts.sample(80, random_state=2).copy()  # exactly 1 h / 24 h / 7 d / 30 d later
+    edges["order_id"] = [f"EDGE-{i}" for i in range(len(edges))]
+    edges["ordered_at"] += pd.to_timedelta(
+        rng.choice(["1h", "24h", "7D", "30D"], len(edges)).tolist()
+    )
+    same = facts.sample(40, random_state=3).copy()  # one card, one amount: no spread
+    same["order_id"] = [f"SAME-{i}" for i in range(len(same))]
+    same["card_key"], same["order_total"] = "same-card", 42.5
+    facts = pd.concat([facts, twins, edges, same], ignore_index=True)
+    facts.loc[facts.sample(100, random_state=4).index, "card_key"] = None
+    facts.loc[facts.sample(50, random_state=5).index, "order_total"] = None
+    con = _con(facts, verdicts)
+    _assert_same(
+        build_features(con, "facts", "verdicts"),
+        build_features(con, "facts", "verdicts", pairs=True),
+    )
+    day = pd.Timestamp(facts["ordered_at"].quantile(0.7)).normalize()
+    part = {"start": day, "end": day + pd.Timedelta(days=3)}
+    _assert_same(
+        build_features(con, "facts", "verdicts", **part),
+        build_features(con, "facts", "verdicts", pairs=True, **part),
+    )

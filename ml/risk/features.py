@@ -21,7 +21,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
+import numpy as np
 import pandas as pd
+
+from ml.risk import windows
 
 #: entity -> its key column in the facts relation
 ENTITIES: dict[str, str] = {
@@ -435,21 +438,28 @@ def _cast(f: Feature) -> str:
     return f"cast({f.sql} as {'varchar' if f.categorical else 'float'}) as {f.name}"
 
 
-def feature_sql(facts: str, labels: str | None) -> str:
-    """The feature query: parameters ``$from_ts``, ``$to_ts``, ``$lookback_from``.
+#: entity features computed in SQL by :func:`feature_sql` (the others come from
+#: :mod:`ml.risk.windows`): those over the other orders without this one, and fraud verdicts
+IN_SQL = ("amount_ratio__90d", "amount_zscore__90d", "known_fraud__90d")
 
-    Per entity, each scored order ``o`` is joined to the entity's orders ``p`` of the 90 days
-    up to its own timestamp, and every window's aggregate is a filtered aggregate over those
-    pairs (one hash aggregation per entity: about 30x faster here than 40 window frames).
-    """
-    feats = catalogue()
-    order_select = ",\n    ".join(_cast(f) for f in feats if f.entity == "order")
-    ctes = []
-    for entity, key in ENTITIES.items():
-        select = ",\n        ".join(_cast(f) for f in feats if f.entity == entity)
-        ctes.append(_label_cte(entity, labels))
-        ctes.append(
-            f"""e_{entity} as (
+
+def _in_sql(f: Feature) -> bool:
+    return f.entity == "order" or f.name.split("__", 1)[1] in IN_SQL
+
+
+def _others_window(key: str) -> str:
+    """The entity's other orders of the 90 days up to this one (peers at its instant count)."""
+    start = f"(interval {LOOKBACK} - interval 1 microsecond) preceding"
+    return (
+        f"(partition by {key} order by ordered_at range between {start} and current row "
+        "exclude current row)"
+    )
+
+
+def _entity_cte(entity: str, key: str, pairs: bool) -> str:
+    if pairs:  # the reference definition: every pair of the entity's orders within 90 days
+        select = ",\n        ".join(_cast(f) for f in catalogue() if f.entity == entity)
+        return f"""e_{entity} as (
     select o.order_id,
         {select}
     from hist o
@@ -459,7 +469,40 @@ def feature_sql(facts: str, labels: str | None) -> str:
     where o.ordered_at >= $from_ts
     group by o.order_id, o.ordered_at, o.order_total
 )"""
-        )
+    # the same three features as window frames over the entity's orders (same definitions)
+    return f"""e_{entity} as (
+    select o.order_id,
+        cast(o.order_total / nullif(o.others_mean, 0) as float) as {entity}__amount_ratio__90d,
+        cast((o.order_total - o.others_mean) / nullif(o.others_sd, 0) as float)
+            as {entity}__amount_zscore__90d,
+        cast(coalesce(lf.known_fraud, 0) as float) as {entity}__known_fraud__90d
+    from (
+        select order_id, ordered_at, order_total,
+            avg(order_total) over w as others_mean, stddev_samp(order_total) over w as others_sd
+        from hist
+        where {key} is not null
+        window w as {_others_window(key)}
+    ) o
+    left join lf_{entity} lf on lf.order_id = o.order_id
+    where o.ordered_at >= $from_ts
+)"""
+
+
+def feature_sql(facts: str, labels: str | None, pairs: bool = False) -> str:
+    """The feature query: parameters ``$from_ts``, ``$to_ts``, ``$lookback_from``.
+
+    ``pairs``: the reference definition of every feature. Per entity, each scored order ``o``
+    is joined to the entity's orders ``p`` of the 90 days up to its own timestamp, and every
+    window's aggregate is a filtered aggregate over those pairs. The pairs grow with the
+    square of a busy entity's orders, so :func:`build_features` computes the windows in
+    :mod:`ml.risk.windows` and asks this query only for the features of :data:`IN_SQL`.
+    """
+    feats = [f for f in catalogue() if pairs or _in_sql(f)]
+    order_select = ",\n    ".join(_cast(f) for f in feats if f.entity == "order")
+    ctes = []
+    for entity, key in ENTITIES.items():
+        ctes.append(_label_cte(entity, labels))
+        ctes.append(_entity_cte(entity, key, pairs))
     entity_sql = ",\n".join(ctes)
     joins = "\n".join(f"left join e_{e} using (order_id)" for e in ENTITIES)
     entity_cols = ",\n    ".join(f"e_{f.entity}.{f.name}" for f in feats if f.entity != "order")
@@ -490,12 +533,14 @@ def build_features(
     labels: str | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
+    pairs: bool = False,
 ) -> pd.DataFrame:
     """Features of the orders placed in ``[start, end)`` (all orders when both are None).
 
     ``facts`` and ``labels`` are relation names (or parenthesised queries) on ``con``. The
     history before ``start`` is read back 90 days, the longest window, so a day scored alone
-    gets the same features as in a full rebuild.
+    gets the same features as in a full rebuild. ``pairs``: by the reference query alone
+    (quadratic in a busy entity's orders; the tests compare the two).
     """
     bounds = con.execute(f"select min(ordered_at), max(ordered_at) from {facts}").fetchone()
     if bounds is None or bounds[0] is None:
@@ -508,8 +553,90 @@ def build_features(
         "to_ts": end,
         "lookback_from": pd.Timestamp(start) - pd.Timedelta(days=LOOKBACK_DAYS),
     }
-    frame = con.execute(feature_sql(facts, labels), params).df()
-    return frame
+    frame = con.execute(feature_sql(facts, labels, pairs), params).df()
+    if pairs:
+        return frame
+    history = con.execute(
+        f"""select order_id, epoch_us(ordered_at) as t_us, order_total,
+            (ip_country_code is distinct from shipping_country_code) as foreign_ip,
+            coalesce(local_hour < 6, false) as night, {", ".join(ENTITIES.values())}
+        from {facts} where ordered_at >= $lookback_from and ordered_at < $to_ts""",
+        {k: v for k, v in params.items() if k != "from_ts"},
+    ).df()
+    scored = pd.Index(history["order_id"]).get_indexer(frame["order_id"])
+    computed = pd.DataFrame(_window_features(history, frame, scored), index=frame.index)
+    frame = pd.concat([frame, computed], axis=1)
+    return frame[["order_id", "ordered_at", *feature_names()]]
+
+
+def _window_features(
+    history: pd.DataFrame, frame: pd.DataFrame, scored: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The entity features not in :data:`IN_SQL`, for ``frame``'s orders (at ``scored`` in
+    ``history``), as float32 like the query's ``float`` columns."""
+    t_us = history["t_us"].to_numpy(np.int64)
+    amount = history["order_total"].to_numpy(np.float64, na_value=np.nan)
+    has_amount = ~np.isnan(amount)
+    flags = {c: history[c].to_numpy(bool) for c in ("foreign_ip", "night")}
+    times = np.unique(t_us)
+    spans = {w: int(pd.Timedelta(iv).value // 1000) for w, iv in WINDOWS.items()}
+    key_codes = {e: windows.codes(history[k]) for e, k in ENTITIES.items()}
+    out: dict[str, np.ndarray] = {}
+    for entity in ENTITIES:
+        tl = windows.Timeline.build(key_codes[entity], t_us, times)
+        distinct = {
+            other: windows.distinct_in_windows(
+                tl, key_codes[other], {w: spans[w] for w in DISTINCT_WINDOWS}
+            )
+            for other in COUNTERPARTS
+            if other != entity
+        }
+        values: dict[str, np.ndarray] = {}
+        amt = np.where(has_amount, amount, 0.0)[tl.rows]
+        counted = has_amount[tl.rows].astype(np.int64)
+        sums, counts = windows.prefix(amt), windows.prefix(counted)
+        tops = windows.RangeMax(np.where(has_amount, amount, -np.inf)[tl.rows], len(tl.rows))
+        flag_sums = {c: windows.prefix(v[tl.rows].astype(np.int64)) for c, v in flags.items()}
+        for win, span in spans.items():
+            first, end = tl.window(span)
+            n_amount = counts[end] - counts[first]
+            total = np.where(n_amount > 0, sums[end] - sums[first], np.nan)
+            values[f"orders__{win}"] = end - first
+            values[f"amount_sum__{win}"] = total
+            top = tops.query(first, end)
+            values[f"amount_max__{win}"] = np.where(np.isinf(top), np.nan, top)
+            values[f"amount_mean__{win}"] = total / np.where(n_amount > 0, n_amount, np.nan)
+            values[f"foreign_ip_orders__{win}"] = (
+                flag_sums["foreign_ip"][end] - flag_sums["foreign_ip"][first]
+            )
+            values[f"night_orders__{win}"] = flag_sums["night"][end] - flag_sums["night"][first]
+            for other, counts_by_window in distinct.items():
+                if win in counts_by_window:
+                    values[f"distinct_{PLURAL[other]}__{win}"] = counts_by_window[win]
+            if win == "90d":
+                secs = windows.whole_seconds(tl.t)
+                values["hours_since_first_seen"] = (secs - secs[first]) / 3600.0
+                peer_first, peer_end = tl.peers()
+                before = np.maximum(peer_first - 1, 0)
+                previous_ok = (peer_first > first) & (tl.seg[before] == tl.seg)
+                values["minutes_since_previous"] = np.where(
+                    peer_end - peer_first > 1,
+                    0.0,
+                    np.where(previous_ok, (secs - secs[before]) / 60.0, np.nan),
+                )
+        # back to the scored orders (absent from the entity's timeline: no key, null features)
+        position = np.full(len(history), -1)
+        position[tl.rows] = np.arange(len(tl.rows))
+        at = position[scored]
+        for name, vals in values.items():
+            col = np.full(len(scored), np.nan)
+            col[at >= 0] = np.asarray(vals, np.float64)[at[at >= 0]]
+            out[f"{entity}__{name}"] = col.astype(np.float32)
+        fraud = frame[f"{entity}__known_fraud__90d"].to_numpy(np.float64, na_value=np.nan)
+        out[f"{entity}__known_fraud_rate__90d"] = (
+            fraud / out[f"{entity}__orders__90d"].astype(np.float64)
+        ).astype(np.float32)
+    return out
 
 
 def _empty_frame() -> pd.DataFrame:

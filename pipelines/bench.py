@@ -187,16 +187,19 @@ def bench_risk() -> dict[str, Any]:
     }
 
 
-def bench_eta() -> dict[str, Any]:
+def bench_eta(sampling: bool = False) -> dict[str, Any]:
     """The ETA model on the current lake against the carrier's plan (ml/eta/bench.py); then a
-    champion is registered so the stream bench predicts live ETAs as production would."""
+    champion is registered so the stream bench predicts live ETAs as production would.
+    ``sampling``: also what training on a third of the shipments costs in accuracy."""
     from ml.eta import pipeline as eta
-    from ml.eta.bench import measure
+    from ml.eta.bench import measure, sampling_effect
     from ordertower.lake import connect
 
     con = connect()
     try:
         result = measure(con)
+        if sampling:
+            result["sampling"] = sampling_effect(con)
         try:
             trained = eta.train_candidate(con)
             eta.promote(trained.candidate, eta.evaluate_candidate(con, trained.candidate))
@@ -369,7 +372,7 @@ def bench_scale(orders: int, days: int, workdir: Path, live: bool = False) -> di
         dbt = bench_dbt(workdir)
         risk = bench_risk()
         dispatch = bench_dispatch()
-        eta = bench_eta()
+        eta = bench_eta(sampling=live)
         # the live path once, at the first scale (its latency does not depend on the lake's size
         # as much as on the event rate; the rate is the bench's input)
         stream = bench_stream() if live else None
@@ -1026,6 +1029,25 @@ def _eta_lines(data: dict[str, Any]) -> list[str]:
                 f"| | live scorer | {e.get('live_refs', 0)} refs | {e['live_seconds']} s | | | |"
             )
     lines.append("")
+    sampled = [s for s in scales if s["eta"].get("sampling")]
+    if sampled:
+        lines += [
+            "ETA training on a sample (`examples.max_training_shipments` in `ml/eta/policy.yaml`): the",
+            "model trained on every delivered shipment and on a sample of them (by a hash of the",
+            "shipment id), both measured on the same test examples (dispatch and scans).",
+            "",
+            "| orders | share | test examples | shipments all / sample | examples all / sample | s all / sample | MAE h all | MAE h sample |",
+            "|---:|---:|---:|---|---|---|---:|---:|",
+        ]
+        for s in sampled:
+            x = s["eta"]["sampling"]
+            a, b = x["all"], x["sample"]
+            lines.append(
+                f"| {s['orders']:,} | {x['share']:.0%} | {x['test_examples']:,} | "
+                f"{a['shipments']:,} / {b['shipments']:,} | {a['examples']:,} / {b['examples']:,} | "
+                f"{a['seconds']} / {b['seconds']} | {a['mae_hours']:.2f} | {b['mae_hours']:.2f} |"
+            )
+        lines.append("")
     return lines
 
 

@@ -315,9 +315,33 @@ def test_an_event_that_arrived_days_late_is_unknown_until_it_arrived(network):
 
 def test_training_points_query_has_its_parameters():
     sql = training_points()
-    for p in ("$cutoff", "$start", "$end", "$maturity_days", "$step_hours", "$max_steps"):
+    for p in ("$cutoff", "$start", "$end", "$maturity_days", "$step_hours", "$max_steps", "$keep"):
         assert p in sql
     assert "staging.stg_carriers__carrier_events" in sql
+
+
+def test_training_takes_a_steady_sample_when_the_history_is_larger_than_the_cap(network, examples):
+    """Over ``max_training_shipments`` the examples are those of a sample of the shipments
+    (every example of each shipment kept, the same sample on every run, spread over the whole
+    history); under it, all of them."""
+    con = connect_network(network)
+    clock = network["events"]["event_at"].max()
+    everything = examples["shipment_id"].nunique()
+    assert examples.attrs["sampled_share"] == 1.0
+    capped = load_policy(maturity_days=1, max_training_shipments=everything // 3)
+    sample = training_examples(con, clock, capped, sources=SOURCES)
+    again = training_examples(con, clock, capped, sources=SOURCES)
+    kept = set(sample["shipment_id"])
+    assert 0.15 * everything < len(kept) < 0.55 * everything
+    assert kept <= set(examples["shipment_id"]) and kept == set(again["shipment_id"])
+    assert 0 < sample.attrs["sampled_share"] < 0.5
+    full = examples[examples["shipment_id"].isin(kept)].reset_index(drop=True)
+    assert len(sample) == len(full)  # a kept shipment keeps every one of its points
+    # spread over the history: each half of the creation period keeps a share of its own
+    middle = examples["created_at"].median()
+    for half in (examples["created_at"] <= middle, examples["created_at"] > middle):
+        ids = set(examples.loc[half, "shipment_id"])
+        assert 0.1 < len(ids & kept) / len(ids) < 0.6
 
 
 # ------------------------------------------------------------------------------ the model

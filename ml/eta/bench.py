@@ -15,7 +15,7 @@ import duckdb
 
 from ml.eta.config import EtaPolicy, load_policy
 from ml.eta.evaluate import HEADLINE, evaluate
-from ml.eta.features import lake_clock, training_examples
+from ml.eta.features import SAMPLE_SCALE, lake_clock, training_examples
 from ml.eta.live import EtaScorer, open_points
 from ml.eta.model import train
 
@@ -100,4 +100,48 @@ def measure(
         "model": pick("model"),
         "plan": pick("baseline"),
         "segments": segments,
+    }
+
+
+def sampling_effect(
+    con: duckdb.DuckDBPyConnection, share: float = 1 / 3, policy: EtaPolicy | None = None
+) -> dict[str, Any]:
+    """What training on a sample of the shipments costs: the model trained on every shipment
+    and the one trained on ``share`` of them, both measured on the same examples (the full
+    run's test period, from the moment the sampled run's own training and validation end)."""
+    policy = policy or load_policy()
+    clock = lake_clock(con)
+    runs = {}
+    for name, keep in (("all", SAMPLE_SCALE), ("sample", max(1, int(SAMPLE_SCALE * share)))):
+        started = time.perf_counter()
+        frame = training_examples(con, clock, policy, keep=keep)
+        result = train(frame, policy)
+        runs[name] = {
+            "result": result,
+            "shipments": int(frame["shipment_id"].nunique()),
+            "examples": len(frame),
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+        del frame
+    fitted_until = runs["sample"]["result"].splits[1].end
+    test = runs["all"]["result"].test
+    test = test[test["created_at"] > fitted_until]
+    evaluation = evaluate(
+        test,
+        {n: r["result"].model.predict_remaining_hours(test) for n, r in runs.items()},
+        policy,
+    )
+    head = evaluation.segments[HEADLINE]
+    return {
+        "share": round(share, 3),
+        "test_examples": len(test),
+        **{
+            name: {
+                "shipments": r["shipments"],
+                "examples": r["examples"],
+                "seconds": r["seconds"],
+                "mae_hours": head[name]["mae_hours"],
+            }
+            for name, r in runs.items()
+        },
     }

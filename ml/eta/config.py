@@ -22,6 +22,8 @@ class EtaPolicy:
     maturity_days: int = 14
     between_scans_hours: float = 12.0
     max_between_scans: int = 40
+    #: train on at most this many shipments, a sample spread evenly over the history (0: all)
+    max_training_shipments: int = 0
     split: tuple[float, float, float] = (0.7, 0.15, 0.15)
     num_boost_round: int = 3000
     early_stopping_rounds: int = 100
@@ -39,6 +41,7 @@ class EtaPolicy:
             "maturity_days": self.maturity_days,
             "between_scans_hours": self.between_scans_hours,
             "max_between_scans": self.max_between_scans,
+            "max_training_shipments": self.max_training_shipments,
             "split": "/".join(str(s) for s in self.split),
             "num_boost_round": self.num_boost_round,
             "early_stopping_rounds": self.early_stopping_rounds,
@@ -78,6 +81,7 @@ def load_policy(path: Path | None = None, **overrides: Any) -> EtaPolicy:
         maturity_days=int(examples.get("maturity_days", 14)),
         between_scans_hours=float(examples.get("between_scans_hours", 12)),
         max_between_scans=int(examples.get("max_between_scans", 40)),
+        max_training_shipments=int(examples.get("max_training_shipments", 0)),
         split=fractions,
         num_boost_round=int(model.get("num_boost_round", 3000)),
         early_stopping_rounds=int(model.get("early_stopping_rounds", 100)),
@@ -91,6 +95,8 @@ def load_policy(path: Path | None = None, **overrides: Any) -> EtaPolicy:
     )
     if policy.maturity_days < 0 or policy.between_scans_hours < 0:
         raise PolicyError(f"{path}: maturity_days and between_scans_hours cannot be negative")
+    if policy.max_training_shipments < 0:
+        raise PolicyError(f"{path}: max_training_shipments cannot be negative (0: all)")
     if overrides:
         policy = EtaPolicy(**{**policy.__dict__, **overrides})
     return policy

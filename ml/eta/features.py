@@ -371,6 +371,7 @@ def training_points(sources: Sources = STAGING) -> str:
         from {sources.shipments}
         where created_at >= $start and created_at < $end
             and created_at <= $cutoff - to_days(cast($maturity_days as integer))
+            and hash(shipment_id) % {SAMPLE_SCALE} < $keep
     ),
     shipment_legs as (
         select legs.shipment_id, legs.leg_no, legs.tracking_ref
@@ -439,6 +440,28 @@ def training_points(sources: Sources = STAGING) -> str:
     """
 
 
+#: shipments are sampled by ``hash(shipment_id) % SAMPLE_SCALE < keep``
+SAMPLE_SCALE = 100_000
+
+
+def sample_keep(
+    con: duckdb.DuckDBPyConnection, params: dict, most: int, sources: Sources = STAGING
+) -> int:
+    """``keep`` (of :data:`SAMPLE_SCALE`) so that about ``most`` of the shipments the points
+    would cover remain (all of them when ``most`` is 0 or they are fewer)."""
+    if most <= 0:
+        return SAMPLE_SCALE
+    eligible = con.execute(
+        f"""select count(*) from {sources.shipments}
+        where created_at >= $start and created_at < $end
+            and created_at <= $cutoff - to_days(cast($maturity_days as integer))""",
+        {k: params[k] for k in ("start", "end", "cutoff", "maturity_days")},
+    ).fetchone()[0]
+    if eligible <= most:
+        return SAMPLE_SCALE
+    return max(1, int(SAMPLE_SCALE * most / eligible))
+
+
 def training_examples(
     con: duckdb.DuckDBPyConnection,
     cutoff: datetime,
@@ -446,10 +469,15 @@ def training_examples(
     start: datetime | None = None,
     end: datetime | None = None,
     sources: Sources = STAGING,
+    keep: int | None = None,
 ) -> pd.DataFrame:
     """Every prediction point of the shipments created in ``[start, end)`` whose delivery was
     known at ``cutoff``, with its features and targets: ``remaining_hours`` (delivery - as_of)
-    and ``delay_hours`` (delivery - planned delivery). Sorted by creation, shipment, moment."""
+    and ``delay_hours`` (delivery - planned delivery). Sorted by creation, shipment, moment.
+
+    Only a sample of the shipments when they are more than ``policy.max_training_shipments``
+    (``keep``: the share of :data:`SAMPLE_SCALE` to keep instead); the share kept is in
+    ``frame.attrs["sampled_share"]``."""
     params = {
         "cutoff": pd.Timestamp(cutoff),
         "start": pd.Timestamp(start) if start is not None else pd.Timestamp("1970-01-01", tz="UTC"),
@@ -458,6 +486,9 @@ def training_examples(
         "step_hours": float(policy.between_scans_hours),
         "max_steps": int(policy.max_between_scans),
     }
+    if keep is None:
+        keep = sample_keep(con, params, policy.max_training_shipments, sources)
+    params["keep"] = int(keep)
     frame = build_features(
         con,
         training_points(sources),
@@ -471,9 +502,11 @@ def training_examples(
     frame["delay_hours"] = (
         frame["actual_delivered_at"] - frame["planned_delivery_at"]
     ).dt.total_seconds() / 3600
-    return frame.sort_values(["created_at", "shipment_id", "as_of", "point_kind"]).reset_index(
+    frame = frame.sort_values(["created_at", "shipment_id", "as_of", "point_kind"]).reset_index(
         drop=True
     )
+    frame.attrs["sampled_share"] = keep / SAMPLE_SCALE
+    return frame
 
 
 def lake_clock(con: duckdb.DuckDBPyConnection, sources: Sources = STAGING) -> pd.Timestamp:

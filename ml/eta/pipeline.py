@@ -117,7 +117,11 @@ def train_candidate(
         }
         candidate = registry.log_candidate(
             result.model,
-            params={**policy.flat(), "feature_count": len(feature_names())},
+            params={
+                **policy.flat(),
+                "feature_count": len(feature_names()),
+                "sampled_share": frame.attrs.get("sampled_share", 1.0),
+            },
             metrics={**result.metrics, **metrics_of(evaluation)},
             artifacts=artifacts,
             tags={"model": MODEL_NAME, "source": "ordertower"},

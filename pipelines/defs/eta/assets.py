@@ -1,27 +1,24 @@
 """ETA assets: thin wrappers around :mod:`ml.eta.pipeline`.
 
-``eta_model_candidate`` trains on the delivered history and registers a challenger;
-``eta_model_evaluation`` takes that candidate as its input and compares it with the carrier's
-plan and the champion on the same held-out period (a blocking check stops a model that is not
-sound); ``eta_model_champion`` applies the promotion gate; ``shipment_etas`` writes the
-champion's ETA of every open shipment (``ml.shipment_etas``, replaced on every run).
+The model's life cycle (``eta_model_candidate`` -> ``eta_model_evaluation``, checked against
+the carrier's plan -> ``eta_model_champion``) comes from the factory every model domain shares
+(:mod:`pipelines.defs.model_lifecycle`); ``shipment_etas`` writes the champion's ETA of every
+open shipment (``ml.shipment_etas``, replaced on every run).
 """
 
 import math
+from typing import Any
 
 import dagster as dg
-import pandas as pd
 
 from ml.eta import pipeline, registry
 from ml.eta.config import MODEL_NAME, load_policy
 from ml.eta.evaluate import HEADLINE
 from ml.eta.model import TrainingError
-from ordertower.lake import current_snapshot_id
+from pipelines.defs.model_lifecycle import ModelDomain, lifecycle_assets
 from pipelines.defs.resources import LAKE_WRITER_POOL, LakeResource
 
 GROUP = "eta"
-CANDIDATE = dg.AssetKey(["ml", "eta_model_candidate"])
-EVALUATION = dg.AssetKey(["ml", "eta_model_evaluation"])
 CHAMPION = dg.AssetKey(["ml", "eta_model_champion"])
 ETAS = dg.AssetKey(["ml", "shipment_etas"])
 #: what the model reads: the staging views, current even between mart builds
@@ -32,88 +29,21 @@ STAGING = [
 ]
 
 
-class EtaTrainConfig(dg.Config):
-    """Training knobs a run may override (the rest is ml/eta/policy.yaml)."""
-
-    cutoff: str | None = None  # "as of" time (ISO); default: the lake's clock
-    maturity_days: int | None = None  # days a shipment must be old to train
-
-
-@dg.asset(
-    key=CANDIDATE,
-    group_name=GROUP,
-    kinds={"lightgbm", "mlflow"},
-    deps=STAGING,
-    pool=LAKE_WRITER_POOL,
-    output_required=False,
-    description="Train: LightGBM on the delay against the carrier's plan, at dispatch, every "
-    "scan and between scans of the delivered shipments; logged to MLflow and registered as the "
-    "challenger.",
-)
-def eta_model_candidate(
-    context: dg.AssetExecutionContext, config: EtaTrainConfig, lake: LakeResource
-):
-    overrides = {"maturity_days": config.maturity_days} if config.maturity_days is not None else {}
-    policy = load_policy(**overrides)
-    con = lake.connect(read_only=True)
-    try:
-        trained = pipeline.train_candidate(
-            con,
-            policy,
-            cutoff=pd.Timestamp(config.cutoff) if config.cutoff else None,
-            snapshot_id=current_snapshot_id(con),
-        )
-    except (TrainingError, LookupError) as exc:
-        # a young lake: no delivered history yet is not a failure of the run; evaluation,
-        # promotion and the ETAs wait until there is one
-        context.log.warning(f"no ETA model trained: {exc}")
-        return
-    finally:
-        con.close()
+def _eta_candidate_metadata(trained: Any) -> dict[str, Any]:
     m = trained.result.metrics
-    c = trained.candidate
     head = trained.evaluation["segments"].get(HEADLINE, {})
-    yield dg.Output(
-        c,
-        metadata={
-            "model_version": c.version,
-            "mlflow_run_id": c.run_id,
-            "lake_snapshot_id": c.snapshot_id,
-            "cutoff": c.cutoff,
-            "test_period": f"{c.test_from} .. {c.test_to}",
-            "train_shipments": int(m["train_shipments"]),
-            "train_examples": int(m["train_examples"]),
-            "best_iteration": int(m["best_iteration"]),
-            "test_mae_hours_model": head.get("model", {}).get("mae_hours"),
-            "test_mae_hours_plan": head.get("baseline", {}).get("mae_hours"),
-        },
-    )
-
-
-@dg.asset(
-    key=EVALUATION,
-    group_name=GROUP,
-    kinds={"mlflow"},
-    ins={"candidate": dg.AssetIn(CANDIDATE)},
-    description="Evaluate: the candidate vs the carrier's plan and vs the champion on the "
-    "candidate's held-out test period (MAE hours, within ±2 h and ±24 h, at dispatch and per "
-    "scan); report logged to the MLflow run.",
-)
-def eta_model_evaluation(
-    context: dg.AssetExecutionContext, candidate: registry.Candidate, lake: LakeResource
-):
-    con = lake.connect(read_only=True)
-    try:
-        report = pipeline.evaluate_candidate(con, candidate)
-    finally:
-        con.close()
-    segments = report["evaluation"]["segments"]
-    metadata = {
-        "model_version": candidate.version,
-        "test_shipments": report["evaluation"]["shipments"],
-        "gate": "promote" if report["gate"]["promote"] else "keep champion",
-        "gate_reason": report["gate"]["reason"],
+    return {
+        "train_shipments": int(m["train_shipments"]),
+        "train_examples": int(m["train_examples"]),
+        "best_iteration": int(m["best_iteration"]),
+        "test_mae_hours_model": head.get("model", {}).get("mae_hours"),
+        "test_mae_hours_plan": head.get("baseline", {}).get("mae_hours"),
     }
+
+
+def _eta_evaluation_metadata(report: dict) -> dict[str, Any]:
+    segments = report["evaluation"]["segments"]
+    metadata: dict[str, Any] = {"test_shipments": report["evaluation"]["shipments"]}
     for segment in (HEADLINE, "dispatch", "scans", "between_scans"):
         for who in ("model", "baseline", "champion"):
             values = segments.get(segment, {}).get(who)
@@ -121,20 +51,11 @@ def eta_model_evaluation(
                 metadata[f"{segment}_{who}_mae_hours"] = values["mae_hours"]
                 metadata[f"{segment}_{who}_within_2h"] = values.get("within_2h")
                 metadata[f"{segment}_{who}_within_24h"] = values.get("within_24h")
-    return dg.Output(report, metadata=metadata)
+    return metadata
 
 
-@dg.asset_check(
-    asset=EVALUATION,
-    blocking=True,
-    description=(
-        "The evaluation is sound: enough delivered shipments in the test period, finite metrics, "
-        "and the model's MAE at dispatch and scans below the carrier's plan's. Blocks promotion "
-        "otherwise."
-    ),
-)
-def eta_evaluation_is_sound(context: dg.AssetCheckExecutionContext, eta_model_evaluation: dict):
-    evaluation = eta_model_evaluation["evaluation"]
+def _eta_soundness(report: dict) -> tuple[list[str], dict[str, Any]]:
+    evaluation = report["evaluation"]
     policy = load_policy()
     problems = []
     if evaluation["shipments"] < policy.min_test_shipments:
@@ -154,39 +75,45 @@ def eta_evaluation_is_sound(context: dg.AssetCheckExecutionContext, eta_model_ev
             f"the model's MAE {model['mae_hours']:.2f} h does not beat the carrier's plan's "
             f"{plan['mae_hours']:.2f} h"
         )
-    return dg.AssetCheckResult(
-        passed=not problems,
-        metadata={
-            "problems": "; ".join(problems) or "none",
-            "shipments": evaluation["shipments"],
-            "mae_hours_model": model.get("mae_hours"),
-            "mae_hours_plan": plan.get("mae_hours"),
-        },
-    )
+    return problems, {
+        "shipments": evaluation["shipments"],
+        "mae_hours_model": model.get("mae_hours"),
+        "mae_hours_plan": plan.get("mae_hours"),
+    }
 
 
-@dg.asset(
-    key=CHAMPION,
-    group_name=GROUP,
-    kinds={"mlflow"},
-    ins={"candidate": dg.AssetIn(CANDIDATE), "report": dg.AssetIn(EVALUATION)},
-    description="Promote: move the champion alias to the candidate only if its MAE beats the "
-    "champion's on the same test period by the configured margin; the decision is recorded in "
-    "the registry either way.",
+ETA = ModelDomain(
+    name="eta",
+    group=GROUP,
+    model_name=MODEL_NAME,
+    train_deps=STAGING,
+    load_policy=load_policy,
+    train_candidate=pipeline.train_candidate,
+    evaluate_candidate=pipeline.evaluate_candidate,
+    promote=pipeline.promote,
+    alias_version=registry.alias_version,
+    not_yet=(TrainingError, LookupError),
+    candidate_metadata=_eta_candidate_metadata,
+    evaluation_metadata=_eta_evaluation_metadata,
+    soundness=_eta_soundness,
+    descriptions={
+        "candidate": "Train: LightGBM on the delay against the carrier's plan, at dispatch, "
+        "every scan and between scans of the delivered shipments; logged to MLflow and "
+        "registered as the challenger.",
+        "evaluation": "Evaluate: the candidate vs the carrier's plan and vs the champion on the "
+        "candidate's held-out test period (MAE hours, within ±2 h and ±24 h, at dispatch and per "
+        "scan); report logged to the MLflow run.",
+        "check": "The evaluation is sound: enough delivered shipments in the test period, "
+        "finite metrics, and the model's MAE at dispatch and scans below the carrier's plan's. "
+        "Blocks promotion otherwise.",
+        "champion": "Promote: move the champion alias to the candidate only if its MAE beats "
+        "the champion's on the same test period by the configured margin; the decision is "
+        "recorded in the registry either way.",
+    },
 )
-def eta_model_champion(
-    context: dg.AssetExecutionContext, candidate: registry.Candidate, report: dict
-):
-    gate = pipeline.promote(candidate, report)
-    return dg.MaterializeResult(
-        metadata={
-            "champion_version": registry.alias_version("champion"),
-            "candidate_version": candidate.version,
-            "promoted": gate["promote"],
-            "reason": gate["reason"],
-            "model": MODEL_NAME,
-        }
-    )
+(eta_model_candidate, eta_model_evaluation, eta_model_champion), eta_evaluation_is_sound = (
+    lifecycle_assets(ETA)
+)
 
 
 @dg.asset(

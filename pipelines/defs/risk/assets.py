@@ -1,13 +1,14 @@
 """Risk assets: thin wrappers around :mod:`ml.risk.pipeline`.
 
-``order_risk_features`` (daily) stores point-in-time features; ``risk_model_candidate`` trains
-and registers a challenger; ``risk_model_evaluation`` takes that candidate as its input and
-compares it with the rules and the champion on the same held-out period (a blocking check stops
-a model that is not sound); ``risk_model_champion`` applies the promotion gate;
-``order_risk_scores`` (daily) scores each day with the champion, with a drift check.
+``order_risk_features`` (daily) stores point-in-time features; the model's life cycle
+(``risk_model_candidate`` -> ``risk_model_evaluation``, checked against the static rules ->
+``risk_model_champion``) comes from the factory every model domain shares
+(:mod:`pipelines.defs.model_lifecycle`); ``order_risk_scores`` (daily) scores each day with the
+champion, with a drift check.
 """
 
 import math
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -15,14 +16,12 @@ import pandas as pd
 from ml.risk import pipeline, registry, store
 from ml.risk.config import MODEL_NAME, load_policy
 from ml.risk.model import TrainingError
-from ordertower.lake import current_snapshot_id
+from pipelines.defs.model_lifecycle import ModelDomain, lifecycle_assets
 from pipelines.defs.partitions import daily_partitions
 from pipelines.defs.resources import LAKE_WRITER_POOL, LakeResource
 
 GROUP = "risk"
 FEATURES = dg.AssetKey(["ml", "order_risk_features"])
-CANDIDATE = dg.AssetKey(["ml", "risk_model_candidate"])
-EVALUATION = dg.AssetKey(["ml", "risk_model_evaluation"])
 CHAMPION = dg.AssetKey(["ml", "risk_model_champion"])
 SCORES = dg.AssetKey(["ml", "order_risk_scores"])
 
@@ -58,106 +57,33 @@ def order_risk_features(
     return dg.MaterializeResult(metadata={"orders": rows, "from": str(start), "to": str(end)})
 
 
-class TrainConfig(dg.Config):
-    """Training knobs a run may override (the rest is ml/risk/policy.yaml)."""
-
-    cutoff: str | None = None  # "as of" time (ISO); default: the latest order in the lake
-    maturity_days: int | None = None  # label maturity override
-
-
-@dg.asset(
-    key=CANDIDATE,
-    group_name=GROUP,
-    kinds={"lightgbm", "mlflow"},
-    deps=[FEATURES],
-    pool=LAKE_WRITER_POOL,
-    output_required=False,
-    description="Train: LightGBM on matured labels, calibrated, thresholds from the review "
-    "capacity and costs; logged to MLflow and registered as the challenger.",
-)
-def risk_model_candidate(
-    context: dg.AssetExecutionContext, config: TrainConfig, lake: LakeResource
-):
-    overrides = {"maturity_days": config.maturity_days} if config.maturity_days else {}
-    policy = load_policy(**overrides)
-    con = lake.connect(read_only=True)
-    try:
-        trained = pipeline.train_candidate(
-            con,
-            policy,
-            cutoff=pd.Timestamp(config.cutoff) if config.cutoff else None,
-            snapshot_id=current_snapshot_id(con),
-        )
-    except TrainingError as exc:
-        # a young lake: nothing to train on yet is not a failure of the run; evaluation,
-        # promotion and scoring are skipped until enough labels have matured
-        context.log.warning(f"no risk model trained: {exc}")
-        return
-    finally:
-        con.close()
+def _risk_candidate_metadata(trained: Any) -> dict[str, Any]:
     m = trained.result.metrics
-    c = trained.candidate
-    yield dg.Output(
-        c,
-        metadata={
-            "model_version": c.version,
-            "mlflow_run_id": c.run_id,
-            "lake_snapshot_id": c.snapshot_id,
-            "cutoff": c.cutoff,
-            "test_period": f"{c.test_from} .. {c.test_to}",
-            "train_orders": int(m["train_orders"]),
-            "test_frauds": int(m["test_frauds"]),
-            "best_iteration": int(m["best_iteration"]),
-            "validation_pr_auc": m["validation_pr_auc"],
-            "test_roc_auc_model": trained.comparison["model"]["roc_auc"],
-            "test_roc_auc_rules": trained.comparison["rules"]["roc_auc"],
-        },
-    )
+    return {
+        "train_orders": int(m["train_orders"]),
+        "test_frauds": int(m["test_frauds"]),
+        "best_iteration": int(m["best_iteration"]),
+        "validation_pr_auc": m["validation_pr_auc"],
+        "test_roc_auc_model": trained.comparison["model"]["roc_auc"],
+        "test_roc_auc_rules": trained.comparison["rules"]["roc_auc"],
+    }
 
 
-@dg.asset(
-    key=EVALUATION,
-    group_name=GROUP,
-    kinds={"mlflow"},
-    ins={"candidate": dg.AssetIn(CANDIDATE)},
-    description="Evaluate: the candidate vs the static rules and vs the champion on the "
-    "candidate's held-out test period; report logged to the MLflow run.",
-)
-def risk_model_evaluation(
-    context: dg.AssetExecutionContext, candidate: registry.Candidate, lake: LakeResource
-):
-    con = lake.connect(read_only=True)
-    try:
-        report = pipeline.evaluate_candidate(con, candidate)
-    finally:
-        con.close()
+def _risk_evaluation_metadata(report: dict) -> dict[str, Any]:
     mvr = report["model_vs_rules"]
-    eq = mvr["at_equal_recall"]
-    return dg.Output(
-        report,
-        metadata={
-            "model_version": candidate.version,
-            "test_orders": mvr["orders"],
-            "test_frauds": mvr["frauds"],
-            **{f"model_{k}": v for k, v in mvr["model"].items()},
-            **{f"rules_{k}": v for k, v in mvr["rules"].items()},
-            "fewer_legit_intercepted_at_equal_recall": eq.get("a_fewer_legit_intercepted"),
-            "gate": "promote" if report["gate"]["promote"] else "keep champion",
-            "gate_reason": report["gate"]["reason"],
-        },
-    )
+    return {
+        "test_orders": mvr["orders"],
+        "test_frauds": mvr["frauds"],
+        **{f"model_{k}": v for k, v in mvr["model"].items()},
+        **{f"rules_{k}": v for k, v in mvr["rules"].items()},
+        "fewer_legit_intercepted_at_equal_recall": mvr["at_equal_recall"].get(
+            "a_fewer_legit_intercepted"
+        ),
+    }
 
 
-@dg.asset_check(
-    asset=EVALUATION,
-    blocking=True,
-    description=(
-        "The evaluation is sound: enough known fraud in the test period, finite metrics, and the "
-        "model beats the static rules on ROC-AUC and PR-AUC. Blocks promotion otherwise."
-    ),
-)
-def risk_evaluation_is_sound(context: dg.AssetCheckExecutionContext, risk_model_evaluation: dict):
-    mvr = risk_model_evaluation["model_vs_rules"]
+def _risk_soundness(report: dict) -> tuple[list[str], dict[str, Any]]:
+    mvr = report["model_vs_rules"]
     policy = load_policy()
     problems = []
     if mvr["frauds"] < policy.min_test_frauds:
@@ -170,34 +96,38 @@ def risk_evaluation_is_sound(context: dg.AssetCheckExecutionContext, risk_model_
     for k in ("roc_auc", "pr_auc"):
         if not mvr["model_beats_rules"][k]:
             problems.append(f"the model does not beat the rules on {k}")
-    return dg.AssetCheckResult(
-        passed=not problems,
-        metadata={"problems": "; ".join(problems) or "none", "frauds": mvr["frauds"]},
-    )
+    return problems, {"frauds": mvr["frauds"]}
 
 
-@dg.asset(
-    key=CHAMPION,
-    group_name=GROUP,
-    kinds={"mlflow"},
-    ins={"candidate": dg.AssetIn(CANDIDATE), "report": dg.AssetIn(EVALUATION)},
-    description="Promote: move the champion alias to the candidate only if it beats the "
-    "champion by the configured margin; the decision is recorded in the registry either way.",
+RISK = ModelDomain(
+    name="risk",
+    group=GROUP,
+    model_name=MODEL_NAME,
+    train_deps=[FEATURES],
+    load_policy=load_policy,
+    train_candidate=pipeline.train_candidate,
+    evaluate_candidate=pipeline.evaluate_candidate,
+    promote=pipeline.promote,
+    alias_version=registry.alias_version,
+    not_yet=(TrainingError,),
+    candidate_metadata=_risk_candidate_metadata,
+    evaluation_metadata=_risk_evaluation_metadata,
+    soundness=_risk_soundness,
+    descriptions={
+        "candidate": "Train: LightGBM on matured labels, calibrated, thresholds from the review "
+        "capacity and costs; logged to MLflow and registered as the challenger.",
+        "evaluation": "Evaluate: the candidate vs the static rules and vs the champion on the "
+        "candidate's held-out test period; report logged to the MLflow run.",
+        "check": "The evaluation is sound: enough known fraud in the test period, finite "
+        "metrics, and the model beats the static rules on ROC-AUC and PR-AUC. Blocks promotion "
+        "otherwise.",
+        "champion": "Promote: move the champion alias to the candidate only if it beats the "
+        "champion by the configured margin; the decision is recorded in the registry either way.",
+    },
 )
-def risk_model_champion(
-    context: dg.AssetExecutionContext, candidate: registry.Candidate, report: dict
-):
-    gate = pipeline.promote(candidate, report)
-    champion = registry.alias_version("champion")
-    return dg.MaterializeResult(
-        metadata={
-            "champion_version": champion,
-            "candidate_version": candidate.version,
-            "promoted": gate["promote"],
-            "reason": gate["reason"],
-            "model": MODEL_NAME,
-        }
-    )
+(risk_model_candidate, risk_model_evaluation, risk_model_champion), risk_evaluation_is_sound = (
+    lifecycle_assets(RISK)
+)
 
 
 @dg.asset(

@@ -11,6 +11,8 @@ the same catalog read-only and see the last committed snapshot while a materiali
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -70,6 +72,32 @@ def exists(settings: Settings | None = None) -> bool:
     return settings.catalog_kind != "sqlite" or Path(settings.catalog).exists()
 
 
+#: SQLite catalogs already switched to write-ahead logging by this process
+_WAL: set[str] = set()
+
+
+def _write_ahead_log(catalog: Path) -> None:
+    """Put a SQLite catalog in WAL mode (persistent in the file; done once per process).
+
+    In SQLite's default rollback-journal mode a writer about to commit blocks every new reader,
+    and a reader that holds its lock blocks the commit: with the stream, the runs, dbt and the
+    dashboards on one catalog, readers then fail with "database is locked" in chains, and the
+    platform stalled for minutes under load (the soak test). In WAL mode readers never wait for
+    a writer and never block one; writers still take turns (and retry, ``transient``)."""
+    key = str(catalog)
+    if key in _WAL or not catalog.exists():
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(catalog, timeout=1.0)) as db:
+            mode = db.execute("pragma journal_mode").fetchone()[0]
+            if str(mode).lower() != "wal":
+                mode = db.execute("pragma journal_mode=wal").fetchone()[0]
+    except sqlite3.Error:  # busy now: the next connection switches it
+        return
+    if str(mode).lower() == "wal":
+        _WAL.add(key)
+
+
 def connect(
     read_only: bool = False,
     settings: Settings | None = None,
@@ -98,6 +126,7 @@ def connect(
         catalog.parent.mkdir(parents=True, exist_ok=True)
         if not settings.data_path.startswith(("s3://", "gs://", "az://")):
             Path(settings.data_path).mkdir(parents=True, exist_ok=True)
+        _write_ahead_log(catalog)
     delay = 0.05
     for attempt in range(retries + 1):
         config: dict[str, object] = dict(NO_AUTO_EXTENSIONS)
@@ -116,6 +145,8 @@ def connect(
             _register_pii(con, settings, read_only)
             if not read_only:
                 _ensure_schemas(con)
+                if settings.catalog_kind == "sqlite":  # a catalog this connection created
+                    _write_ahead_log(Path(settings.catalog))
             return con
         except duckdb.Error as exc:  # the SQLite catalog is locked by a writer: wait and retry
             # close before anything else: a half-opened connection must not keep a lock

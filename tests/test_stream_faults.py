@@ -357,11 +357,13 @@ def test_a_full_lake_disk_dead_letters_the_batch_records_it_exits_3_and_recovers
         assert health.failures_file().exists()
         failed = _evaluation(_sensor(topology))
         assert not failed.passed and "permanent lake failure" in failed.description
-        assert _stored() == []  # the failed batch committed nothing
 
         # the operator frees space, re-publishes the dead letters and restarts the stream
         if filler is not None:
             filler.unlink()
+        # the failed batch committed nothing (read once there is room: a catalog in WAL mode
+        # needs a few kilobytes of shared memory file to be read at all)
+        assert _stored() == []
         assert requeue_lake_failures(topology) == 40
         assert _peek_dead(topology) == []
         again = subprocess.run(

@@ -8,6 +8,8 @@ under ``ORDERTOWER_HOME`` (default ``.ordertower/`` at the project root).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -235,3 +237,23 @@ def get_settings() -> Settings:
         stream_dedup_window_days=float(os.environ.get("ORDERTOWER_STREAM_DEDUP_WINDOW_DAYS") or 14),
         contract_engine=engine,
     )
+
+
+@contextmanager
+def environment(values: Mapping[str, str | None]) -> Iterator[None]:
+    """Set (or, for None, unset) environment variables for a while, then restore them: how a
+    run, a bench or a test points the settings (read on every call) somewhere else."""
+    saved = {k: os.environ.get(k) for k in values}
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import time
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,24 +28,15 @@ from typing import Any
 import pandas as pd
 
 from ordertower.machine import machine
-from ordertower.settings import PROJECT_ROOT, get_settings
+from ordertower.settings import PROJECT_ROOT, environment, get_settings
 
 RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
 BENCHMARKS_MD = PROJECT_ROOT / "BENCHMARKS.md"
 DEFAULT_SCALES = (100_000, 1_000_000)
 
 
-@contextmanager
 def _home(path: Path):
-    old = os.environ.get("ORDERTOWER_HOME")
-    os.environ["ORDERTOWER_HOME"] = str(path)
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("ORDERTOWER_HOME", None)
-        else:
-            os.environ["ORDERTOWER_HOME"] = old
+    return environment({"ORDERTOWER_HOME": str(path)})
 
 
 def _baseline_load(landing: Path) -> tuple[int, float]:

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from ordertower.settings import environment
+
 ENV_VARS = (
     "ORDERTOWER_CATALOG",
     "ORDERTOWER_CATALOG_DSN",
@@ -34,18 +36,8 @@ ENV_VARS = (
 @contextlib.contextmanager
 def at_home(home: Path) -> Iterator[None]:
     """Point this process's settings at ``home`` for a while (checksums, corruption)."""
-    saved = {k: os.environ.get(k) for k in (*ENV_VARS, "ORDERTOWER_HOME")}
-    for var in ENV_VARS:
-        os.environ.pop(var, None)
-    os.environ["ORDERTOWER_HOME"] = str(home)
-    try:
+    with environment({**dict.fromkeys(ENV_VARS), "ORDERTOWER_HOME": str(home)}):
         yield
-    finally:
-        for var, value in saved.items():
-            if value is None:
-                os.environ.pop(var, None)
-            else:
-                os.environ[var] = value
 
 
 def _run_root(factory: pytest.TempPathFactory) -> Path:

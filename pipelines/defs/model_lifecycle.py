@@ -50,6 +50,7 @@ class ModelDomain:
     #: report -> (problems, metadata): what makes the evaluation unfit to promote
     soundness: Callable[[dict], tuple[list[str], dict[str, Any]]]
     descriptions: dict[str, str] = field(default_factory=dict)  # candidate/evaluation/...
+    label: str = ""  # how messages name the model ("ETA"); the name by default
 
     def key(self, what: str) -> dg.AssetKey:
         return dg.AssetKey(["ml", f"{self.name}_model_{what}"])
@@ -86,7 +87,7 @@ def lifecycle_assets(
         except domain.not_yet as exc:
             # a young lake: too little history is not a failure of the run; evaluation and
             # promotion (and what uses the champion) wait until there is enough
-            context.log.warning(f"no {domain.name} model trained: {exc}")
+            context.log.warning(f"no {domain.label or domain.name} model trained: {exc}")
             return
         finally:
             con.close()

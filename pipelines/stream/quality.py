@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,7 +35,7 @@ import pandas as pd
 from ml.alerts import quality
 from ml.alerts.rules import RULES_PATH, RuleSet, load_rules
 from ordertower import lake
-from ordertower.settings import PROJECT_ROOT, get_settings
+from ordertower.settings import PROJECT_ROOT, environment, get_settings
 
 log = logging.getLogger("ordertower.alerts")
 
@@ -54,19 +52,8 @@ STREAM_TABLES = (
 )
 
 
-@contextmanager
 def _home(path: Path):
-    saved = {k: os.environ.get(k) for k in ("ORDERTOWER_HOME", "DAGSTER_HOME")}
-    os.environ["ORDERTOWER_HOME"] = str(path)
-    os.environ.pop("DAGSTER_HOME", None)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    return environment({"ORDERTOWER_HOME": str(path), "DAGSTER_HOME": None})
 
 
 def build_world(home: Path, world: dict | None = None) -> Path:

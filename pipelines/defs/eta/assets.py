@@ -84,6 +84,7 @@ def _eta_soundness(report: dict) -> tuple[list[str], dict[str, Any]]:
 
 ETA = ModelDomain(
     name="eta",
+    label="ETA",
     group=GROUP,
     model_name=MODEL_NAME,
     train_deps=STAGING,

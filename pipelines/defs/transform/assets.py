@@ -15,7 +15,7 @@ from dagster_dbt import DbtCliResource, dbt_assets
 from dagster_dbt.errors import DagsterDbtCliRuntimeError
 
 from ordertower import lake
-from ordertower.settings import get_settings
+from ordertower.settings import environment, get_settings
 from pipelines.defs.resources import LAKE_WRITER_POOL
 from pipelines.defs.transform.project import dbt_project, export_dbt_env, translator
 
@@ -70,18 +70,8 @@ PARTIAL_PARSE = "partial_parse.msgpack"
 WINDOW_ENV = ("ORDERTOWER_EVENTS_FROM", "ORDERTOWER_EVENTS_TO")
 
 
-@contextlib.contextmanager
-def _window_env(window: tuple[str, str] | None) -> Iterator[None]:
-    before = {k: os.environ.get(k) for k in WINDOW_ENV}
-    os.environ.update(dict(zip(WINDOW_ENV, window or ("", ""), strict=True)))
-    try:
-        yield
-    finally:
-        for key, value in before.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+def _window_env(window: tuple[str, str] | None) -> contextlib.AbstractContextManager:
+    return environment(dict(zip(WINDOW_ENV, window or ("", ""), strict=True)))
 
 
 def _keep_partial_parse(invocation: Any) -> None:

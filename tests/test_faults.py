@@ -27,6 +27,7 @@ from tests.fault_world import (
     CleanWorld,
     at_home,
     clean_world,
+    copy_world,
     differences,
     lake_checksums,
     ordertower,
@@ -48,7 +49,12 @@ PAGES = (
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> CleanWorld:
-    return clean_world(tmp_path_factory)
+    """A private copy of the shared world: these tests damage files and flush tables, and
+    other modules copy the shared world while they run."""
+    shared = clean_world(tmp_path_factory)
+    home = tmp_path_factory.mktemp("faults") / "home"
+    copy_world(shared, home)
+    return CleanWorld(home, shared.checksums)
 
 
 def _files(home: Path, table: str) -> list[str]:

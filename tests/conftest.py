@@ -21,6 +21,19 @@ from ordertower.lake import connect
 from pipelines.ingest.ops import UNPARTITIONED, ensure_ops_tables
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _apptest_survives_the_cpython_ast_race() -> Iterator[None]:
+    """Every AppTest run survives CPython 3.11.7's AST race (tests/auth_support.py)."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.auth_support import run_surviving_the_ast_race
+
+    original = AppTest.run
+    AppTest.run = run_surviving_the_ast_race(original)  # type: ignore[method-assign]
+    yield
+    AppTest.run = original  # type: ignore[method-assign]
+
+
 @pytest.fixture
 def lake_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point ``ORDERTOWER_HOME`` (and so the lake and the Dagster instance) at an empty

@@ -85,6 +85,7 @@ lint: install
 	ruff format --check .
 	ordertower contracts lint
 	ordertower access lint
+	ordertower dbt-rules
 
 ui: install
 	@python -c "from pipelines.materialize import ensure_dagster_home; ensure_dagster_home()"

@@ -327,6 +327,48 @@ def cmd_contracts_lint(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
+def cmd_dbt_rules(args: argparse.Namespace) -> int:
+    """dbt Labs' project rules (dbt-project-evaluator's checks) on the dbt project."""
+    import tempfile
+
+    from pipelines import dbt_rules
+
+    try:
+        if args.manifest:
+            manifest = dbt_rules.load_manifest(Path(args.manifest))
+        else:
+            with tempfile.TemporaryDirectory(prefix="ordertower-dbt-rules-") as target:
+                manifest = dbt_rules.parse_project(Path(target))
+        report = dbt_rules.evaluate(manifest)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise CliError(str(exc)) from exc
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "rules": report.rules,
+                    "findings": [vars(f) for f in report.findings],
+                    "excepted": [vars(f) | {"reason": why} for f, why in report.excepted],
+                    "stale_exceptions": report.stale_exceptions,
+                },
+                indent=2,
+            )
+        )
+    else:
+        for line in report.lines():
+            print(line)
+        if args.verbose:
+            for finding, why in report.excepted:
+                print(f"excepted: {finding} -- {why}")
+    print(
+        f"{report.rules} rules: {len(report.findings)} finding(s), "
+        f"{len(report.excepted)} excepted with a reason, "
+        f"{len(report.stale_exceptions)} stale exception(s)",
+        file=sys.stderr,
+    )
+    return 0 if report.ok else 1
+
+
 def cmd_contracts_diff(args: argparse.Namespace) -> int:
     from pipelines.contracts.diff import diff_contracts
     from pipelines.contracts.model import ContractError, load_contract
@@ -946,6 +988,15 @@ def build_parser() -> argparse.ArgumentParser:
         "drift", help="check the marts' ODCS contracts against dbt's model contracts"
     )
     p.set_defaults(func=cmd_contracts_drift)
+
+    p = sub.add_parser(
+        "dbt-rules",
+        help="dbt Labs' project rules (dbt-project-evaluator's checks) on the dbt project",
+    )
+    p.add_argument("--manifest", help="a manifest.json to check (default: parse the project)")
+    p.add_argument("--json", action="store_true", help="the findings as JSON")
+    p.add_argument("-v", "--verbose", action="store_true", help="also list excepted findings")
+    p.set_defaults(func=cmd_dbt_rules)
 
     p = sub.add_parser(
         "dbt",

@@ -4,12 +4,7 @@ with
 
 legs as (
 
-    select * from {{ ref('stg_tms__shipment_legs') }}
-
-),
-
-costed as (
-
+    -- every leg with its cost and emissions (and the leg's own columns from staging)
     select * from {{ ref('int_shipment_legs__costed') }}
 
 ),
@@ -63,7 +58,7 @@ select
     legs.shipment_id || '/' || legs.leg_no as leg_id,
     legs.shipment_id,
     legs.leg_no,
-    costed.order_id,
+    legs.order_id,
     legs.carrier_id,
     legs.tracking_ref,
 
@@ -89,16 +84,16 @@ select
     legs.destination_lat_approx,
     legs.destination_lon_approx,
     legs.distance_km,
-    costed.weight_kg,
-    costed.tonne_km,
-    costed.wtw_g_co2e_per_tkm,
-    costed.ttw_kg_co2e,
-    costed.wtt_kg_co2e,
-    costed.kg_co2e,
-    costed.transport_cost_eur,
-    costed.green_mode,
-    costed.green_kg_co2e,
-    cast(costed.green_extra_days as integer) as green_extra_days,
+    legs.weight_kg,
+    legs.tonne_km,
+    legs.wtw_g_co2e_per_tkm,
+    legs.ttw_kg_co2e,
+    legs.wtt_kg_co2e,
+    legs.kg_co2e,
+    legs.transport_cost_eur,
+    legs.green_mode,
+    legs.green_kg_co2e,
+    cast(legs.green_extra_days as integer) as green_extra_days,
     cast(coalesce(actuals.scan_count, 0) as integer) as scan_count,
     cast(coalesce(actuals.failed_attempt_count, 0) as integer) as failed_attempt_count,
     cast(coalesce(actuals.exception_event_count, 0) as integer) as exception_event_count,
@@ -130,9 +125,7 @@ select
     actuals.last_scan_at
 
 from legs
-inner join costed
-    on legs.shipment_id = costed.shipment_id and legs.leg_no = costed.leg_no
 left join actuals on legs.tracking_ref = actuals.tracking_ref
 cross join clock
 -- clustered by order (point lookups from the tracking page prune row groups)
-order by costed.order_id, legs.shipment_id, legs.leg_no
+order by legs.order_id, legs.shipment_id, legs.leg_no

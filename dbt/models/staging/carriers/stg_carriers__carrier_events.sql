@@ -1,23 +1,13 @@
-{#- the live stream's table exists once carrier events were ingested or streamed -#}
-{%- set stream = load_relation(source('carriers', 'carrier_events_stream')) -%}
 with
 
+-- the same canonical columns from both ways in: files (batch) and the broker (stream)
 source as (
 
-    select
-        *,
-        'batch' as received_via,
-        cast(null as timestamptz) as _published_at
-    from {{ source('carriers', 'carrier_events') }}
-    {%- if stream is not none %}
+    select * from {{ ref('base_carriers__carrier_events') }}
 
     union all by name
 
-    select
-        *,
-        'stream' as received_via
-    from {{ source('carriers', 'carrier_events_stream') }}
-    {%- endif %}
+    select * from {{ ref('base_carriers__carrier_events_stream') }}
 
 ),
 

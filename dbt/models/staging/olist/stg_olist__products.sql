@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('olist', 'olist_products') }}
+    select * from {{ ref('base_olist__products') }}
 
 ),
 
@@ -10,7 +10,7 @@ source as (
 -- is in it (pc_gamer), those keep their Portuguese name
 categories as (
 
-    select * from {{ source('olist', 'olist_product_categories') }}
+    select * from {{ ref('base_olist__product_categories') }}
 
 ),
 

@@ -533,7 +533,15 @@ def write_benchmarks_md() -> None:
             f
             for f in RESULTS_DIR.glob("*.json")
             if not f.name.startswith(
-                ("routing-", "stream-", "ui-", "lake-maintenance-", "alerts-quality-", "tests-")
+                (
+                    "routing-",
+                    "stream-",
+                    "ui-",
+                    "lake-maintenance-",
+                    "alerts-quality-",
+                    "tests-",
+                    "demo-",
+                )
             )
         ),
         reverse=True,
@@ -611,8 +619,15 @@ def write_benchmarks_md() -> None:
     lines += _ui_full_lines()
     lines += _alerts_quality_lines()
     lines += _maintenance_full_lines()
+    lines += _demo_lines()
     lines += _test_suite_lines()
     BENCHMARKS_MD.write_text("\n".join(lines) + "\n")
+
+
+def _demo_lines() -> list[str]:
+    from pipelines.demo_bench import demo_lines
+
+    return demo_lines()
 
 
 def _test_suite_lines() -> list[str]:

@@ -107,7 +107,9 @@ class _Collected:
     partition: list[str] = field(default_factory=list)
     source_file: list[str] = field(default_factory=list)
     record_no: list[int | None] = field(default_factory=list)
-    raw: list[str] = field(default_factory=list)
+    #: the record as received: its text, or (nested items) the parsed object, serialised only if
+    #: the record is quarantined (raw_text); most never are
+    raw: list[Any] = field(default_factory=list)
     missing: dict[int, set[str]] = field(default_factory=dict)
     #: row index -> what the carrier normaliser found wrong (rejected before contract reasons)
     problems: dict[int, list[str]] = field(default_factory=dict)
@@ -234,6 +236,11 @@ def _collect(
     return collected
 
 
+def raw_text(raw: Any) -> str:
+    """A quarantined record's ``raw_record``: the text it came as, or its parsed object as JSON."""
+    return raw if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False, default=str)
+
+
 def _collect_children(
     target: _Collected, child: Any, record: dict[str, Any], key: str, rel: str, number: int
 ) -> None:
@@ -252,10 +259,9 @@ def _collect_children(
         )
         return
     for item in items:
-        raw = json.dumps(item, ensure_ascii=False, default=str)
         if not isinstance(item, dict):
             target.rejects.append(
-                (key, rel, number, raw, [f"{child.field}: item is not an object"])
+                (key, rel, number, raw_text(item), [f"{child.field}: item is not an object"])
             )
             continue
         row = flatten(item)
@@ -264,7 +270,7 @@ def _collect_children(
         target.partition.append(key)
         target.source_file.append(rel)
         target.record_no.append(number)
-        target.raw.append(raw)
+        target.raw.append(item)
 
 
 # ---------------------------------------------------------------------------------- writing
@@ -318,6 +324,25 @@ def _timestamp_column(contract: Contract) -> str | None:
         if c.logical_type == "date":
             return c.name
     return None
+
+
+def insert_rows(
+    con: duckdb.DuckDBPyConnection, table: str, columns: tuple[str, ...], rows: list[tuple]
+) -> None:
+    """Append ``rows`` to ``table`` in one statement (``executemany`` inserts row by row: 11 s
+    of a 100k-order ingestion went to the per-partition rule results)."""
+    if not rows:
+        return
+    import pyarrow as pa
+
+    # columns as Arrow arrays: a column of Nones stays typed NULL and casts on insert
+    frame = pa.table({c: pa.array([r[i] for r in rows]) for i, c in enumerate(columns)})
+    con.register("_insert_rows", frame)
+    try:
+        names = ", ".join(columns)
+        con.execute(f"insert into {table} ({names}) select {names} from _insert_rows")
+    finally:
+        con.unregister("_insert_rows")
 
 
 def _write(
@@ -379,19 +404,42 @@ def _write(
             )
             for key, s in stats.items()
         ]
-        con.executemany(
-            "insert into ops.ingest_runs (run_id, dataset, partition_key, files, received, landed, "
-            "quarantined, unknown_codes, max_event_ts, started_at, finished_at) "
-            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        insert_rows(
+            con,
+            "ops.ingest_runs",
+            (
+                "run_id",
+                "dataset",
+                "partition_key",
+                "files",
+                "received",
+                "landed",
+                "quarantined",
+                "unknown_codes",
+                "max_event_ts",
+                "started_at",
+                "finished_at",
+            ),
             rows,
         )
-        if rule_rows:
-            con.executemany(
-                "insert into ops.contract_results (run_id, dataset, partition_key, rule, column_name, "
-                "expectation, severity, success, unexpected_count, evaluated_rows, checked_at) "
-                "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(run_id, contract.name, *row, now) for row in rule_rows],
-            )
+        insert_rows(
+            con,
+            "ops.contract_results",
+            (
+                "run_id",
+                "dataset",
+                "partition_key",
+                "rule",
+                "column_name",
+                "expectation",
+                "severity",
+                "success",
+                "unexpected_count",
+                "evaluated_rows",
+                "checked_at",
+            ),
+            [(run_id, contract.name, *row, now) for row in rule_rows],
+        )
         con.execute("commit")
     except Exception:
         con.execute("rollback")
@@ -520,7 +568,7 @@ def _enforce_dataset(
     rejects = list(data.rejects)
     for i, why in reasons.items():
         rejects.append(
-            (data.partition[i], data.source_file[i], data.record_no[i], data.raw[i], why)
+            (data.partition[i], data.source_file[i], data.record_no[i], raw_text(data.raw[i]), why)
         )
     for item in rejects:
         result.top_reasons[reason_kind(item[4][0])] = (

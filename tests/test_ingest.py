@@ -319,3 +319,32 @@ def test_a_rail_stop_whose_remark_says_lost_is_a_lost_consignment():
     assert damaged["exception_reason"] == "DAMAGED"
     # a remark refines an exception only: a departure stays a departure
     assert (departed["event_code"], departed["exception_reason"]) == ("DEPARTED", None)
+
+
+def test_rail_times_are_read_as_strptime_reads_them() -> None:
+    """The sliced fast path of rail local times (pipelines/ingest/carriers.py) accepts and
+    rejects exactly what ``strptime("%d.%m.%Y %H:%M")`` does, on random and damaged text."""
+    import random
+    from datetime import datetime
+
+    from pipelines.ingest.carriers import _rail_naive
+
+    def read(parse, text):  # type: ignore[no-untyped-def]
+        try:
+            return parse(text)
+        except ValueError:
+            return "rejected"
+
+    rng = random.Random(7)
+    damage = "0123456789.: ٠١²-T+ "
+    texts = ["01.02.2026 10:05", "1.2.2026 5:07", "٠١.٠٢.٢٠٢٦ ١٠:٠٥", "29.02.2025 00:00"]
+    for _ in range(20_000):
+        chars = list(
+            f"{rng.randint(0, 35):02d}.{rng.randint(0, 14):02d}.{rng.randint(0, 2100):04d} "
+            f"{rng.randint(0, 25):02d}:{rng.randint(0, 61):02d}"
+        )
+        for _ in range(rng.randint(0, 2)):
+            chars[rng.randrange(len(chars))] = rng.choice(damage)
+        texts.append("".join(chars))
+    strptime = lambda t: datetime.strptime(t, "%d.%m.%Y %H:%M")  # noqa: E731
+    assert [read(_rail_naive, t) for t in texts] == [read(strptime, t) for t in texts]

@@ -44,6 +44,9 @@ class StageProgress:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _shown: int = -1
     _keys: set[str] = field(default_factory=set)
+    #: asset key -> (landed, quarantined) of its materialisation. A run over a partition range
+    #: reports one event per partition, each with the range's totals: counted once per asset.
+    _counts: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def prefix(self) -> str:
@@ -58,8 +61,12 @@ class StageProgress:
             self._keys.add(key)
             self.done = len(self._keys)
             if _LANDED in metadata:
-                self.landed += int(_value(metadata[_LANDED]) or 0)
-                self.quarantined += int(_value(metadata.get(_QUARANTINED)) or 0)
+                self._counts[key] = (
+                    int(_value(metadata[_LANDED]) or 0),
+                    int(_value(metadata.get(_QUARANTINED)) or 0),
+                )
+                self.landed = sum(landed for landed, _ in self._counts.values())
+                self.quarantined = sum(q for _, q in self._counts.values())
             self._bar()
 
     def step_failed(self, step: str) -> None:

@@ -49,8 +49,9 @@ help:
 
 $(VENV)/.installed: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv>=0.5"
-	uv sync --frozen --extra dev --compile-bytecode
-	$(BIN)/python -c "from ordertower.lake import import_extensions; import_extensions()"
+	@echo "== installing the locked dependencies into $(VENV) (uv sync --frozen; nothing newer than uv.lock)"
+	@uv sync --frozen --extra dev --compile-bytecode --quiet
+	@$(BIN)/python -c "from ordertower.lake import import_extensions; import_extensions()"
 	@touch $@
 
 install: $(VENV)/.installed

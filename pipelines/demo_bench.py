@@ -106,7 +106,14 @@ def summarise(transcript: list[tuple[float, str]], rc: int, seconds: float) -> d
     """The numbers of a timed ``make demo`` transcript: total, install, each milestone (with
     the second it appeared), how many lines were printed and how many of them were noise."""
     milestones = [{"at_s": at, "line": line} for at, line in transcript if _MILESTONE.match(line)]
-    first_stage = next((m["at_s"] for m in milestones if m["line"].startswith("== ")), None)
+    first_stage = next(
+        (
+            m["at_s"]
+            for m in milestones
+            if m["line"].startswith("== ") and not m["line"].startswith("== installing")
+        ),
+        None,
+    )
     noise = [line for _, line in transcript if _NOISE.search(line)]
     return {
         "rc": rc,

@@ -45,7 +45,7 @@ def test_a_demo_transcript_is_summarised_into_its_milestones_and_noise() -> None
     from pipelines.demo_bench import summarise
 
     transcript = [
-        (0.5, "uv sync --frozen --extra dev --compile-bytecode"),
+        (0.5, "== installing the locked dependencies into .venv (uv sync --frozen)"),
         (21.0, "== simulating 2000 orders over 5 days (seed 42)"),
         (30.2, "[1/7] simulate: done in 9 s"),
         (31.0, "/x/dagster/_core/decorator_utils.py:232: BetaWarning: Parameter is in beta"),
@@ -55,7 +55,7 @@ def test_a_demo_transcript_is_summarised_into_its_milestones_and_noise() -> None
     summary = summarise(transcript, rc=0, seconds=241.0)
     assert summary["rc"] == 0 and summary["seconds"] == 241.0
     assert summary["install_seconds"] == 21.0  # until the demo's first stage
-    assert [m["at_s"] for m in summary["milestones"]] == [21.0, 30.2, 95.4]
+    assert [m["at_s"] for m in summary["milestones"]] == [0.5, 21.0, 30.2, 95.4]
     assert summary["lines"] == 6 and summary["noise_lines"] == 1
     assert "BetaWarning" in summary["noise_examples"][0]
     assert summary["last_lines"][-1] == "Open the UIs with: make ui"

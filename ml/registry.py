@@ -11,14 +11,33 @@ its :class:`ModelEntry`.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ml.tracking import client, experiment, mlflow
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def _printed_to_log() -> Iterator[None]:
+    """MLflow prints its registration notes ("Successfully registered model ...", "Created
+    version ...") straight to stderr; they go to this module's debug log instead."""
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(printed):
+            yield
+    finally:
+        for line in printed.getvalue().splitlines():
+            if line.strip():
+                log.debug("mlflow: %s", line)
 
 
 @dataclass(frozen=True)
@@ -88,7 +107,7 @@ def log_candidate(
         mlf.set_tags({**tags, "lake_snapshot_id": str(snapshot_id), "cutoff": cutoff})
         for name, path in artifacts.items():
             mlf.log_artifact(str(path), artifact_path=name)
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, _printed_to_log():
             bundle = model.save(Path(tmp) / entry.bundle)
             info = mlf.pyfunc.log_model(
                 name="model",

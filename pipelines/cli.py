@@ -1156,13 +1156,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def quiet_library_warnings() -> None:
-    """Dagster's notes that an API it uses itself is beta or preview say nothing to a person
-    running a command (they are shown with ORDERTOWER_LOG_LEVEL=DEBUG)."""
+    """Dagster's notes that an API it uses itself is beta or preview, and MLflow's notes on how
+    it packages a model (type hints, CloudPickle, pip's version, its database's creation), say
+    nothing to a person running a command; they are shown with ORDERTOWER_LOG_LEVEL=DEBUG.
+    MLflow's errors still show."""
     import os
     import warnings
 
     if os.environ.get("ORDERTOWER_LOG_LEVEL", "").upper() != "DEBUG":
         warnings.filterwarnings("ignore", message=r".* is currently in (beta|preview)")
+        warnings.filterwarnings("ignore", message=r"Add type hints to the `predict` method")
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")  # read when mlflow is imported
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -393,6 +393,14 @@ def test_the_project_passes_with_only_reasoned_exceptions(tmp_path: Path) -> Non
     assert exposed and all(
         graph.models[p]["access"] == "public" for p in exposed if p in graph.models
     )
+    # the PII guard of the staging schema runs after every staging view
+    guard = next(
+        n for n in manifest["nodes"].values() if n["name"] == "assert_no_pii_columns_in_staging"
+    )
+    views = {m for m, n in graph.models.items() if graph.layer(m) == "staging"}
+    views = {m for m in views if graph.materialized(m) != "ephemeral"}
+    views = {m for m in views if not m.split(".")[-1].startswith("stg_ml__")}
+    assert set(guard["depends_on"]["nodes"]) == views
     assert all(
         node.get("freshness", {}).get("warn_after", {}).get("count")
         for node in graph.sources.values()

@@ -35,6 +35,7 @@ class Settings:
     partition_start: str
     #: processes that parse and validate landing files in parallel (the lake has one writer)
     ingest_workers: int
+    routing_workers: int
     #: console log level of in-process runs (step events always go to the run's event log)
     log_level: str
     #: AMQP URL of the message broker carrying live carrier events (RabbitMQ)
@@ -228,6 +229,9 @@ def get_settings() -> Settings:
         stream_max_length=int(os.environ.get("ORDERTOWER_STREAM_MAX_LENGTH") or 1_000_000),
         ingest_workers=int(
             os.environ.get("ORDERTOWER_INGEST_WORKERS") or min(2, os.cpu_count() or 1)
+        ),
+        routing_workers=int(
+            os.environ.get("ORDERTOWER_ROUTING_WORKERS") or min(2, os.cpu_count() or 1)
         ),
         lake_retention_days=float(os.environ.get("ORDERTOWER_LAKE_RETENTION_DAYS") or 7),
         lake_dense_hours=float(os.environ.get("ORDERTOWER_LAKE_DENSE_HOURS") or 24),

@@ -5,6 +5,7 @@ table, replacing the wave). The Dagster assets are thin wrappers around these fu
 from __future__ import annotations
 
 import json
+from concurrent.futures import Executor
 from datetime import UTC, date, datetime
 
 import duckdb
@@ -155,6 +156,7 @@ def route_wave(
     wave_date: date,
     policy: DispatchPolicy | None = None,
     network: Network | None = None,
+    executor: Executor | None = None,
 ) -> dict:
     """Van rounds of the wave's stored optimised plan, one VRPTW per forward warehouse, stored
     (replacing the wave) with every route checked independently."""
@@ -179,11 +181,28 @@ def route_wave(
         "seconds": 0.0,
     }
     van = network.van_g_per_tkm
-    for warehouse_id, stops in routes.van_rounds(ships, network).items() if len(ships) else []:
-        problem = routes.build_round(
+    rounds = routes.van_rounds(ships, network) if len(ships) else {}
+    problems = {
+        warehouse_id: routes.build_round(
             warehouse_id, routes.depot_of(network, warehouse_id), stops, policy
         )
-        solution, route_rows, stop_rows = routes.solve_round(problem, wave_date, policy, van)
+        for warehouse_id, stops in rounds.items()
+    }
+    # each round is a time-limited single-threaded search: rounds in parallel when a pool is
+    # given (route_plans passes one), the results in the warehouses' order either way
+    if executor is not None and len(problems) > 1:
+        futures = {
+            w: executor.submit(routes.solve_round, problem, wave_date, policy, van)
+            for w, problem in problems.items()
+        }
+        solved = {w: f.result() for w, f in futures.items()}
+    else:
+        solved = {
+            w: routes.solve_round(problem, wave_date, policy, van)
+            for w, problem in problems.items()
+        }
+    for warehouse_id, stops in rounds.items():
+        solution, route_rows, stop_rows = solved[warehouse_id]
         route_frames.append(route_rows)
         stop_frames.append(stop_rows)
         result["rounds"] += 1

@@ -5,7 +5,7 @@ README says (install included: a new virtual environment from the lock file and 
 nothing is downloaded when the cache holds the locked wheels), with its own home, so neither the
 developer's ``.ordertower`` nor the checkout is touched. Every output line is kept with the
 second it appeared at, so the result shows how long each stage took and what the newcomer read.
-Result: ``bench/results/demo-<date>.json``, shown in BENCHMARKS.md (target: at most 10 minutes,
+Result: ``bench/results/demo-<date>T<hhmm>.json``, shown in BENCHMARKS.md (target: at most 10 minutes,
 install included, on 2 cores).
 """
 
@@ -90,7 +90,7 @@ def run_demo_bench(orders: int | None = None, days: int | None = None) -> Path:
         "target_seconds": TARGET_SECONDS,
     }
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"demo-{datetime.now(UTC).date().isoformat()}.json"
+    path = RESULTS_DIR / f"demo-{datetime.now(UTC).strftime('%Y-%m-%dT%H%M')}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     from pipelines.bench import write_benchmarks_md
 
@@ -128,7 +128,7 @@ def summarise(transcript: list[tuple[float, str]], rc: int, seconds: float) -> d
 
 
 def demo_lines() -> list[str]:
-    """BENCHMARKS.md's section: every ``demo-<date>.json``, newest first."""
+    """BENCHMARKS.md's section: every ``demo-<date>T<hhmm>.json``, newest first."""
     files = sorted(RESULTS_DIR.glob("demo-*.json"), reverse=True)
     if not files:
         return []

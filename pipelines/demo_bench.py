@@ -81,6 +81,10 @@ def run_demo_bench(orders: int | None = None, days: int | None = None) -> Path:
         seconds = round(time.perf_counter() - started, 1)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    # no path of this machine in a committed result: the clone is <clone>, Olist relative
+    places = {str(clone): "<clone>", str(_olist_dir()): OLIST_DEFAULT, str(work): "<scratch>"}
+    transcript = [(at, _scrub(line, places)) for at, line in transcript]
+    args = [_scrub(a, places) for a in args]
     result = summarise(transcript, rc, seconds)
     result |= {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -98,8 +102,18 @@ def run_demo_bench(orders: int | None = None, days: int | None = None) -> Path:
     return path
 
 
+#: where the Makefile's OLIST_DIR points by default, relative to the checkout
+OLIST_DEFAULT = "../shared/datasets/olist/subset_10k_2017"
+
+
+def _scrub(text: str, places: dict[str, str]) -> str:
+    for path, name in places.items():
+        text = text.replace(path, name)
+    return text
+
+
 def _olist_dir() -> Path:
-    return (PROJECT_ROOT / ".." / "shared" / "datasets" / "olist" / "subset_10k_2017").resolve()
+    return (PROJECT_ROOT / OLIST_DEFAULT).resolve()
 
 
 def summarise(transcript: list[tuple[float, str]], rc: int, seconds: float) -> dict[str, Any]:

@@ -670,7 +670,19 @@ def evaluate(manifest: dict[str, Any], config: Config | None = None) -> Report:
 
 
 def load_manifest(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text())
+    """dbt's ``manifest.json``, or ValueError saying why the file is not one."""
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not JSON ({exc.msg} at line {exc.lineno})") from exc
+    missing = [
+        k
+        for k in ("metadata", "nodes", "sources")
+        if not isinstance(manifest, dict) or k not in manifest
+    ]
+    if missing:
+        raise ValueError(f"{path} is not a dbt manifest (no {', '.join(missing)})")
+    return manifest
 
 
 def parse_project(target: Path) -> dict[str, Any]:

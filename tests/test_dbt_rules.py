@@ -418,3 +418,12 @@ def test_the_command_fails_on_a_finding_and_says_which(tmp_path: Path) -> None:
     assert run.returncode == 1, run.stderr
     assert "root_models: fct_constants" in run.stdout
     assert "1 finding(s)" in run.stderr
+
+    for text, why in (("{", "is not JSON"), ('{"metadata": {}}', "is not a dbt manifest")):
+        manifest.write_text(text)
+        run = subprocess.run(
+            [sys.executable, "-m", "pipelines.cli", "dbt-rules", "--manifest", str(manifest)],
+            capture_output=True,
+            text=True,
+        )
+        assert run.returncode == 1 and why in run.stderr and "Traceback" not in run.stderr

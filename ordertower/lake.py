@@ -134,6 +134,8 @@ def connect(
             config["memory_limit"] = memory_limit
         con = duckdb.connect(config=config)
         try:
+            # no progress bar drawn into a command's, a run's or a bench's output
+            con.execute("SET enable_progress_bar = false")
             con.execute("LOAD ducklake")
             con.execute(
                 "LOAD sqlite_scanner"

@@ -20,8 +20,6 @@ from ordertower.settings import get_settings
 from pipelines.stream.broker import BrokerError, Topology, connect, reachable, redact
 from pipelines.stream.publish import landed_days, publish, read_messages
 
-#: the dbt marts the stream feeds (the refresh_tracking_marts job's selection)
-
 
 class LiveDemoError(RuntimeError):
     """The live demo cannot run here (no broker, no landing zone)."""

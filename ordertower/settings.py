@@ -7,11 +7,13 @@ under ``ORDERTOWER_HOME`` (default ``.ordertower/`` at the project root).
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONTRACTS_DIR = PROJECT_ROOT / "data_contracts"
@@ -193,6 +195,23 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 CONTRACT_ENGINES = ("duckdb", "great_expectations")
 
 
+def _number(name: str, default: float, kind: type = int, minimum: float = 1) -> Any:
+    """``ORDERTOWER_<name>`` as a whole (``kind=int``) or decimal number of at least
+    ``minimum``, or :class:`SettingsError` naming the variable and the value (never a bare
+    ValueError from deep inside a command)."""
+    raw = os.environ.get(name)
+    if not raw:
+        return kind(default)
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or value < minimum:
+        what = "a whole number" if kind is int else "a number"
+        raise SettingsError(f"{name} must be {what} of at least {minimum:g}, not {raw!r}")
+    return value
+
+
 def get_settings() -> Settings:
     """Resolve settings from the environment (read on every call, so tests can repoint them)."""
     home = Path(os.environ.get("ORDERTOWER_HOME") or PROJECT_ROOT / ".ordertower").resolve()
@@ -225,20 +244,14 @@ def get_settings() -> Settings:
         log_level=log_level,
         broker_url=os.environ.get("ORDERTOWER_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
         crm_url=os.environ.get("ORDERTOWER_CRM_URL", "http://127.0.0.1:8765/messages"),
-        max_record_bytes=int(os.environ.get("ORDERTOWER_MAX_RECORD_BYTES") or 1_048_576),
-        stream_max_length=int(os.environ.get("ORDERTOWER_STREAM_MAX_LENGTH") or 1_000_000),
-        ingest_workers=int(
-            os.environ.get("ORDERTOWER_INGEST_WORKERS") or min(2, os.cpu_count() or 1)
-        ),
-        routing_workers=int(
-            os.environ.get("ORDERTOWER_ROUTING_WORKERS") or min(2, os.cpu_count() or 1)
-        ),
-        lake_retention_days=float(os.environ.get("ORDERTOWER_LAKE_RETENTION_DAYS") or 7),
-        lake_dense_hours=float(os.environ.get("ORDERTOWER_LAKE_DENSE_HOURS") or 24),
-        lake_delete_grace_minutes=float(
-            os.environ.get("ORDERTOWER_LAKE_DELETE_GRACE_MINUTES") or 30
-        ),
-        stream_dedup_window_days=float(os.environ.get("ORDERTOWER_STREAM_DEDUP_WINDOW_DAYS") or 14),
+        max_record_bytes=_number("ORDERTOWER_MAX_RECORD_BYTES", 1_048_576),
+        stream_max_length=_number("ORDERTOWER_STREAM_MAX_LENGTH", 1_000_000),
+        ingest_workers=_number("ORDERTOWER_INGEST_WORKERS", min(2, os.cpu_count() or 1)),
+        routing_workers=_number("ORDERTOWER_ROUTING_WORKERS", min(2, os.cpu_count() or 1)),
+        lake_retention_days=_number("ORDERTOWER_LAKE_RETENTION_DAYS", 7, float, 0),
+        lake_dense_hours=_number("ORDERTOWER_LAKE_DENSE_HOURS", 24, float, 0),
+        lake_delete_grace_minutes=_number("ORDERTOWER_LAKE_DELETE_GRACE_MINUTES", 30, float, 0),
+        stream_dedup_window_days=_number("ORDERTOWER_STREAM_DEDUP_WINDOW_DAYS", 14, float, 0),
         contract_engine=engine,
     )
 

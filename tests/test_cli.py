@@ -36,6 +36,11 @@ def test_sql_without_a_lake_fails_with_one_clear_line(lake_home: Path):
         ("ORDERTOWER_LOG_LEVEL", "LOUD"),
         ("ORDERTOWER_CATALOG", "oracle"),
         ("ORDERTOWER_CONTRACT_ENGINE", "pandas"),
+        ("ORDERTOWER_ROUTING_WORKERS", "two"),
+        ("ORDERTOWER_INGEST_WORKERS", "0"),
+        ("ORDERTOWER_MAX_RECORD_BYTES", "1.5"),
+        ("ORDERTOWER_LAKE_RETENTION_DAYS", "nan"),
+        ("ORDERTOWER_STREAM_DEDUP_WINDOW_DAYS", "-1"),
     ],
 )
 def test_a_bad_setting_is_one_clear_line(lake_home: Path, monkeypatch, variable, value):

@@ -52,7 +52,7 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -98,9 +98,18 @@ class Config:
 
     @classmethod
     def load(cls, path: Path = RULES_FILE) -> Config:
-        raw = yaml.safe_load(path.read_text()) if path.exists() else {}
-        raw = raw or {}
-        config = cls(**raw.get("thresholds", {}))
+        try:
+            raw = (yaml.safe_load(path.read_text()) if path.exists() else {}) or {}
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path.name} is not valid YAML: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path.name} must be a mapping of thresholds, prefixes, exceptions")
+        thresholds = raw.get("thresholds") or {}
+        known = {f.name for f in fields(cls)} - {"prefixes", "primary_key_tests", "exceptions"}
+        unknown = sorted(set(thresholds) - known)
+        if unknown:
+            raise ValueError(f"{path.name}: unknown thresholds {unknown} (known: {sorted(known)})")
+        config = cls(**thresholds)
         if "prefixes" in raw:
             config.prefixes = {k: list(v) for k, v in raw["prefixes"].items()}
         if "primary_key_tests" in raw:

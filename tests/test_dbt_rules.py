@@ -360,6 +360,11 @@ def test_exceptions_need_a_reason_and_go_stale_when_the_finding_goes(tmp_path: P
     report = evaluate(clean_manifest(), config)  # the finding went: its exception is stale
     assert not report.ok and report.stale_exceptions == config.exceptions
 
+    for text, why in (("thresholds: {model_fanout: 3}\n", "unknown thresholds"), ("a: [", "YAML")):
+        config_file.write_text(text)
+        with pytest.raises(ValueError, match=why):
+            Config.load(config_file)
+
     config_file.write_text("exceptions:\n  - {rule: no_such_rule, node: x, reason: y}\n")
     with pytest.raises(ValueError, match="unknown rules"):
         evaluate(clean_manifest(), Config.load(config_file))

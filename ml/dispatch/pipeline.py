@@ -4,8 +4,11 @@ table, replacing the wave). The Dagster assets are thin wrappers around these fu
 
 from __future__ import annotations
 
+import contextlib
 import json
-from concurrent.futures import Executor
+import multiprocessing
+from collections.abc import Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor
 from datetime import UTC, date, datetime
 
 import duckdb
@@ -221,6 +224,48 @@ def route_wave(
     store.replace_wave(con, store.ROUTES, route_frame, wave_date)
     store.replace_wave(con, store.STOPS, stop_frame, wave_date)
     return result
+
+
+@contextlib.contextmanager
+def _round_pool(days: int, workers: int) -> Iterator[Executor | None]:
+    """Worker processes for the van rounds of several waves: each round is a single-threaded
+    search for its time limit, so two cores route twice as many rounds. One wave, or one
+    worker, routes in this process."""
+    if days < 2 or workers < 2:
+        yield None
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        yield pool
+
+
+def route_waves(
+    con: duckdb.DuckDBPyConnection,
+    days: list[date],
+    policy: DispatchPolicy | None = None,
+    workers: int = 1,
+    log=None,
+) -> list[dict]:
+    """Route several waves in turn (one network load), their rounds solved by ``workers``
+    processes (``ORDERTOWER_ROUTING_WORKERS`` for the route_plans asset)."""
+    policy = policy or load_policy()
+    network = store.load_network(con, policy)
+    results = []
+    with _round_pool(len(days), workers) as pool:
+        for day in days:
+            r = route_wave(con, day, policy, network, executor=pool)
+            results.append(r)
+            if log:
+                log(
+                    f"wave {day}: {r['stops']} stops in {r['routes']} routes from {r['rounds']} "
+                    f"forward warehouses, {r['distance_km']:.0f} km, {r['seconds']:.1f} s"
+                    + (
+                        f", {len(r['infeasible_rounds'])} infeasible"
+                        if r["infeasible_rounds"]
+                        else ""
+                    )
+                )
+    return results
 
 
 def _progress(result: dict) -> str:

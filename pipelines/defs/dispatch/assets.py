@@ -7,15 +7,11 @@ warehouses' van deliveries of the optimised plan and checks every route with the
 independent checker. Savings against the baseline are the plan's metadata.
 """
 
-import contextlib
-import multiprocessing
-from collections.abc import Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor
 from datetime import date, timedelta
 
 import dagster as dg
 
-from ml.dispatch import pipeline, store
+from ml.dispatch import pipeline
 from ml.dispatch.config import load_policy
 from ordertower.settings import get_settings
 from pipelines.defs.partitions import daily_partitions
@@ -155,20 +151,6 @@ def dispatch_plan(context: dg.AssetExecutionContext, lake: LakeResource):
     )
 
 
-@contextlib.contextmanager
-def _round_pool(days: int) -> Iterator[Executor | None]:
-    """Worker processes for the van rounds of a run of several waves
-    (``ORDERTOWER_ROUTING_WORKERS``, default 2): each round is a single-threaded search for its
-    time limit, so two cores route twice as many rounds. One wave routes in this process."""
-    workers = get_settings().routing_workers
-    if days < 2 or workers < 2:
-        yield None
-        return
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        yield pool
-
-
 @dg.multi_asset(
     name="route_plans",
     specs=[
@@ -195,24 +177,11 @@ def _round_pool(days: int) -> Iterator[Executor | None]:
 )
 def route_plans(context: dg.AssetExecutionContext, lake: LakeResource):
     policy = load_policy()
-    days = _days(context)
     con = lake.connect()
-    results = []
     try:
-        network = store.load_network(con, policy)
-        with _round_pool(len(days)) as pool:
-            for day in days:
-                r = pipeline.route_wave(con, day, policy, network, executor=pool)
-                results.append(r)
-                context.log.info(
-                    f"wave {day}: {r['stops']} stops in {r['routes']} routes from {r['rounds']} "
-                    f"forward warehouses, {r['distance_km']:.0f} km, {r['seconds']:.1f} s"
-                    + (
-                        f", {len(r['infeasible_rounds'])} infeasible"
-                        if r["infeasible_rounds"]
-                        else ""
-                    )
-                )
+        results = pipeline.route_waves(
+            con, _days(context), policy, get_settings().routing_workers, log=context.log.info
+        )
     finally:
         con.close()
     bad = [(r["wave_date"], b) for r in results for b in r["infeasible_rounds"]]

@@ -7,9 +7,29 @@ written down in the test.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 DAY = "2026-08-20"
+
+
+def swiftparcel_webhook(msg_id: str, ref: str, tag: str, subtag: str, at: datetime) -> str:
+    """One Swift Parcel tracking webhook (a JSON line of its landing file)."""
+    return json.dumps(
+        {
+            "msg_id": msg_id,
+            "event": "tracking_update",
+            "carrier": "swiftparcel",
+            "tracking_number": ref,
+            "checkpoint": {
+                "tag": tag,
+                "subtag": subtag,
+                "message": "late test event",
+                "checkpoint_time": at.isoformat(),
+                "location": {"city": "Lyon", "country_iso2": "FR", "lat": 45.76, "lon": 4.84},
+            },
+        }
+    )
 
 
 def order(n: int, **over) -> dict:

@@ -26,6 +26,7 @@ from ordertower.settings import DBT_PROJECT_DIR, SHARED_DATASETS_DIR
 from pipelines.cli import main
 from pipelines.ingest import olist
 from tests.dashboard_world import LAKE, lake_copy
+from tests.landing_factory import swiftparcel_webhook
 from tests.shared_worlds import at_home
 
 pytestmark = pytest.mark.slow
@@ -107,24 +108,6 @@ def test_tracking_events_are_canonical_unique_and_sequenced(world: Path):
     assert gaps.empty
 
 
-def _webhook(msg_id: str, ref: str, tag: str, subtag: str, at: datetime) -> str:
-    return json.dumps(
-        {
-            "msg_id": msg_id,
-            "event": "tracking_update",
-            "carrier": "swiftparcel",
-            "tracking_number": ref,
-            "checkpoint": {
-                "tag": tag,
-                "subtag": subtag,
-                "message": "late test event",
-                "checkpoint_time": at.isoformat(),
-                "location": {"city": "Lyon", "country_iso2": "FR", "lat": 45.76, "lon": 4.84},
-            },
-        }
-    )
-
-
 @pytest.fixture(scope="module")
 def lake_only(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The same world without Olist and the ML assets (a copy of tests/dashboard_world.py's
@@ -163,9 +146,9 @@ def _late_and_resent_events(world: Path) -> None:
         "select tracking_ref, event_ts from raw.carrier_events where event_id = ?", [resent]
     ).iloc[0]
     (folder / "webhooks.jsonl").write_text(
-        _webhook("msg_late_test_0001", ref, "Exception", "Exception_Delay", happened)
+        swiftparcel_webhook("msg_late_test_0001", ref, "Exception", "Exception_Delay", happened)
         + "\n"
-        + _webhook(resent, raw.tracking_ref, "InTransit", "InTransit_007", raw.event_ts)
+        + swiftparcel_webhook(resent, raw.tracking_ref, "InTransit", "InTransit_007", raw.event_ts)
         + "\n",
         encoding="utf-8",
     )

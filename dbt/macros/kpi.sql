@@ -64,9 +64,14 @@
 
 {#- One KPI mart at a time grain: the facts summed per period and dimension, then the rates.
     period_expr turns kpi_date into the period (kpi_date itself, or its week), period_column
-    names it, id_column names the grain's hash key. -#}
-{% macro kpi_mart(period_expr, period_column, id_column) -%}
+    names it, id_column names the grain's hash key. facts: the relation summed (int_kpi_facts,
+    or a finer KPI mart: its sums have the facts' names); prelude: CTEs the filter uses;
+    where: a further filter on the facts; extra: further columns of the mart; after: what
+    follows the final select (kpi_daily's markers, macros/incremental.sql). -#}
+{% macro kpi_mart(period_expr, period_column, id_column, facts, prelude='', where='', extra='', after='') -%}
 with
+
+{{ prelude }}
 
 sums as (
 
@@ -77,8 +82,9 @@ sums as (
         warehouse_id,
         carrier_id,
         {{ kpi_sums() }}
-    from {{ ref('int_kpi_facts') }}
+    from {{ facts }}
     where kpi_date is not null
+    {{ where }}
     group by all
 
 )
@@ -90,5 +96,7 @@ select
     ) as {{ id_column }},
     *,
     {{ kpi_rates() }}
+    {{- extra }}
 from sums
+{{ after }}
 {%- endmacro %}

@@ -1,6 +1,8 @@
 -- The additive facts behind every KPI, one row per order (dated by its order day) and one per
 -- exception opened or resolved (dated by that day), all carrying the same dimensions so the
--- KPI marts can sum them at any grain and compute rates from sums (never average rates).
+-- KPI marts can sum them at any grain and compute rates from sums (never average rates). Each
+-- fact carries its kind (order, opened, resolved) and when its mart row was last derived
+-- (refreshed_at), which kpi_daily's incremental runs read.
 --
 -- Maturity: an order's outcome is known once it is cancelled, delivered or lost, or once the
 -- end of its promised day lies more than var('kpi_maturity_hours') (72 h: the longest a
@@ -98,7 +100,9 @@ order_facts as (
         case when avg_rating >= 4 then review_count else 0 end as promoter_reviews,
         case when avg_rating <= 2 then review_count else 0 end as detractor_reviews,
         case when is_matured then 1 else 0 end as matured_orders,
-        case when is_matured then 0 else 1 end as open_orders
+        case when is_matured then 0 else 1 end as open_orders,
+        'order' as fact_kind,
+        refreshed_at
     from matured
 
 ),
@@ -117,7 +121,9 @@ exception_facts as (
         0 as exceptions_resolved,
         0, 0, 0, 0, 0, 0,
         0 as matured_orders,
-        0 as open_orders
+        0 as open_orders,
+        'opened' as fact_kind,
+        refreshed_at
     from exceptions
     union all
     select
@@ -132,7 +138,9 @@ exception_facts as (
         1,
         0, 0, 0, 0, 0, 0,
         0,
-        0
+        0,
+        'resolved',
+        refreshed_at
     from exceptions
     where resolved_date is not null
 

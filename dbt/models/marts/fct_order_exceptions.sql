@@ -17,18 +17,58 @@
 --                  is older than the SLA's end, so its closing event may simply not be here yet;
 --   overdue        open, past its SLA, and that feed has reported beyond the SLA's end: the data
 --                  could have closed it and did not. Only these are truly overdue.
+-- data_through_at is that feed's reach for an open episode, and the moment it was resolved for a
+-- resolved one (its feed had reported at least that far).
+--
+-- Incremental by order (macros/incremental.sql): a run re-derives every order that fct_orders
+-- re-derived or whose shipments received events since its last run, every order with an open
+-- episode (its age, SLA and status move with the clock and its carrier's feed), and every order
+-- not delivered that has or may get a shipment (a stuck or late episode opens with the clock).
+{{
+    config(
+        materialized='incremental',
+        unique_key='order_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        post_hook="{{ delete_markers('exception_id') }}",
+    )
+}}
 with
 
-events as (
+{% if is_incremental() %}
+changed as (
+
+    select order_id from {{ ref('fct_orders') }} where refreshed_at > {{ refreshed_since() }}
+    union
+    select order_id from {{ ref('fct_tracking_events') }}
+    where ingested_at > {{ ingested_since() }} and order_id is not null
+    union
+    select order_id from {{ this }} where is_open
+    union
+    select order_id from {{ ref('fct_orders') }}
+    where not is_delivered and not (is_cancelled and shipment_count = 0)
+
+),
+{% endif %}
+
+all_events as (
 
     select * from {{ ref('fct_tracking_events') }}
     where is_actual and shipment_id is not null
 
 ),
 
+events as (
+
+    select * from all_events
+    {{ only_changed('order_id') }}
+
+),
+
 orders as (
 
     select * from {{ ref('fct_orders') }}
+    {{ only_changed('order_id') }}
 
 ),
 
@@ -49,7 +89,7 @@ feeds as (
     -- how far each carrier's feed has reported: its latest actual scan, leaving out scans dated
     -- more than an hour after they were landed (from the future; int_lake_clock's rule)
     select carrier_id, max(event_at) as feed_through_at
-    from events
+    from all_events
     where event_at <= ingested_at + interval 1 hour
     group by carrier_id
 
@@ -191,6 +231,7 @@ with_feed as (
     select
         with_policy.*,
         case
+            when with_policy.resolved_at is not null then with_policy.resolved_at
             when feeds.feed_through_at is not null then least(feeds.feed_through_at, clock.as_of)
             else coalesce(clock.data_through_at, clock.as_of)
         end as data_through_at
@@ -198,70 +239,78 @@ with_feed as (
     cross join clock
     left join feeds on feeds.carrier_id = with_policy.carrier_id
 
+),
+
+final as (
+
+    select
+        -- ids
+        md5(
+            with_policy.exception_type || '|' || with_policy.order_id || '|'
+            || coalesce(with_policy.shipment_id, '') || '|' || cast(with_policy.opened_at as varchar)
+        ) as exception_id,
+        with_policy.order_id,
+        with_policy.shipment_id,
+        with_policy.tracking_ref,
+        with_policy.carrier_id,
+        orders.primary_warehouse_id as warehouse_id,
+
+        -- strings
+        with_policy.exception_type,
+        with_policy.exception_reason,
+        with_policy.severity,
+        with_policy.mode,
+        with_policy.recommended_action,
+        orders.channel,
+        orders.promise_type,
+        orders.source_system,
+
+        -- numerics
+        orders.order_total as order_value,
+        with_policy.sla_hours,
+        round(
+            epoch(coalesce(with_policy.resolved_at, clock.as_of) - with_policy.opened_at) / 3600.0, 2
+        ) as age_hours,
+
+        -- booleans
+        with_policy.resolved_at is null as is_open,
+        epoch(coalesce(with_policy.resolved_at, clock.as_of) - with_policy.opened_at) / 3600.0
+            > with_policy.sla_hours as is_sla_breached,
+        orders.is_delivered as is_order_delivered,
+
+        -- status (see the header)
+        case
+            when with_policy.resolved_at is not null then 'resolved'
+            when epoch(clock.as_of - with_policy.opened_at) / 3600.0 <= with_policy.sla_hours
+                then 'within_sla'
+            when with_policy.data_through_at
+                < with_policy.opened_at + to_microseconds(cast(with_policy.sla_hours * 3600e6 as bigint))
+                then 'awaiting_data'
+            else 'overdue'
+        end as worklist_status,
+
+        -- timestamps
+        with_policy.opened_at,
+        with_policy.resolved_at,
+        cast(timezone('UTC', with_policy.opened_at) as date) as opened_date,
+        cast(timezone('UTC', with_policy.resolved_at) as date) as resolved_date,
+        orders.order_date,
+        with_policy.opened_at + to_microseconds(cast(with_policy.sla_hours * 3600e6 as bigint))
+            as sla_due_at,
+        with_policy.data_through_at,
+        {{ run_started() }} as refreshed_at
+
+    from with_feed as with_policy
+    inner join orders on with_policy.order_id = orders.order_id
+    cross join clock
+    -- a carrier may report the same exception twice at the same moment
+    qualify row_number() over (
+        partition by exception_id order by with_policy.resolved_at nulls last
+    ) = 1
+
 )
 
-select
-    -- ids
-    md5(
-        with_policy.exception_type || '|' || with_policy.order_id || '|'
-        || coalesce(with_policy.shipment_id, '') || '|' || cast(with_policy.opened_at as varchar)
-    ) as exception_id,
-    with_policy.order_id,
-    with_policy.shipment_id,
-    with_policy.tracking_ref,
-    with_policy.carrier_id,
-    orders.primary_warehouse_id as warehouse_id,
-
-    -- strings
-    with_policy.exception_type,
-    with_policy.exception_reason,
-    with_policy.severity,
-    with_policy.mode,
-    with_policy.recommended_action,
-    orders.channel,
-    orders.promise_type,
-    orders.source_system,
-
-    -- numerics
-    orders.order_total as order_value,
-    with_policy.sla_hours,
-    round(
-        epoch(coalesce(with_policy.resolved_at, clock.as_of) - with_policy.opened_at) / 3600.0, 2
-    ) as age_hours,
-
-    -- booleans
-    with_policy.resolved_at is null as is_open,
-    epoch(coalesce(with_policy.resolved_at, clock.as_of) - with_policy.opened_at) / 3600.0
-        > with_policy.sla_hours as is_sla_breached,
-    orders.is_delivered as is_order_delivered,
-
-    -- status (see the header)
-    case
-        when with_policy.resolved_at is not null then 'resolved'
-        when epoch(clock.as_of - with_policy.opened_at) / 3600.0 <= with_policy.sla_hours
-            then 'within_sla'
-        when with_policy.data_through_at
-            < with_policy.opened_at + to_microseconds(cast(with_policy.sla_hours * 3600e6 as bigint))
-            then 'awaiting_data'
-        else 'overdue'
-    end as worklist_status,
-
-    -- timestamps
-    with_policy.opened_at,
-    with_policy.resolved_at,
-    cast(timezone('UTC', with_policy.opened_at) as date) as opened_date,
-    cast(timezone('UTC', with_policy.resolved_at) as date) as resolved_date,
-    orders.order_date,
-    with_policy.opened_at + to_microseconds(cast(with_policy.sla_hours * 3600e6 as bigint))
-        as sla_due_at,
-    with_policy.data_through_at
-
-from with_feed as with_policy
-inner join orders on with_policy.order_id = orders.order_id
-cross join clock
--- a carrier may report the same exception twice at the same moment
-qualify row_number() over (
-    partition by exception_id order by with_policy.resolved_at nulls last
-) = 1
+select * from final
+{{ replaced_keys('final', 'order_id', 'changed') }}
 -- clustered by order (point lookups from the tracking page prune row groups)
-order by with_policy.order_id, with_policy.opened_at
+order by order_id, opened_at

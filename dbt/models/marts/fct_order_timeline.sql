@@ -2,17 +2,44 @@
 -- shipments, carriers and modes. Milestones: ordered, paid, picked (the warehouse released
 -- the shipment), shipped (the first leg departed), each leg's departure and arrival, out for
 -- delivery, delivered.
+--
+-- Incremental by order (macros/incremental.sql): a run re-derives every order that fct_orders
+-- or fct_shipment_legs re-derived since its last run, and every order with a milestone still
+-- pending (the clock makes it overdue once its planned moment has passed).
+{{
+    config(
+        materialized='incremental',
+        unique_key='order_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        post_hook="{{ delete_markers('timeline_id') }}",
+    )
+}}
 with
+
+{% if is_incremental() %}
+changed as (
+
+    select order_id from {{ ref('fct_orders') }} where refreshed_at > {{ refreshed_since() }}
+    union
+    select order_id from {{ ref('fct_shipment_legs') }} where refreshed_at > {{ refreshed_since() }}
+    union
+    select order_id from {{ this }} where milestone_status = 'pending'
+
+),
+{% endif %}
 
 orders as (
 
     select * from {{ ref('fct_orders') }}
+    {{ only_changed('order_id') }}
 
 ),
 
 legs as (
 
     select * from {{ ref('fct_shipment_legs') }}
+    {{ only_changed('order_id') }}
 
 ),
 
@@ -71,43 +98,51 @@ milestones as (
     union all
     select * from leg_milestones
 
+),
+
+final as (
+
+    select
+        -- ids
+        md5(
+            milestones.order_id || '|' || coalesce(milestones.shipment_id, '') || '|' || milestones.milestone
+        ) as timeline_id,
+        milestones.order_id,
+        milestones.shipment_id,
+        cast(milestones.leg_no as integer) as leg_no,
+        milestones.carrier_id,
+
+        -- strings
+        milestones.milestone,
+        milestones.mode,
+        milestones.location_name,
+        case
+            when milestones.actual_at is not null then 'done'
+            when milestones.planned_at < orders.as_of_at then 'overdue'
+            else 'pending'
+        end as milestone_status,
+
+        -- numerics
+        cast(milestones.milestone_rank as integer) as milestone_rank,
+        round(epoch(milestones.actual_at - milestones.planned_at) / 3600.0, 2) as delay_hours,
+
+        -- booleans
+        milestones.actual_at > milestones.planned_at as is_late,
+
+        -- timestamps
+        milestones.planned_at,
+        milestones.actual_at,
+        {{ run_started() }} as refreshed_at
+
+    from milestones
+    inner join (
+        select orders.order_id, clock.as_of as as_of_at
+        from orders cross join {{ ref('int_lake_clock') }} as clock
+    ) as orders on milestones.order_id = orders.order_id
+
 )
 
-select
-    -- ids
-    md5(
-        milestones.order_id || '|' || coalesce(milestones.shipment_id, '') || '|' || milestones.milestone
-    ) as timeline_id,
-    milestones.order_id,
-    milestones.shipment_id,
-    cast(milestones.leg_no as integer) as leg_no,
-    milestones.carrier_id,
-
-    -- strings
-    milestones.milestone,
-    milestones.mode,
-    milestones.location_name,
-    case
-        when milestones.actual_at is not null then 'done'
-        when milestones.planned_at < orders.as_of_at then 'overdue'
-        else 'pending'
-    end as milestone_status,
-
-    -- numerics
-    cast(milestones.milestone_rank as integer) as milestone_rank,
-    round(epoch(milestones.actual_at - milestones.planned_at) / 3600.0, 2) as delay_hours,
-
-    -- booleans
-    milestones.actual_at > milestones.planned_at as is_late,
-
-    -- timestamps
-    milestones.planned_at,
-    milestones.actual_at
-
-from milestones
-inner join (
-    select orders.order_id, clock.as_of as as_of_at
-    from orders cross join {{ ref('int_lake_clock') }} as clock
-) as orders on milestones.order_id = orders.order_id
+select * from final
+{{ replaced_keys('final', 'order_id', 'changed') }}
 -- clustered by order (point lookups from the tracking page prune row groups)
-order by milestones.order_id, milestones.shipment_id, milestones.milestone_rank
+order by order_id, shipment_id, milestone_rank

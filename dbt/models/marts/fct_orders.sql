@@ -1,10 +1,38 @@
+-- depends_on: {{ ref('int_order_changes') }}
+{{
+    config(
+        materialized='incremental',
+        unique_key='order_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        post_hook="{{ delete_markers('source_system') }}",
+    )
+}}
 -- One row per order of every source system: what was bought, how it was promised, fulfilled
 -- and delivered, whether on time and complete, what it cost to ship and what it emitted.
+--
+-- Incremental by order (macros/incremental.sql): a run re-derives every order with an input
+-- landed since its last run (int_order_changes: the order, its lines, cancellation, reviews,
+-- shipments...), every order whose legs fct_shipment_legs re-derived, and every order whose
+-- on-time outcome is still open (the clock turns it late once its promise has passed).
 with
+
+{% if is_incremental() %}
+changed as (
+
+    select order_id from {{ ref('int_order_changes') }} where ingested_at > {{ ingested_since() }}
+    union
+    select order_id from {{ ref('fct_shipment_legs') }} where refreshed_at > {{ refreshed_since() }}
+    union
+    select order_id from {{ this }} where is_on_time is null and not is_cancelled
+
+),
+{% endif %}
 
 orders as (
 
     select * from {{ ref('int_orders') }}
+    {{ only_changed('order_id') }}
 
 ),
 
@@ -17,6 +45,7 @@ lines as (
         sum(line_amount) as items_amount,
         sum(line_weight_kg) as ordered_weight_kg
     from {{ ref('int_order_lines') }}
+    {{ only_changed('order_id') }}
     group by order_id
 
 ),
@@ -24,12 +53,14 @@ lines as (
 fulfilment as (
 
     select * from {{ ref('int_order_fulfilment') }}
+    {{ only_changed('order_id') }}
 
 ),
 
 cancellations as (
 
     select * from {{ ref('stg_oms__cancellations') }}
+    {{ only_changed('order_id') }}
     qualify row_number() over (partition by order_id order by cancelled_at) = 1
 
 ),
@@ -37,6 +68,7 @@ cancellations as (
 legs as (
 
     select * from {{ ref('fct_shipment_legs') }}
+    {{ only_changed('order_id') }}
 
 ),
 
@@ -94,6 +126,7 @@ feedback as (
             as has_complaint,
         bool_or(is_wismo) as has_wismo_contact
     from {{ ref('stg_crm__reviews') }}
+    {{ only_changed('order_id') }}
     group by order_id
 
 ),
@@ -178,103 +211,111 @@ derived as (
         coalesce(was_lost, false) and delivered_at is null as is_lost
     from joined
 
+),
+
+final as (
+
+    select
+        -- ids
+        order_id,
+        source_system,
+        customer_id,
+        primary_warehouse_id,
+        last_mile_carrier_id,
+
+        -- strings
+        channel,
+        payment_method,
+        currency,
+        promise_type,
+        shipping_country_code,
+        destination_timezone,
+        warehouse_ids,
+        route_modes,
+        case
+            when is_cancelled then 'cancelled'
+            when delivered_at is not null then 'delivered'
+            when is_lost then 'lost'
+            when shipped_at is not null then 'in_transit'
+            when shipment_count > 0 then 'awaiting_pickup'
+            else 'awaiting_fulfilment'
+        end as order_status,
+        cancellation_reason,
+
+        -- numerics
+        cast(coalesce(line_count, 0) as integer) as line_count,
+        cast(coalesce(ordered_units, 0) as integer) as ordered_units,
+        cast(coalesce(shipped_units, 0) as integer) as shipped_units,
+        cast(coalesce(shipment_count, 0) as integer) as shipment_count,
+        cast(items_amount as decimal(18, 2)) as items_amount,
+        shipping_fee,
+        order_total,
+        ordered_weight_kg,
+        cast(transport_cost_eur as decimal(18, 4)) as transport_cost_eur,
+        kg_co2e,
+        case when promise_type = 'green' then kg_co2e else green_kg_co2e end as green_option_kg_co2e,
+        cast(case when promise_type = 'green' then 0 else green_extra_days end as integer)
+            as green_option_extra_days,
+        cast(coalesce(failed_attempt_count, 0) as integer) as failed_attempt_count,
+        cast(coalesce(exception_event_count, 0) as integer) as exception_event_count,
+        cast(
+            case when delivered_local_date > promised_delivery_date
+                then delivered_local_date - promised_delivery_date else 0 end as integer
+        ) as days_late,
+        round(epoch(shipped_at - ordered_at) / 3600.0, 2) as order_to_ship_hours,
+        round(epoch(delivered_at - shipped_at) / 3600.0, 2) as ship_to_delivery_hours,
+        round(epoch(delivered_at - ordered_at) / 3600.0, 2) as order_to_delivery_hours,
+        avg_rating,
+        cast(coalesce(review_count, 0) as integer) as review_count,
+
+        -- booleans
+        promise_type = 'green' as is_green_option,
+        promise_type = 'next_day' as is_next_day_promise,
+        coalesce(is_split_shipment, false) as is_split_shipment,
+        is_cross_border,
+        is_destination_eu,
+        has_promo_code,
+        is_cancelled,
+        is_delivered,
+        is_lost,
+        is_on_time,
+        is_complete,
+        is_damaged,
+        is_wrong_item,
+        coalesce(has_complaint, false) as has_complaint,
+        coalesce(has_wismo_contact, false) as has_wismo_contact,
+        -- an error: the customer got less, or something other or broken, or nothing at all
+        is_delivered and (not is_complete or is_damaged or is_wrong_item)
+            or is_lost as has_fulfilment_error,
+        -- the perfect order: delivered on time, complete, undamaged, right items, no complaint
+        coalesce(
+            is_delivered and is_on_time and is_complete and not is_damaged and not is_wrong_item
+            and not coalesce(has_complaint, false),
+            false
+        ) as is_perfect_order,
+        -- recovered: something went wrong on the way, and it still reached the customer
+        is_delivered and (coalesce(exception_event_count, 0) > 0 or coalesce(failed_attempt_count, 0) > 0)
+            as is_recovered,
+
+        -- dates and timestamps
+        cast(timezone('UTC', ordered_at) as date) as order_date,
+        promised_delivery_date,
+        promised_by_at,
+        delivered_local_date,
+        ordered_at,
+        source_paid_at as paid_at,
+        first_shipment_created_at as picked_at,
+        shipped_at,
+        delivered_at,
+        cancelled_at,
+        partition_key,
+        {{ run_started() }} as refreshed_at
+
+    from derived
+
 )
 
-select
-    -- ids
-    order_id,
-    source_system,
-    customer_id,
-    primary_warehouse_id,
-    last_mile_carrier_id,
-
-    -- strings
-    channel,
-    payment_method,
-    currency,
-    promise_type,
-    shipping_country_code,
-    destination_timezone,
-    warehouse_ids,
-    route_modes,
-    case
-        when is_cancelled then 'cancelled'
-        when delivered_at is not null then 'delivered'
-        when is_lost then 'lost'
-        when shipped_at is not null then 'in_transit'
-        when shipment_count > 0 then 'awaiting_pickup'
-        else 'awaiting_fulfilment'
-    end as order_status,
-    cancellation_reason,
-
-    -- numerics
-    cast(coalesce(line_count, 0) as integer) as line_count,
-    cast(coalesce(ordered_units, 0) as integer) as ordered_units,
-    cast(coalesce(shipped_units, 0) as integer) as shipped_units,
-    cast(coalesce(shipment_count, 0) as integer) as shipment_count,
-    cast(items_amount as decimal(18, 2)) as items_amount,
-    shipping_fee,
-    order_total,
-    ordered_weight_kg,
-    cast(transport_cost_eur as decimal(18, 4)) as transport_cost_eur,
-    kg_co2e,
-    case when promise_type = 'green' then kg_co2e else green_kg_co2e end as green_option_kg_co2e,
-    cast(case when promise_type = 'green' then 0 else green_extra_days end as integer)
-        as green_option_extra_days,
-    cast(coalesce(failed_attempt_count, 0) as integer) as failed_attempt_count,
-    cast(coalesce(exception_event_count, 0) as integer) as exception_event_count,
-    cast(
-        case when delivered_local_date > promised_delivery_date
-            then delivered_local_date - promised_delivery_date else 0 end as integer
-    ) as days_late,
-    round(epoch(shipped_at - ordered_at) / 3600.0, 2) as order_to_ship_hours,
-    round(epoch(delivered_at - shipped_at) / 3600.0, 2) as ship_to_delivery_hours,
-    round(epoch(delivered_at - ordered_at) / 3600.0, 2) as order_to_delivery_hours,
-    avg_rating,
-    cast(coalesce(review_count, 0) as integer) as review_count,
-
-    -- booleans
-    promise_type = 'green' as is_green_option,
-    promise_type = 'next_day' as is_next_day_promise,
-    coalesce(is_split_shipment, false) as is_split_shipment,
-    is_cross_border,
-    is_destination_eu,
-    has_promo_code,
-    is_cancelled,
-    is_delivered,
-    is_lost,
-    is_on_time,
-    is_complete,
-    is_damaged,
-    is_wrong_item,
-    coalesce(has_complaint, false) as has_complaint,
-    coalesce(has_wismo_contact, false) as has_wismo_contact,
-    -- an error: the customer got less, or something other or broken, or nothing at all
-    is_delivered and (not is_complete or is_damaged or is_wrong_item)
-        or is_lost as has_fulfilment_error,
-    -- the perfect order: delivered on time, complete, undamaged, right items, no complaint
-    coalesce(
-        is_delivered and is_on_time and is_complete and not is_damaged and not is_wrong_item
-        and not coalesce(has_complaint, false),
-        false
-    ) as is_perfect_order,
-    -- recovered: something went wrong on the way, and it still reached the customer
-    is_delivered and (coalesce(exception_event_count, 0) > 0 or coalesce(failed_attempt_count, 0) > 0)
-        as is_recovered,
-
-    -- dates and timestamps
-    cast(timezone('UTC', ordered_at) as date) as order_date,
-    promised_delivery_date,
-    promised_by_at,
-    delivered_local_date,
-    ordered_at,
-    source_paid_at as paid_at,
-    first_shipment_created_at as picked_at,
-    shipped_at,
-    delivered_at,
-    cancelled_at,
-    partition_key
-
-from derived
+select * from final
+{{ replaced_keys('final', 'order_id', 'changed') }}
 -- clustered by order: the tracking page's point lookups read one row group, not the table
 order by order_id

@@ -1,11 +1,36 @@
+-- depends_on: {{ ref('int_order_changes') }}
+{{
+    config(
+        materialized='incremental',
+        unique_key='order_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        post_hook="{{ delete_markers('leg_id') }}",
+    )
+}}
 -- One row per shipment leg: where it goes, by which mode and carrier, planned vs actual
 -- times from the canonical events, and its cost and emissions.
+--
+-- Incremental by order (macros/incremental.sql): a run re-derives the legs of every order with
+-- an input landed since its last run (int_order_changes: its shipments, legs, carrier events...)
+-- and of every order with a leg under way (its hours since the last scan grow with the clock).
 with
+
+{% if is_incremental() %}
+changed as (
+
+    select order_id from {{ ref('int_order_changes') }} where ingested_at > {{ ingested_since() }}
+    union
+    select order_id from {{ this }} where hours_since_last_scan is not null
+
+),
+{% endif %}
 
 legs as (
 
     -- every leg with its cost and emissions (and the leg's own columns from staging)
     select * from {{ ref('int_shipment_legs__costed') }}
+    {{ only_changed('order_id') }}
 
 ),
 
@@ -13,6 +38,9 @@ events as (
 
     select * from {{ ref('fct_tracking_events') }}
     where is_actual
+    {%- if is_incremental() %}
+        and tracking_ref in (select tracking_ref from legs)
+    {%- endif %}
 
 ),
 
@@ -51,81 +79,89 @@ actuals as (
     from events
     group by tracking_ref
 
+),
+
+final as (
+
+    select
+        -- ids
+        legs.shipment_id || '/' || legs.leg_no as leg_id,
+        legs.shipment_id,
+        legs.leg_no,
+        legs.order_id,
+        legs.carrier_id,
+        legs.tracking_ref,
+
+        -- strings
+        legs.mode,
+        legs.vehicle_class,
+        legs.origin_name,
+        legs.origin_country_code,
+        legs.destination_hub_name,
+        legs.destination_country_code,
+        case
+            when actuals.actual_arrival_at is not null then 'arrived'
+            when coalesce(actuals.was_reported_lost, false) then 'lost'
+            when actuals.actual_departure_at is not null then 'in_transit'
+            when actuals.first_scan_at is not null then 'announced'
+            else 'planned'
+        end as leg_status,
+        actuals.last_event_code,
+
+        -- numerics
+        legs.origin_lat,
+        legs.origin_lon,
+        legs.destination_lat_approx,
+        legs.destination_lon_approx,
+        legs.distance_km,
+        legs.weight_kg,
+        legs.tonne_km,
+        legs.wtw_g_co2e_per_tkm,
+        legs.ttw_kg_co2e,
+        legs.wtt_kg_co2e,
+        legs.kg_co2e,
+        legs.transport_cost_eur,
+        legs.green_mode,
+        legs.green_kg_co2e,
+        cast(legs.green_extra_days as integer) as green_extra_days,
+        cast(coalesce(actuals.scan_count, 0) as integer) as scan_count,
+        cast(coalesce(actuals.failed_attempt_count, 0) as integer) as failed_attempt_count,
+        cast(coalesce(actuals.exception_event_count, 0) as integer) as exception_event_count,
+        round(epoch(actuals.actual_departure_at - legs.planned_departure_at) / 3600.0, 2)
+            as departure_delay_hours,
+        round(epoch(actuals.actual_arrival_at - legs.planned_arrival_at) / 3600.0, 2)
+            as arrival_delay_hours,
+        case
+            when actuals.actual_arrival_at is null
+                then round(epoch(clock.as_of - actuals.last_scan_at) / 3600.0, 2)
+        end as hours_since_last_scan,
+
+        -- booleans
+        legs.is_last_mile,
+        legs.is_cross_border,
+        coalesce(actuals.had_customs_hold, false) as had_customs_hold,
+        coalesce(actuals.was_damaged, false) as was_damaged,
+        coalesce(actuals.was_reported_lost, false) as was_reported_lost,
+        coalesce(actuals.had_address_issue, false) as had_address_issue,
+        actuals.actual_arrival_at > legs.planned_arrival_at as is_arrived_late,
+
+        -- timestamps
+        legs.planned_departure_at,
+        legs.planned_arrival_at,
+        actuals.actual_departure_at,
+        actuals.actual_arrival_at,
+        actuals.out_for_delivery_at,
+        actuals.first_scan_at,
+        actuals.last_scan_at,
+        {{ run_started() }} as refreshed_at
+
+    from legs
+    left join actuals on legs.tracking_ref = actuals.tracking_ref
+    cross join clock
+
 )
 
-select
-    -- ids
-    legs.shipment_id || '/' || legs.leg_no as leg_id,
-    legs.shipment_id,
-    legs.leg_no,
-    legs.order_id,
-    legs.carrier_id,
-    legs.tracking_ref,
-
-    -- strings
-    legs.mode,
-    legs.vehicle_class,
-    legs.origin_name,
-    legs.origin_country_code,
-    legs.destination_hub_name,
-    legs.destination_country_code,
-    case
-        when actuals.actual_arrival_at is not null then 'arrived'
-        when coalesce(actuals.was_reported_lost, false) then 'lost'
-        when actuals.actual_departure_at is not null then 'in_transit'
-        when actuals.first_scan_at is not null then 'announced'
-        else 'planned'
-    end as leg_status,
-    actuals.last_event_code,
-
-    -- numerics
-    legs.origin_lat,
-    legs.origin_lon,
-    legs.destination_lat_approx,
-    legs.destination_lon_approx,
-    legs.distance_km,
-    legs.weight_kg,
-    legs.tonne_km,
-    legs.wtw_g_co2e_per_tkm,
-    legs.ttw_kg_co2e,
-    legs.wtt_kg_co2e,
-    legs.kg_co2e,
-    legs.transport_cost_eur,
-    legs.green_mode,
-    legs.green_kg_co2e,
-    cast(legs.green_extra_days as integer) as green_extra_days,
-    cast(coalesce(actuals.scan_count, 0) as integer) as scan_count,
-    cast(coalesce(actuals.failed_attempt_count, 0) as integer) as failed_attempt_count,
-    cast(coalesce(actuals.exception_event_count, 0) as integer) as exception_event_count,
-    round(epoch(actuals.actual_departure_at - legs.planned_departure_at) / 3600.0, 2)
-        as departure_delay_hours,
-    round(epoch(actuals.actual_arrival_at - legs.planned_arrival_at) / 3600.0, 2)
-        as arrival_delay_hours,
-    case
-        when actuals.actual_arrival_at is null
-            then round(epoch(clock.as_of - actuals.last_scan_at) / 3600.0, 2)
-    end as hours_since_last_scan,
-
-    -- booleans
-    legs.is_last_mile,
-    legs.is_cross_border,
-    coalesce(actuals.had_customs_hold, false) as had_customs_hold,
-    coalesce(actuals.was_damaged, false) as was_damaged,
-    coalesce(actuals.was_reported_lost, false) as was_reported_lost,
-    coalesce(actuals.had_address_issue, false) as had_address_issue,
-    actuals.actual_arrival_at > legs.planned_arrival_at as is_arrived_late,
-
-    -- timestamps
-    legs.planned_departure_at,
-    legs.planned_arrival_at,
-    actuals.actual_departure_at,
-    actuals.actual_arrival_at,
-    actuals.out_for_delivery_at,
-    actuals.first_scan_at,
-    actuals.last_scan_at
-
-from legs
-left join actuals on legs.tracking_ref = actuals.tracking_ref
-cross join clock
+select * from final
+{{ replaced_keys('final', 'order_id', 'changed') }}
 -- clustered by order (point lookups from the tracking page prune row groups)
-order by legs.order_id, legs.shipment_id, legs.leg_no
+order by order_id, shipment_id, leg_no

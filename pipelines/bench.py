@@ -322,9 +322,168 @@ def bench_routing(
     }
 
 
-def bench_scale(orders: int, days: int, workdir: Path, live: bool = False) -> dict[str, Any]:
-    from pipelines.ingest.runner import ingest_source, landed_partitions
+def _ingest_partitions(landing: Path, keep) -> dict[str, Any]:
+    """Contract-checked ingestion of every source's partitions whose key ``keep`` accepts
+    (reference snapshots with the first pass): counts and seconds, per dataset too."""
+    from ordertower.lake import connect
+    from pipelines.ingest.runner import UNPARTITIONED, ingest_source, landed_partitions
     from pipelines.ingest.sources import SOURCES
+
+    con = connect()
+    out: dict[str, Any] = {"received": 0, "landed": 0, "quarantined": 0, "by_dataset": {}}
+    started = time.perf_counter()
+    try:
+        for source in SOURCES:
+            keys = [
+                k
+                for k in landed_partitions(source, landing)
+                if (keep("") if k == UNPARTITIONED else keep(k))
+            ]
+            if not keys:
+                continue
+            t0 = time.perf_counter()
+            for name, r in ingest_source(source, keys, con, landing, "bench").items():
+                out["received"] += r.received
+                out["landed"] += r.landed
+                out["quarantined"] += r.quarantined
+                out["by_dataset"][name] = {
+                    "received": r.received,
+                    "seconds": round(time.perf_counter() - t0, 2),
+                }
+    finally:
+        con.close()
+    out["seconds"] = time.perf_counter() - started
+    return out
+
+
+#: the bench's runs follow each other within minutes: an incremental run there must not re-read
+#: the last minutes again for a writer still committing (the live stream's lookback, 10 min by
+#: default in production, where the nightly runs are a day apart)
+NO_LOOKBACK = {"ORDERTOWER_INCREMENTAL_LOOKBACK_MINUTES": "0"}
+
+
+def bench_new_day_dbt(workdir: Path, day: dict[str, Any]) -> dict[str, Any]:
+    """One new day on a built lake: its ingestion (``day``), then ``dbt build`` of the whole
+    lake with its tests, incremental (what the daily job runs); as the baseline in the same
+    run, the same build with ``--full-refresh`` (every mart rebuilt whole, as before)."""
+    from ordertower.lake import connect
+
+    target = workdir / "dbt_target"
+    with environment(NO_LOOKBACK):
+        incremental_s, statuses = _dbt(["build"], target)
+    con = connect(read_only=True)
+    try:
+        rederived = {
+            mart: con.execute(
+                f"select count(*) filter (where refreshed_at = (select max(refreshed_at) "
+                f"from marts.{mart})), count(*) from marts.{mart}"
+            ).fetchone()
+            for mart in (
+                "fct_orders",
+                "fct_shipment_legs",
+                "fct_order_timeline",
+                "fct_order_exceptions",
+                "kpi_daily",
+            )
+        }
+    finally:
+        con.close()
+    full_s, _ = _dbt(["build", "--full-refresh"], target)
+    return {
+        "ingest_seconds": round(day["seconds"], 2),
+        "received": day["received"],
+        "dbt_build_incremental_seconds": round(incremental_s, 2),
+        "nodes": statuses,
+        "rederived_rows": {m: {"rows": r[0], "of": r[1]} for m, r in rederived.items()},
+        "baseline_dbt_build_full_refresh_seconds": round(full_s, 2),
+        "seconds": round(day["seconds"] + incremental_s, 2),
+    }
+
+
+def _world_then_its_last_day(workdir: Path, landing: Path) -> dict[str, Any]:
+    """The landed world but its last day, ingested and built whole; then its last day, ingested
+    and built incrementally: what the daily job does each night. (Both ingestion passes
+    together read the same files as one pass over the world.)"""
+    from pipelines.ingest.runner import landed_partitions
+    from pipelines.ingest.sources import SOURCES
+
+    last_day = max(landed_partitions(next(s for s in SOURCES if s.name == "orders"), landing))
+    first = _ingest_partitions(landing, lambda key: key < last_day)
+    built_s, _ = _dbt(["build", "--full-refresh"], workdir / "dbt_target")
+    day = _ingest_partitions(landing, lambda key: key >= last_day)
+    new_day = bench_new_day_dbt(workdir, day)
+    new_day |= {"day": last_day, "world_build_seconds": round(built_s, 2)}
+    return {"first": first, "day": day, "new_day": new_day}
+
+
+def run_new_day_bench(orders: int = 100_000, days: int = 90) -> Path:
+    """``make bench-day``: one new day on a lake of ``orders`` over ``days`` (ingest it, dbt
+    build incrementally) against a full rebuild in the same run ->
+    bench/results/new-day-<date>.json."""
+    from pipelines.simulator import simulate
+
+    workdir = get_settings().bench_dir / f"new_day_{orders}"
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    with _home(workdir):
+        simulate(get_settings().landing_dir, orders=orders, days=days, seed=7)
+        phases = _world_then_its_last_day(workdir, get_settings().landing_dir)
+    data = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "orders": orders,
+        "days": days,
+        "new_day": phases["new_day"],
+    }
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"new-day-{orders}-{datetime.now(UTC).date().isoformat()}.json"
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    shutil.rmtree(workdir, ignore_errors=True)
+    write_benchmarks_md()
+    return path
+
+
+def _new_day_lines() -> list[str]:
+    """One new day, incremental against a full rebuild: the newest run per world size, from
+    ``make bench-day`` (new-day-*.json) or ``make bench`` (its scales)."""
+    runs: dict[int, dict[str, Any]] = {}
+    for f in sorted(RESULTS_DIR.glob("new-day-*.json")) + sorted(RESULTS_DIR.glob("20*.json")):
+        data = json.loads(f.read_text())
+        entries = data.get("scales", [data])
+        for e in entries:
+            if "new_day" in e and e["new_day"]:
+                runs[e["orders"]] = e | {"date": data["date"], "machine": data["machine"]}
+    if not runs:
+        return []
+    lines = [
+        "## One new day, incremental (`make bench-day`, and `make bench` at each scale)",
+        "",
+        "A world of N orders over its days, all but its last day ingested and built; then the "
+        "last day: its contract-checked ingestion and `dbt build` of the whole lake with every "
+        "test, the marts incremental (docs/lake.md, Incremental marts). Baseline in the same "
+        "run: the same `dbt build --full-refresh` (every mart rebuilt whole, as before). "
+        "Re-derived: the rows the day's run wrote of fct_orders.",
+        "",
+        "| orders | date | cores | day's records | ingest s | dbt build incremental s | "
+        "re-derived orders | baseline: dbt build full refresh s | day total s |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for orders in sorted(runs):
+        e = runs[orders]
+        d = e["new_day"]
+        o = d["rederived_rows"]["fct_orders"]
+        lines.append(
+            f"| {orders:,} | {e['date'][:10]} | {e['machine']['cpus']} | {d['received']:,} | "
+            f"{d['ingest_seconds']} | {d['dbt_build_incremental_seconds']} | "
+            f"{o['rows']:,} of {o['of']:,} | {d['baseline_dbt_build_full_refresh_seconds']} | "
+            f"{d['seconds']} |"
+        )
+    lines.append("")
+    return lines
+
+
+def bench_scale(orders: int, days: int, workdir: Path, live: bool = False) -> dict[str, Any]:
     from pipelines.simulator import simulate
 
     if workdir.exists():
@@ -337,27 +496,21 @@ def bench_scale(orders: int, days: int, workdir: Path, live: bool = False) -> di
         sim_seconds = time.perf_counter() - started
         sim_rows = sum(summary.as_dict().get("rows", {}).values())
 
-        from ordertower.lake import connect
-
-        con = connect()
-        started = time.perf_counter()
-        received = landed = quarantined = 0
-        per_dataset = {}
-        for source in SOURCES:
-            t0 = time.perf_counter()
-            results = ingest_source(
-                source, landed_partitions(source, landing), con, landing, "bench"
-            )
-            for name, r in results.items():
-                received += r.received
-                landed += r.landed
-                quarantined += r.quarantined
-                per_dataset[name] = {
-                    "received": r.received,
-                    "seconds": round(time.perf_counter() - t0, 2),
-                }
-        ingest_seconds = time.perf_counter() - started
-        con.close()
+        phases = _world_then_its_last_day(workdir, landing)
+        first, day, new_day = phases["first"], phases["day"], phases["new_day"]
+        ingest_seconds = first["seconds"] + day["seconds"]
+        received = first["received"] + day["received"]
+        landed = first["landed"] + day["landed"]
+        quarantined = first["quarantined"] + day["quarantined"]
+        per_dataset = {
+            name: {
+                field: round(
+                    sum(p["by_dataset"].get(name, {}).get(field, 0) for p in (first, day)), 2
+                )
+                for field in ("received", "seconds")
+            }
+            for name in first["by_dataset"] | day["by_dataset"]
+        }
         base_rows, base_seconds = _baseline_load(landing)
         dbt = bench_dbt(workdir)
         risk = bench_risk()
@@ -393,6 +546,7 @@ def bench_scale(orders: int, days: int, workdir: Path, live: bool = False) -> di
         },
         "cost_ratio_seconds": round(ingest_seconds / base_seconds, 1) if base_seconds else None,
         "dbt": dbt,
+        "new_day": new_day,
         "risk": risk,
         "dispatch": dispatch,
         "eta": eta,
@@ -541,6 +695,7 @@ def write_benchmarks_md() -> None:
                     "alerts-quality-",
                     "tests-",
                     "demo-",
+                    "new-day-",
                 )
             )
         ),
@@ -619,6 +774,7 @@ def write_benchmarks_md() -> None:
     lines += _ui_full_lines()
     lines += _alerts_quality_lines()
     lines += _maintenance_full_lines()
+    lines += _new_day_lines()
     lines += _demo_lines()
     lines += _test_suite_lines()
     BENCHMARKS_MD.write_text("\n".join(lines) + "\n")

@@ -1,11 +1,13 @@
 """The one Dagster entry point: every domain's definitions merged, shared resources bound once.
 
-Domains live under ``pipelines/defs/<domain>/``; each exposes a ``defs`` object.
+Domains live under ``pipelines/defs/<domain>/``; each exposes a ``defs`` object. ``daily`` is
+the nightly job across them: one new day end to end.
 """
 
 import dagster as dg
 
 from ordertower.redact import install_log_redaction
+from pipelines.defs.daily import definitions as daily
 from pipelines.defs.dispatch import definitions as dispatch
 from pipelines.defs.eta import definitions as eta
 from pipelines.defs.ingest import definitions as ingest
@@ -27,5 +29,6 @@ defs = dg.Definitions.merge(
     eta.defs,
     stream.defs,
     maintenance.defs,
+    daily.defs,
     dg.Definitions(resources={"lake": LakeResource()}),
 )

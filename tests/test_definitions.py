@@ -37,6 +37,39 @@ def test_conservation_checks_are_blocking():
         assert spec.blocking == (key.name == "received_equals_landed_plus_quarantined")
 
 
+def test_the_nightly_schedule_runs_one_day_end_to_end():
+    """The daily job holds every step of a new day, in one run; retraining is not among them."""
+    repo = defs.get_repository_def()
+    job = repo.get_job("daily")
+    keys = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
+    for step in (
+        "raw/orders",
+        "raw/carrier_events",
+        "marts/fct_orders",
+        "marts/kpi_daily",
+        "ml/order_risk_scores",
+        "marts/fct_order_risk",
+        "ml/dispatch_waves",
+        "ml/route_plans",
+        "marts/fct_route_plans",
+        "ml/shipment_etas",
+        "marts/fct_shipment_eta",
+    ):
+        assert step in keys, step
+    assert not {"ml/risk_model_candidate", "ml/eta_model_candidate"} & keys
+    schedule = repo.get_schedule_def("daily_schedule")
+    assert schedule.job_name == "daily" and schedule.cron_schedule == "30 2 * * *"
+    # no second nightly run of the same feeds
+    assert not [s for s in repo.schedule_defs if s.job_name == "ingest_daily"]
+
+
+def test_the_lake_build_takes_its_window_from_a_partitioned_run():
+    from pipelines.defs.transform.assets import window_of
+
+    assert window_of({"dagster/partition": "2026-09-01"}) == ("2026-09-01", "2026-09-01")
+    assert window_of({}) is None
+
+
 @pytest.mark.slow
 def test_dagster_definitions_validate(tmp_path: Path):
     env = {

@@ -95,9 +95,13 @@ def _late_and_resent_carrier_file(home: Path) -> str:
     folder = home / "landing" / "carriers" / "swiftparcel" / f"date={LATE_DAY.isoformat()}"
     folder.mkdir(parents=True)
     (folder / "webhooks.jsonl").write_text(
-        swiftparcel_webhook("msg_incremental_late", leg.tracking_ref, "Exception", "Exception_Delay", happened)
+        swiftparcel_webhook(
+            "msg_incremental_late", leg.tracking_ref, "Exception", "Exception_Delay", happened
+        )
         + "\n"
-        + swiftparcel_webhook(resent.event_id, resent.tracking_ref, "InTransit", "InTransit_007", resent.event_ts)
+        + swiftparcel_webhook(
+            resent.event_id, resent.tracking_ref, "InTransit", "InTransit_007", resent.event_ts
+        )
         + "\n",
         encoding="utf-8",
     )
@@ -122,7 +126,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         for day in (LAST_DAY - timedelta(days=1), LAST_DAY):
             _ingest(day, day)
             _build()
-            runs.append(_query("select max(refreshed_at) as latest from marts.fct_orders").latest[0])
+            runs.append(
+                _query("select max(refreshed_at) as latest from marts.fct_orders").latest[0]
+            )
         leg = _late_and_resent_carrier_file(home)
         _ingest(LATE_DAY, LATE_DAY)
         _build()

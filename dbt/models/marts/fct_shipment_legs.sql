@@ -131,8 +131,16 @@ final as (
             as departure_delay_hours,
         round(epoch(actuals.actual_arrival_at - legs.planned_arrival_at) / 3600.0, 2)
             as arrival_delay_hours,
+        -- a leg under way ages with the clock; one of a delivered shipment, or reported lost, is
+        -- over (a missing arrival scan no longer matters)
         case
             when actuals.actual_arrival_at is null
+                and not coalesce(actuals.was_reported_lost, false)
+                and not coalesce(
+                    bool_or(legs.is_last_mile and actuals.actual_arrival_at is not null)
+                        over (partition by legs.shipment_id),
+                    false
+                )
                 then round(epoch(clock.as_of - actuals.last_scan_at) / 3600.0, 2)
         end as hours_since_last_scan,
 

@@ -11,10 +11,10 @@
 -- carrier: the additive facts and the rates computed from them (macro kpi_rates). Roll up by
 -- summing the facts and recomputing the rates, never by averaging rates.
 --
--- Incremental by day (macros/incremental.sql): a run re-derives the days of every fact whose
--- order or exception episode was re-derived since its last run (int_kpi_facts.refreshed_at),
--- every day whose exception counts no longer match the episodes (one a late event moved or
--- closed away), and every day with orders still open (maturity moves with the data clock).
+-- Incremental by day (macros/incremental.sql): a run re-derives the order days of the orders
+-- fct_orders re-derived since its last run (int_kpi_facts.refreshed_at), every day whose
+-- exception counts no longer match the episodes (new, resolved, moved or gone), and every day
+-- with orders still open (maturity moves with the data clock).
 {% set incremental = is_incremental() and not var('as_of', none) %}
 {% set prelude %}
 {% if incremental %}
@@ -45,7 +45,10 @@ built_exception_counts as (
 
 changed_dates as (
 
-    select kpi_date from {{ ref('int_kpi_facts') }} where refreshed_at > {{ refreshed_since() }}
+    -- an order's facts: its order day when fct_orders re-derived it (an exception's facts are
+    -- counts only, compared below: an open episode re-derived each run moves no day)
+    select kpi_date from {{ ref('int_kpi_facts') }}
+    where fact_kind = 'order' and refreshed_at > {{ refreshed_since() }}
     union
     select kpi_date from {{ this }} where open_orders > 0
     union

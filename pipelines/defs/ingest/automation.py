@@ -16,7 +16,8 @@ ingest_daily_job = dg.define_asset_job(
     "ingest_daily",
     selection=dg.AssetSelection.assets(*partitioned_ingest_keys),
     partitions_def=daily_partitions,
-    description="Land one day of every partitioned feed.",
+    description="Land one day of every partitioned feed (the daily job does it nightly, with the "
+    "rest of the day's work; this job re-lands a day whose files changed).",
 )
 ingest_reference_job = dg.define_asset_job(
     "ingest_reference",
@@ -24,12 +25,6 @@ ingest_reference_job = dg.define_asset_job(
     description="Land the reference snapshots (warehouses, carriers, SKUs, IP ranges, customers).",
 )
 
-ingest_daily_schedule = dg.build_schedule_from_partitioned_job(
-    ingest_daily_job,
-    hour_of_day=2,
-    minute_of_hour=30,
-    description="After the feeds' nightly drop, land yesterday's partition.",
-)
 reference_schedule = dg.ScheduleDefinition(
     job=ingest_reference_job, cron_schedule="0 2 * * *", execution_timezone="UTC"
 )

@@ -5,7 +5,6 @@ import dagster as dg
 from pipelines.defs.ingest.assets import ingest_assets
 from pipelines.defs.ingest.automation import (
     ingest_daily_job,
-    ingest_daily_schedule,
     ingest_reference_job,
     landing_zone_sensor,
     reference_schedule,
@@ -14,6 +13,6 @@ from pipelines.defs.ingest.automation import (
 defs = dg.Definitions(
     assets=ingest_assets,
     jobs=[ingest_daily_job, ingest_reference_job],
-    schedules=[ingest_daily_schedule, reference_schedule],
+    schedules=[reference_schedule],  # the day's feeds: the daily job's schedule
     sensors=[landing_zone_sensor],
 )

@@ -11,6 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    PARTITION_NAME_TAG,
+)
 from dagster_dbt import DbtCliResource, dbt_assets
 from dagster_dbt.errors import DagsterDbtCliRuntimeError
 
@@ -165,6 +170,15 @@ def dbt_window(config: DbtBuildConfig) -> tuple[str, str] | None:
     return first.isoformat(), last.isoformat()
 
 
+def window_of(tags: dict[str, str]) -> tuple[str, str] | None:
+    """The partition window an ingest run covered, from its tags (one day or a range)."""
+    if tags.get(ASSET_PARTITION_RANGE_START_TAG) and tags.get(ASSET_PARTITION_RANGE_END_TAG):
+        return tags[ASSET_PARTITION_RANGE_START_TAG], tags[ASSET_PARTITION_RANGE_END_TAG]
+    if tags.get(PARTITION_NAME_TAG):
+        return tags[PARTITION_NAME_TAG], tags[PARTITION_NAME_TAG]
+    return None
+
+
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
@@ -176,7 +190,9 @@ def dbt_window(config: DbtBuildConfig) -> tuple[str, str] | None:
     exclude=f"tag:{RISK_SCORES_TAG} tag:{DISPATCH_PLANS_TAG} tag:{SHIPMENT_ETAS_TAG}",
 )
 def dbt_lake(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig):
-    yield from dbt_build(context, dbt, dbt_build_args(config), dbt_window(config))
+    # a window in the config wins; in a partitioned run (the daily job) it is the run's partition
+    window = dbt_window(config) or window_of(context.run.tags)
+    yield from dbt_build(context, dbt, dbt_build_args(config), window)
 
 
 def _dbt_marts_after(name: str, tag: str, doc: str) -> dg.AssetsDefinition:

@@ -1,0 +1,52 @@
+"""The daily job: one new day end to end in one run, what the nightly schedule starts.
+
+Ingest the day's partition of every feed -> dbt builds the lake (the marts incremental, the
+day as the window) -> the day's risk features and scores -> the risk marts -> the day's
+dispatch wave and van rounds -> the dispatch marts -> the ETAs of the open shipments -> the ETA
+marts. Retraining stays weekly (``risk_retrain``, ``eta_retrain``); the domain jobs and their
+sensors stay for re-runs of one step (a day whose files changed: ``landing_zone_sensor``).
+"""
+
+import dagster as dg
+
+from pipelines.defs.dispatch.assets import dispatch_plan, route_plans
+from pipelines.defs.eta.assets import shipment_etas
+from pipelines.defs.ingest.assets import partitioned_ingest_keys
+from pipelines.defs.partitions import daily_partitions
+from pipelines.defs.risk.assets import order_risk_features, order_risk_scores
+from pipelines.defs.transform.assets import (
+    dbt_dispatch_marts,
+    dbt_eta_marts,
+    dbt_lake,
+    dbt_risk_marts,
+)
+
+daily_job = dg.define_asset_job(
+    "daily",
+    selection=dg.AssetSelection.assets(
+        *partitioned_ingest_keys,
+        dbt_lake,
+        order_risk_features,
+        order_risk_scores,
+        dbt_risk_marts,
+        dispatch_plan,
+        route_plans,
+        dbt_dispatch_marts,
+        shipment_etas,
+        dbt_eta_marts,
+    ),
+    partitions_def=daily_partitions,
+    description=(
+        "One new day end to end: ingest it, build the lake incrementally, score the day's orders, "
+        "plan its wave and van rounds, refresh the ETAs, and the marts on each."
+    ),
+)
+
+daily_schedule = dg.build_schedule_from_partitioned_job(
+    daily_job,
+    hour_of_day=2,
+    minute_of_hour=30,
+    description="After the feeds' nightly drop, yesterday's partition end to end.",
+)
+
+defs = dg.Definitions(jobs=[daily_job], schedules=[daily_schedule])

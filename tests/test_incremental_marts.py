@@ -44,9 +44,17 @@ def _build(*extra: str) -> None:
     assert main(["dbt", "run", "--select", DBT_SELECTION, *extra]) == 0
 
 
-def _ingest(first: date, last: date) -> None:
+def _ingest(first: date, last: date, reference: bool = False) -> None:
+    """Land a day or a range of every partitioned feed (and the reference snapshots with it)."""
+    from pipelines.defs.ingest.assets import partitioned_ingest_keys
+
     window = first.isoformat() if first == last else f"{first.isoformat()}...{last.isoformat()}"
-    assert main(["materialize", "--select", "group:ingest", "--partition", window]) == 0
+    selection = (
+        "group:ingest"
+        if reference
+        else " or ".join(f"key:{k.to_user_string()}" for k in partitioned_ingest_keys)
+    )
+    assert main(["materialize", "--select", selection, "--partition", window]) == 0
 
 
 def _query(sql: str, params: list | None = None) -> pd.DataFrame:
@@ -119,7 +127,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         # committing (the live stream's case), or every run would re-derive everything
         mp.setenv("ORDERTOWER_INCREMENTAL_LOOKBACK_MINUTES", "0")
         assert main(["simulate", *WORLD]) == 0
-        _ingest(FIRST_DAY, LAST_DAY - timedelta(days=2))
+        _ingest(FIRST_DAY, LAST_DAY - timedelta(days=2), reference=True)
         assert main(["dbt", "seed"]) == 0
         _build()
         runs = []

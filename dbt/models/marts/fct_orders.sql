@@ -13,16 +13,16 @@
 --
 -- Incremental by order (macros/incremental.sql): a run re-derives every order with an input
 -- landed since its last run (int_order_changes: the order, its lines, cancellation, reviews,
--- shipments...), every order whose legs fct_shipment_legs re-derived, and every order whose
--- on-time outcome is still open (the clock turns it late once its promise has passed).
+-- shipments, legs, carrier events...), and every order whose on-time outcome is still open
+-- (the clock turns it late once its promise has passed).
 with
 
 {% if is_incremental() %}
 changed as (
 
+    -- (legs change with their inputs, which this feed has too, or with the clock, in a column
+    -- this mart does not read: fct_shipment_legs' own re-derivations are not followed)
     select order_id from {{ ref('int_order_changes') }} where ingested_at > {{ ingested_since() }}
-    union
-    select order_id from {{ ref('fct_shipment_legs') }} where refreshed_at > {{ refreshed_since() }}
     union
     select order_id from {{ this }} where is_on_time is null and not is_cancelled
 

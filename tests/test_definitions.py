@@ -63,6 +63,15 @@ def test_the_nightly_schedule_runs_one_day_end_to_end():
     assert not [s for s in repo.schedule_defs if s.job_name == "ingest_daily"]
 
 
+def test_a_weekly_full_refresh_takes_in_what_incremental_runs_do_not_follow():
+    repo = defs.get_repository_def()
+    schedule = repo.get_schedule_def("lake_full_refresh_schedule")
+    assert schedule.job_name == "lake_full_refresh" and schedule.cron_schedule == "0 4 * * 0"
+    job = repo.get_job("lake_full_refresh")
+    config = job.run_config_schema.config_type.fields["ops"].config_type.fields["dbt_lake"]
+    assert config.default_value["config"]["full_refresh"] is True
+
+
 def test_the_lake_build_takes_its_window_from_a_partitioned_run():
     from pipelines.defs.transform.assets import window_of
 

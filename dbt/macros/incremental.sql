@@ -15,7 +15,8 @@
         before the previous run started and committed them after it read: the live stream);
       - from an upstream incremental mart, a key changed when that mart re-derived it after the
         watermark (same lake, same clock; no lookback needed).
-    Not followed incrementally (a full refresh re-derives them; the weekly schedule runs one):
+    Not followed incrementally (a full refresh re-derives them: the lake_full_refresh job, weekly
+    by lake_full_refresh_schedule):
     changed reference data and seeds (SKU weights, countries, emission factors, rates, the
     exception policy), and records withdrawn from a source. var('as_of') (a replay at another
     moment of the lake's clock) re-derives every key.
@@ -28,7 +29,14 @@
 
 {#- The mart's watermark: when the run that last derived any of its rows started. -#}
 {% macro refreshed_since() -%}
+    {#- a table built before the column existed has no watermark: every key is re-derived -#}
+    {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list
+        if execute else ['refreshed_at'] -%}
+    {%- if 'refreshed_at' in columns -%}
     (select coalesce(max(refreshed_at), timestamptz '1970-01-01 00:00:00+00') from {{ this }})
+    {%- else -%}
+    timestamptz '1970-01-01 00:00:00+00'
+    {%- endif -%}
 {%- endmacro %}
 
 {#- The watermark for staging inputs: ingested after it means not yet seen by the mart. -#}

@@ -6,12 +6,14 @@
 -- Incremental by order (macros/incremental.sql): a run re-derives every order that fct_orders
 -- or fct_shipment_legs re-derived since its last run, and every order with a milestone still
 -- pending (the clock makes it overdue once its planned moment has passed).
+{#- append_new_columns: a lake built before refreshed_at existed gains the column; its
+    rows, refreshed_at null, leave no watermark, so that first run re-derives every key -#}
 {{
     config(
         materialized='incremental',
         unique_key='order_id',
         incremental_strategy='delete+insert',
-        on_schema_change='fail',
+        on_schema_change='append_new_columns',
         post_hook="{{ delete_markers('timeline_id') }}",
     )
 }}

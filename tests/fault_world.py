@@ -37,6 +37,7 @@ VOLATILE = {
     "_ingested_at": "when ingestion wrote the row (wall clock)",
     "ingested_at": "the staging / mart copy of _ingested_at (incremental models' watermark)",
     "quarantined_at": "when the record was quarantined (wall clock)",
+    "refreshed_at": "when the dbt run that derived a mart row started (the incremental marts' watermark)",
 }
 
 

@@ -9,8 +9,8 @@
 
     Each row carries refreshed_at, the start of the dbt run that derived it. A mart's
     watermark is its latest refreshed_at: the previous run's start.
-      - from a staging input, a key changed when a record of it was ingested after the
-        watermark less var('incremental_lookback_minutes') (default 10, or
+      - from its inputs (int_order_changes, the change feed), a key changed when a record of it
+        was ingested after the watermark less var('incremental_lookback_minutes') (default 10, or
         ORDERTOWER_INCREMENTAL_LOOKBACK_MINUTES) (a writer that stamped its records
         before the previous run started and committed them after it read: the live stream);
       - from an upstream incremental mart, a key changed when that mart re-derived it after the

@@ -260,3 +260,13 @@ def test_a_lake_built_before_refreshed_at_upgrades_itself(built: dict):
             "count(distinct refreshed_at) as runs from marts.fct_orders"
         ).iloc[0]
     assert after.n == before and after.stamped == before and after.runs == 1
+
+
+def test_a_lookback_that_is_not_whole_minutes_stops_the_build(
+    built: dict, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+):
+    monkeypatch.setenv("ORDERTOWER_INCREMENTAL_LOOKBACK_MINUTES", "ten")
+    with at_home(built["home"]):
+        assert main(["dbt", "compile", "--select", "fct_orders"]) != 0
+    out = capsys.readouterr()
+    assert "must be a whole number of minutes, not 'ten'" in out.out + out.err

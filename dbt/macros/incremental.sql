@@ -41,8 +41,13 @@
 
 {#- The watermark for staging inputs: ingested after it means not yet seen by the mart. -#}
 {% macro ingested_since() -%}
-    {%- set lookback = var('incremental_lookback_minutes', env_var('ORDERTOWER_INCREMENTAL_LOOKBACK_MINUTES', '10')) %}
-    ({{ refreshed_since() }} - to_minutes(cast({{ lookback | int }} as bigint)))
+    {%- set lookback = (var('incremental_lookback_minutes', env_var('ORDERTOWER_INCREMENTAL_LOOKBACK_MINUTES', '10')) ~ '') | trim %}
+    {%- if not lookback.isdigit() %}
+    {{ exceptions.raise_compiler_error(
+        "incremental_lookback_minutes (ORDERTOWER_INCREMENTAL_LOOKBACK_MINUTES) must be a whole "
+        ~ "number of minutes, not '" ~ lookback ~ "'") }}
+    {%- endif %}
+    ({{ refreshed_since() }} - to_minutes(cast({{ lookback }} as bigint)))
 {%- endmacro %}
 
 {#- Keep only the re-derived keys on an incremental run (a where clause, or nothing). -#}

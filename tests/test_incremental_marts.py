@@ -263,10 +263,10 @@ def test_a_lake_built_before_refreshed_at_upgrades_itself(built: dict):
 
 
 def test_a_lookback_that_is_not_whole_minutes_stops_the_build(
-    built: dict, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+    built: dict, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
 ):
     monkeypatch.setenv("ORDERTOWER_INCREMENTAL_LOOKBACK_MINUTES", "ten")
     with at_home(built["home"]):
         assert main(["dbt", "compile", "--select", "fct_orders"]) != 0
-    out = capsys.readouterr()
+    out = capfd.readouterr()  # dbt runs as a child process: its output is on the descriptors
     assert "must be a whole number of minutes, not 'ten'" in out.out + out.err

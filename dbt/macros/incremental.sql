@@ -50,10 +50,11 @@
     ({{ refreshed_since() }} - to_minutes(cast({{ lookback }} as bigint)))
 {%- endmacro %}
 
-{#- Keep only the re-derived keys on an incremental run (a where clause, or nothing). -#}
-{% macro only_changed(column, keys_cte='changed', key='order_id') -%}
+{#- Keep only the re-derived orders (the model's `changed` CTE) on an incremental run: a where
+    clause, or nothing. -#}
+{% macro only_changed(column) -%}
     {%- if is_incremental() and not var('as_of', none) %}
-    where {{ column }} in (select {{ key }} from {{ keys_cte }})
+    where {{ column }} in (select order_id from changed)
     {%- endif %}
 {%- endmacro %}
 

@@ -276,7 +276,8 @@ def materialize(
     landed day), one run per stage of :func:`plan_stages`.
 
     ``dbt_tests=False`` leaves out the asset checks that are dbt data tests: dbt builds the
-    selected models (and runs its unit tests) without them, in about half the time. The checks
+    selected models without them, in about half the time (the orchestrated runs never run dbt's
+    unit tests: ``make test`` does). The checks
     the platform's own assets report (ingestion contracts, plan feasibility, model evaluation)
     still run. A quick re-build whose data the next full run tests.
 

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from ordertower import lake
+from pipelines.bench import daily_ingested, daily_step_seconds
 from pipelines.cli import main
 from tests.landing_factory import swiftparcel_webhook
 from tests.shared_worlds import at_home
@@ -65,26 +66,45 @@ def _query(sql: str, params: list | None = None) -> pd.DataFrame:
         con.close()
 
 
+def _query_at(home: Path, sql: str, params: list) -> int:
+    with at_home(home):
+        return int(_query(sql, params).iloc[0, 0])
+
+
 def _snapshot(folder: Path) -> None:
-    """Each compared mart as a Parquet file, doubles rounded (sums in another order)."""
+    """Each compared mart as a Parquet file (every column but refreshed_at)."""
     con = lake.connect(read_only=True)
     try:
         for mart in COMPARED:
-            columns = con.execute(
-                "select column_name, data_type from information_schema.columns "
-                "where table_schema = 'marts' and table_name = ? order by ordinal_position",
-                [mart],
-            ).fetchall()
-            select = ", ".join(
-                f"round({name}, 9) as {name}" if kind == "DOUBLE" else name
-                for name, kind in columns
-                if name != "refreshed_at"
-            )
+            columns = [c[0] for c in con.execute(f"describe marts.{mart}").fetchall()]
+            select = ", ".join(c for c in columns if c != "refreshed_at")
             con.execute(
                 f"copy (select {select} from marts.{mart}) to '{folder / mart}.parquet' (format parquet)"
             )
     finally:
         con.close()
+
+
+def _differences(con, a: str, b: str) -> list[str]:
+    """How the mart in Parquet ``a`` differs from ``b``: every column but the doubles exactly,
+    the doubles to 1e-9 relative (a sum over rows in another order differs in the last bits),
+    row by row on the first column, each mart's key."""
+    columns = con.execute(f"describe select * from {b}").fetchall()
+    key = columns[0][0]
+    doubles = [name for name, kind, *_ in columns if kind == "DOUBLE"]
+    exact = ", ".join(name for name, *_ in columns if name not in doubles)
+    found = []
+    for one, other in ((a, b), (b, a)):
+        rows = con.execute(f"select {exact} from {one} except all select {exact} from {other}")
+        found += [f"only in {one}: {row}" for row in rows.fetchmany(3)]
+    for name in doubles:
+        rows = con.execute(
+            f"select x.{key}, x.{name}, y.{name} from {a} as x join {b} as y using ({key}) "
+            f"where not (x.{name} is not distinct from y.{name} "
+            f"or abs(x.{name} - y.{name}) <= 1e-9 * greatest(1, abs(y.{name})))"
+        ).fetchmany(3)
+        found += [f"{name} of {row[0]}: {row[1]} vs {row[2]}" for row in rows]
+    return found
 
 
 def _late_and_resent_carrier_file(home: Path) -> str:
@@ -180,10 +200,9 @@ def test_incremental_builds_equal_a_full_refresh(built: dict):
         rows = con.execute(f"select count(*) from {b}").fetchone()[0]
         assert rows > 0, mart
         assert con.execute(f"select count(*) from {a}").fetchone()[0] == rows, mart
-        only_incremental = con.execute(f"select * from {a} except all select * from {b}").df()
-        only_full = con.execute(f"select * from {b} except all select * from {a}").df()
-        assert only_incremental.empty and only_full.empty, (
-            f"{mart}: incremental and full refresh differ\n{only_incremental.head()}\n{only_full.head()}"
+        differences = _differences(con, a, b)
+        assert not differences, f"{mart}: incremental and full refresh differ\n" + "\n".join(
+            differences
         )
 
 
@@ -213,10 +232,9 @@ def test_the_daily_job_runs_a_day_end_to_end_and_again_without_duplicates(built:
     marts = ["fct_orders", "fct_order_timeline", "fct_tracking_events", "kpi_daily"]
     with at_home(built["home"]):
         before = {m: int(_query(counts.format(m)).n[0]) for m in marts}
+        instance = dg.DagsterInstance.ephemeral()
         result = defs.resolve_job_def("daily").execute_in_process(
-            partition_key=LAST_DAY.isoformat(),
-            instance=dg.DagsterInstance.ephemeral(),
-            raise_on_error=False,
+            partition_key=LAST_DAY.isoformat(), instance=instance, raise_on_error=False
         )
         after = {m: int(_query(counts.format(m)).n[0]) for m in marts}
         waves = _query(
@@ -242,6 +260,20 @@ def test_the_daily_job_runs_a_day_end_to_end_and_again_without_duplicates(built:
         assert step in done, step
     assert after == before
     assert waves > 0
+    # what make bench-day reads of such a run: every step's seconds, the day's records
+    logs = instance.all_logs(result.run_id)
+    steps = daily_step_seconds(logs)
+    assert set(steps) == done and all(s >= 0 for s in steps.values())
+    ingested = daily_ingested(logs, steps)
+    landed = int(
+        _query_at(
+            built["home"],
+            "select count(*) as n from raw.orders where _partition_key = ?",
+            [LAST_DAY.isoformat()],
+        )
+    )
+    assert ingested["by_dataset"]["orders"]["received"] >= landed > 0
+    assert ingested["received"] == ingested["landed"] + ingested["quarantined"]
 
 
 def test_a_lake_built_before_refreshed_at_upgrades_itself(built: dict):
@@ -270,3 +302,72 @@ def test_a_lookback_that_is_not_whole_minutes_stops_the_build(
         assert main(["dbt", "compile", "--select", "fct_orders"]) != 0
     out = capfd.readouterr()  # dbt runs as a child process: its output is on the descriptors
     assert "must be a whole number of minutes, not 'ten'" in out.out + out.err
+
+
+STAGING_TEST = "accepted_values_stg_oms__orders_channel__web__app__marketplace__call_center"
+MART_TEST = "not_null_fct_orders_customer_id"
+
+
+def _dbt_test(name: str, capfd: pytest.CaptureFixture[str], **env: str) -> tuple[int, str]:
+    from ordertower.settings import environment
+
+    capfd.readouterr()
+    with environment(env):
+        rc = main(["dbt", "test", "--select", name])
+    return rc, capfd.readouterr().out
+
+
+def failed(run: tuple[int, str]) -> bool:
+    """The dbt test ran and found rows (not an error of the run)."""
+    assert run[0] == 1 and "Failure in test" in run[1], run[1][-1500:]
+    return True
+
+
+def passed(run: tuple[int, str]) -> bool:
+    assert run[0] == 0 and "PASS=1" in run[1], run[1][-1500:]
+    return True
+
+
+def test_a_one_day_run_tests_what_it_changed_and_catches_a_bad_new_row(
+    built: dict, capfd: pytest.CaptureFixture[str]
+):
+    """Data tests over a window read the window's staging rows and the rows the run derived
+    (macros/test_scope.sql): a bad record landed in the window fails its test; one outside it
+    was the business of the run that landed it; ORDERTOWER_TEST_SCOPE=all reads every row."""
+    day, other = LAST_DAY.isoformat(), FIRST_DAY.isoformat()
+    window = {"ORDERTOWER_EVENTS_FROM": day, "ORDERTOWER_EVENTS_TO": day}
+    with at_home(built["home"]):
+        con = lake.connect()
+        try:
+            con.execute(
+                "insert into raw.orders select * replace ('T-BAD-CHANNEL' as order_id, "
+                "'telex' as channel) from raw.orders where _partition_key = ? limit 1",
+                [day],
+            )
+            # a mart row derived long ago, and one derived by a run still to come
+            for order_id, refreshed in (("T-OLD", "2000-01-01"), ("T-NEW", "2999-01-01")):
+                con.execute(
+                    "insert into marts.fct_orders select * replace (? as order_id, "
+                    "null as customer_id, cast(? as timestamptz) as refreshed_at) "
+                    "from marts.fct_orders limit 1",
+                    [order_id, refreshed],
+                )
+            outside = {"ORDERTOWER_EVENTS_FROM": other, "ORDERTOWER_EVENTS_TO": other}
+            staged = {
+                "window": _dbt_test(STAGING_TEST, capfd, **window),
+                "outside": _dbt_test(STAGING_TEST, capfd, **outside),
+                "all": _dbt_test(STAGING_TEST, capfd, **window, ORDERTOWER_TEST_SCOPE="all"),
+            }
+            mart_both = _dbt_test(MART_TEST, capfd, **window)
+            con.execute("delete from marts.fct_orders where order_id = 'T-NEW'")
+            mart_old_only = _dbt_test(MART_TEST, capfd, **window)
+            mart_old_all = _dbt_test(MART_TEST, capfd, **window, ORDERTOWER_TEST_SCOPE="all")
+            bad_scope = _dbt_test(MART_TEST, capfd, **window, ORDERTOWER_TEST_SCOPE="some")
+        finally:
+            con.execute("delete from raw.orders where order_id = 'T-BAD-CHANNEL'")
+            con.execute("delete from marts.fct_orders where order_id in ('T-OLD', 'T-NEW')")
+            con.close()
+    assert failed(staged["window"]) and passed(staged["outside"]) and failed(staged["all"])
+    # a mart row this run derived is read; one from an earlier run is not, but is by "all"
+    assert failed(mart_both) and passed(mart_old_only) and failed(mart_old_all)
+    assert bad_scope[0] != 0 and "ORDERTOWER_TEST_SCOPE must be 'changed' or 'all'" in bad_scope[1]

@@ -73,10 +73,22 @@ PARTIAL_PARSE = "partial_parse.msgpack"
 #: the partition window reaches dbt as environment variables, not ``--vars``: vars are part of
 #: dbt's partial-parse check, so a window in vars would make dbt parse the whole project again
 WINDOW_ENV = ("ORDERTOWER_EVENTS_FROM", "ORDERTOWER_EVENTS_TO")
+#: which rows the data tests read (macros/test_scope.sql): ``changed`` (the default: in an
+#: incremental run over a window, the rows it ingested or derived) or ``all``
+TEST_SCOPE_ENV = "ORDERTOWER_TEST_SCOPE"
+TEST_SCOPES = ("changed", "all")
+#: the orchestrated runs leave dbt's unit tests out: their inputs are fixed, so they prove the
+#: code, not the day's data; `make test` runs them (tests/test_marts.py), as dbt recommends
+PRODUCTION_EXCLUDES = ["--exclude-resource-type", "unit_test"]
 
 
-def _window_env(window: tuple[str, str] | None) -> contextlib.AbstractContextManager:
-    return environment(dict(zip(WINDOW_ENV, window or ("", ""), strict=True)))
+def _window_env(
+    window: tuple[str, str] | None, test_scope: str | None = None
+) -> contextlib.AbstractContextManager:
+    values: dict[str, str | None] = dict(zip(WINDOW_ENV, window or ("", ""), strict=True))
+    if test_scope:
+        values[TEST_SCOPE_ENV] = test_scope
+    return environment(values)
 
 
 def _keep_partial_parse(invocation: Any) -> None:
@@ -109,13 +121,15 @@ def dbt_build(
     dbt: DbtCliResource,
     args: list[str],
     window: tuple[str, str] | None = None,
+    test_scope: str | None = None,
 ) -> Iterator[Any]:
-    """Run one dbt command for the step's assets (``window``: the partition keys it re-derives).
-    When it fails only because another writer held the lake's catalog, the step is retried
-    (Dagster's step retry) after a wait; any other failure fails the step as it is."""
+    """Run one dbt command for the step's assets (``window``: the partition keys it re-derives;
+    ``test_scope``: the rows its data tests read, ``TEST_SCOPES``). When it fails only because
+    another writer held the lake's catalog, the step is retried (Dagster's step retry) after a
+    wait; any other failure fails the step as it is."""
     export_dbt_env()  # the lake may have been repointed since the code location loaded
-    with _window_env(window):
-        invocation = dbt.cli(args, context=context)
+    with _window_env(window, test_scope):
+        invocation = dbt.cli([*args, *PRODUCTION_EXCLUDES], context=context)
     try:
         # dagster-dbt echoes dbt's log to standard output: shown when the console log level
         # asks for INFO or more, otherwise kept in the invocation's dbt.log and the event log
@@ -139,19 +153,28 @@ def dbt_build(
 class DbtBuildConfig(dg.Config):
     """The partition window a run covers (dbt reads it from ``WINDOW_ENV``).
 
-    The marts are rebuilt whole; the incremental ones (fct_tracking_events) re-derive what was
-    ingested since their last run and, in addition, whatever landed in this window, so
-    re-ingesting a partition range and building with its window re-derives exactly that range.
+    The incremental marts re-derive what was ingested since their last run and, in addition,
+    whatever landed in this window, so re-ingesting a partition range and building with its
+    window re-derives exactly that range (macros/incremental.sql). With a window, the data tests
+    read what the run changed (``test_scope``, macros/test_scope.sql).
     """
 
     events_from: str | None = None  # first partition key (YYYY-MM-DD) of the window
     events_to: str | None = None  # last partition key of the window
     full_refresh: bool = False  # rebuild the incremental models from scratch
+    # the rows the data tests read: "changed" (an incremental run over a window tests the rows
+    # it ingested or derived; the weekly full refresh tests every row) or "all"; unset: the
+    # environment's ORDERTOWER_TEST_SCOPE, else "changed"
+    test_scope: str | None = None
 
 
 def dbt_build_args(config: DbtBuildConfig) -> list[str]:
     """The `dbt build` command line for a run's config."""
     dbt_window(config)  # a bad window fails before dbt starts
+    if config.test_scope is not None and config.test_scope not in TEST_SCOPES:
+        raise ValueError(
+            f"test_scope must be one of {', '.join(TEST_SCOPES)}, not {config.test_scope!r}"
+        )
     return ["build", "--full-refresh"] if config.full_refresh else ["build"]
 
 
@@ -192,7 +215,7 @@ def window_of(tags: dict[str, str]) -> tuple[str, str] | None:
 def dbt_lake(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig):
     # a window in the config wins; in a partitioned run (the daily job) it is the run's partition
     window = dbt_window(config) or window_of(context.run.tags)
-    yield from dbt_build(context, dbt, dbt_build_args(config), window)
+    yield from dbt_build(context, dbt, dbt_build_args(config), window, config.test_scope)
 
 
 def _dbt_marts_after(name: str, tag: str, doc: str) -> dg.AssetsDefinition:

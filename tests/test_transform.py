@@ -66,6 +66,10 @@ def test_partition_window_goes_to_dbt_as_dates_in_the_environment():
         dbt_build_args(DbtBuildConfig(events_from="2026-09-03", events_to="2026-09-01"))
     with pytest.raises(ValueError, match="must be dates"):  # it is quoted into SQL
         dbt_build_args(DbtBuildConfig(events_from="2026-09-01' or 1=1 --", events_to="2026-09-03"))
+    # which rows the data tests read: a scope dbt knows, or the run does not start
+    assert dbt_build_args(DbtBuildConfig(test_scope="all")) == ["build"]
+    with pytest.raises(ValueError, match="test_scope must be one of changed, all"):
+        dbt_build_args(DbtBuildConfig(test_scope="everything"))
 
 
 def test_seeds_and_marts_are_grouped_by_layer_too():

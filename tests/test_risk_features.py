@@ -114,15 +114,6 @@ def test_a_day_built_alone_equals_the_full_build():
     assert len(alone) > 50
     assert alone["ordered_at"].between(day, day + pd.Timedelta(days=1)).all()
     _assert_same(alone, full[full["order_id"].isin(alone["order_id"])])
-    # the day read its own orders and its entities' history, not every order of the look-back
-    params = {
-        "from_ts": day,
-        "to_ts": day + pd.Timedelta(days=1),
-        "lookback_from": day - pd.Timedelta(days=F.LOOKBACK_DAYS),
-    }
-    read = con.execute(f"select count(*) from {F._scored_history(con, 'facts', params)}")
-    in_lookback = (facts["ordered_at"] < params["to_ts"]).sum()
-    assert len(alone) < read.fetchone()[0] < in_lookback
 
 
 def test_fraud_known_later_is_not_counted_until_it_is_known():

@@ -488,13 +488,8 @@ def _entity_cte(entity: str, key: str, pairs: bool) -> str:
 )"""
 
 
-def feature_sql(
-    facts: str, labels: str | None, pairs: bool = False, label_facts: str | None = None
-) -> str:
+def feature_sql(facts: str, labels: str | None, pairs: bool = False) -> str:
     """The feature query: parameters ``$from_ts``, ``$to_ts``, ``$lookback_from``.
-
-    ``label_facts``: where the orders of the fraud verdicts are looked up (default ``facts``;
-    a verdict's order may be older than the look-back, which ``facts`` may not hold).
 
     ``pairs``: the reference definition of every feature. Per entity, each scored order ``o``
     is joined to the entity's orders ``p`` of the 90 days up to its own timestamp, and every
@@ -513,9 +508,9 @@ def feature_sql(
     entity_cols = ",\n    ".join(f"e_{f.entity}.{f.name}" for f in feats if f.entity != "order")
     return f"""
 with
-all_facts as (select * from {label_facts or facts}),
+all_facts as (select * from {facts}),
 hist as materialized (
-    select * from {facts} where ordered_at >= $lookback_from and ordered_at < $to_ts
+    select * from all_facts where ordered_at >= $lookback_from and ordered_at < $to_ts
 ),
 {entity_sql},
 features as (
@@ -558,54 +553,20 @@ def build_features(
         "to_ts": end,
         "lookback_from": pd.Timestamp(start) - pd.Timedelta(days=LOOKBACK_DAYS),
     }
+    frame = con.execute(feature_sql(facts, labels, pairs), params).df()
     if pairs:
-        return con.execute(feature_sql(facts, labels, pairs), params).df()
-    hist = _scored_history(con, facts, params)
-    try:
-        frame = con.execute(feature_sql(hist, labels, label_facts=facts), params).df()
-        history = con.execute(
-            f"""select order_id, epoch_us(ordered_at) as t_us, order_total,
-                (ip_country_code is distinct from shipping_country_code) as foreign_ip,
-                coalesce(local_hour < 6, false) as night, {", ".join(ENTITIES.values())}
-            from {hist} order by ordered_at, order_id"""
-        ).df()
-    finally:
-        con.execute(f"drop table if exists {hist}")
+        return frame
+    history = con.execute(
+        f"""select order_id, epoch_us(ordered_at) as t_us, order_total,
+            (ip_country_code is distinct from shipping_country_code) as foreign_ip,
+            coalesce(local_hour < 6, false) as night, {", ".join(ENTITIES.values())}
+        from {facts} where ordered_at >= $lookback_from and ordered_at < $to_ts""",
+        {k: v for k, v in params.items() if k != "from_ts"},
+    ).df()
     scored = pd.Index(history["order_id"]).get_indexer(frame["order_id"])
     computed = pd.DataFrame(_window_features(history, frame, scored), index=frame.index)
     frame = pd.concat([frame, computed], axis=1)
     return frame[["order_id", "ordered_at", *feature_names()]]
-
-
-#: the temporary table :func:`_scored_history` fills (one per connection)
-HISTORY_TABLE = "risk_feature_history"
-
-
-def _scored_history(con: duckdb.DuckDBPyConnection, facts: str, params: dict) -> str:
-    """What the features of the orders of ``[$from_ts, $to_ts)`` read, as a temporary table:
-    those orders, and the orders of the look-back before them that share an entity with one
-    of them. Every feature is over the order alone or over one entity's orders, so the others
-    change nothing; a day of a large lake reads its customers', devices', cards' ... history,
-    not the whole lake's 90 days."""
-    window = HISTORY_TABLE + "_window"
-    con.execute(
-        f"create or replace temp table {window} as select * from {facts} "
-        "where ordered_at >= $lookback_from and ordered_at < $to_ts",
-        {k: v for k, v in params.items() if k != "from_ts"},
-    )
-    shares = " or ".join(
-        f"{key} in (select {key} from {window} where ordered_at >= $from_ts and {key} is not null)"
-        for key in ENTITIES.values()
-    )
-    try:
-        con.execute(
-            f"create or replace temp table {HISTORY_TABLE} as select * from {window} "
-            f"where ordered_at >= $from_ts or {shares}",
-            {"from_ts": params["from_ts"]},
-        )
-    finally:
-        con.execute(f"drop table if exists {window}")
-    return HISTORY_TABLE
 
 
 def _window_features(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +17,17 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
+from absl import logging as absl_logging
 
 from ordertower.lake import connect
 from pipelines.ingest.ops import UNPARTITIONED, ensure_ops_tables
+
+# absl (OR-Tools' logging) binds its handler to sys.stderr when it is first imported: under pytest
+# that is the run's capture file. When a library then closes the logging handlers (as
+# logging.config.dictConfig does) while a test's capsys has replaced sys.stderr, absl's handler
+# closes that capture file, and every later test of the worker fails with "I/O operation on closed
+# file" (test_dispatch, then test_cli's demo path). The real stderr is a stream it never closes.
+absl_logging.get_absl_handler().python_handler.stream = sys.__stderr__
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -35,10 +35,18 @@ INCREMENTAL = [
     "fct_order_timeline",
     "fct_order_exceptions",
     "kpi_daily",
+    "intermediate.int_order_risk_facts",
 ]
 #: built by the same runs (kpi_weekly sums kpi_daily; the others read the incremental marts)
 COMPARED = [*INCREMENTAL, "kpi_weekly", "fct_tracking_events", "fct_order_lines"]
-DBT_SELECTION = " ".join(f"+{m}" for m in COMPARED)
+DBT_SELECTION = " ".join(f"+{m.split('.')[-1]}" for m in COMPARED)
+#: a customer whose CRM record changes before the late run (a new loyalty tier)
+UPGRADED_CUSTOMER_TIER = "platinum"
+
+
+def _relation(name: str) -> str:
+    """A compared model's table: the marts by their name, others with their schema."""
+    return name if "." in name else f"marts.{name}"
 
 
 def _build(*extra: str) -> None:
@@ -76,10 +84,11 @@ def _snapshot(folder: Path) -> None:
     con = lake.connect(read_only=True)
     try:
         for mart in COMPARED:
-            columns = [c[0] for c in con.execute(f"describe marts.{mart}").fetchall()]
+            columns = [c[0] for c in con.execute(f"describe {_relation(mart)}").fetchall()]
             select = ", ".join(c for c in columns if c != "refreshed_at")
             con.execute(
-                f"copy (select {select} from marts.{mart}) to '{folder / mart}.parquet' (format parquet)"
+                f"copy (select {select} from {_relation(mart)}) "
+                f"to '{folder / mart}.parquet' (format parquet)"
             )
     finally:
         con.close()
@@ -136,6 +145,25 @@ def _late_and_resent_carrier_file(home: Path) -> str:
     return str(leg.tracking_ref)
 
 
+def _upgrade_a_customer() -> str:
+    """A customer with orders moves to another loyalty tier in the CRM's snapshot (the raw
+    table, as the next customer file would land it): returns the customer."""
+    con = lake.connect()
+    try:
+        customer = con.execute(
+            "select customer_key from intermediate.int_order_risk_facts "
+            "where customer_tier <> ? order by customer_key limit 1",
+            [UPGRADED_CUSTOMER_TIER],
+        ).fetchone()[0]
+        con.execute(
+            "update raw.customers set tier = ? where customer_id = ?",
+            [UPGRADED_CUSTOMER_TIER, customer],
+        )
+    finally:
+        con.close()
+    return customer
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """The world landed in four steps with an incremental build after each, then snapshotted,
@@ -159,14 +187,22 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             )
         leg = _late_and_resent_carrier_file(home)
         _ingest(LATE_DAY, LATE_DAY)
+        upgraded = _upgrade_a_customer()
         _build()
         rederived = {
             mart: _query(
-                f"select count(*) filter (where refreshed_at = (select max(refreshed_at) from marts.{mart})) "
-                f"as last_run, count(*) as total, count(distinct refreshed_at) as runs from marts.{mart}"
+                f"select count(*) filter (where refreshed_at = (select max(refreshed_at) "
+                f"from {_relation(mart)})) as last_run, count(*) as total, "
+                f"count(distinct refreshed_at) as runs from {_relation(mart)}"
             ).iloc[0]
             for mart in INCREMENTAL
         }
+        upgraded_facts = _query(
+            "select customer_tier, refreshed_at = (select max(refreshed_at) "
+            "from intermediate.int_order_risk_facts) as rederived "
+            "from intermediate.int_order_risk_facts where customer_key = ?",
+            [upgraded],
+        )
         late_event = _query(
             "select event_seq, is_out_of_order, is_late_arrival from marts.fct_tracking_events "
             "where event_id = 'msg_incremental_late'"
@@ -185,6 +221,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             "late_event": late_event,
             "legs_of_ref": legs_of_ref,
             "runs": runs,
+            "upgraded_facts": upgraded_facts,
         }
 
 
@@ -211,6 +248,13 @@ def test_each_run_rederives_only_what_changed(built: dict):
         # built in four runs, and the last one (the late carrier file) re-derived a part only
         assert counts.runs >= 2, f"{mart} was rebuilt whole every run"
         assert 0 < counts.last_run < counts.total, (mart, counts.last_run, counts.total)
+
+
+def test_a_changed_customer_rederives_the_risk_facts_of_its_orders(built: dict):
+    facts = built["upgraded_facts"]
+    assert len(facts) > 0
+    assert (facts.customer_tier == UPGRADED_CUSTOMER_TIER).all()
+    assert facts.rederived.all()
 
 
 def test_a_late_event_rederives_its_leg_and_order(built: dict):

@@ -480,7 +480,7 @@ def _entity_cte(entity: str, key: str, pairs: bool) -> str:
         select order_id, ordered_at, order_total,
             avg(order_total) over w as others_mean, stddev_samp(order_total) over w as others_sd
         from hist
-        where {key} is not null
+        where {key} in (select {key} from hist where ordered_at >= $from_ts)
         window w as {_others_window(key)}
     ) o
     left join lf_{entity} lf on lf.order_id = o.order_id
@@ -556,24 +556,42 @@ def build_features(
     frame = con.execute(feature_sql(facts, labels, pairs), params).df()
     if pairs:
         return frame
-    history = con.execute(
-        f"""select order_id, epoch_us(ordered_at) as t_us, order_total,
-            (ip_country_code is distinct from shipping_country_code) as foreign_ip,
-            coalesce(local_hour < 6, false) as night, {", ".join(ENTITIES.values())}
-        from {facts} where ordered_at >= $lookback_from and ordered_at < $to_ts""",
-        {k: v for k, v in params.items() if k != "from_ts"},
-    ).df()
+    history = con.execute(_history_sql(facts), params).df()
     scored = pd.Index(history["order_id"]).get_indexer(frame["order_id"])
     computed = pd.DataFrame(_window_features(history, frame, scored), index=frame.index)
     frame = pd.concat([frame, computed], axis=1)
     return frame[["order_id", "ordered_at", *feature_names()]]
 
 
+def _history_sql(facts: str) -> str:
+    """What :func:`_window_features` reads: the scored orders, and the orders of the look-back
+    that share an entity with one of them (no other order is in any scored order's window)."""
+    keys = ", ".join(ENTITIES.values())
+    shared = " or ".join(f"{k} in (select {k} from scored)" for k in ENTITIES.values())
+    return f"""
+with
+hist as materialized (
+    select order_id, ordered_at, epoch_us(ordered_at) as t_us, order_total,
+        (ip_country_code is distinct from shipping_country_code) as foreign_ip,
+        coalesce(local_hour < 6, false) as night, {keys}
+    from {facts} where ordered_at >= $lookback_from and ordered_at < $to_ts
+),
+scored as materialized (select {keys} from hist where ordered_at >= $from_ts)
+select order_id, t_us, order_total, foreign_ip, night, {keys}
+from hist
+where ordered_at >= $from_ts or {shared}
+"""
+
+
 def _window_features(
     history: pd.DataFrame, frame: pd.DataFrame, scored: np.ndarray
 ) -> dict[str, np.ndarray]:
     """The entity features not in :data:`IN_SQL`, for ``frame``'s orders (at ``scored`` in
-    ``history``), as float32 like the query's ``float`` columns."""
+    ``history``), as float32 like the query's ``float`` columns.
+
+    An entity's timeline holds only the keys of scored orders: the other orders of ``history``
+    are there for the entities they share with a scored order (a hub IP network's orders count
+    for the network, not for each of their devices' timelines)."""
     t_us = history["t_us"].to_numpy(np.int64)
     amount = history["order_total"].to_numpy(np.float64, na_value=np.nan)
     has_amount = ~np.isnan(amount)
@@ -583,7 +601,9 @@ def _window_features(
     key_codes = {e: windows.codes(history[k]) for e, k in ENTITIES.items()}
     out: dict[str, np.ndarray] = {}
     for entity in ENTITIES:
-        tl = windows.Timeline.build(key_codes[entity], t_us, times)
+        codes = key_codes[entity]
+        timeline_codes = np.where(np.isin(codes, codes[scored]), codes, -1)
+        tl = windows.Timeline.build(timeline_codes, t_us, times)
         distinct = {
             other: windows.distinct_in_windows(
                 tl, key_codes[other], {w: spans[w] for w in DISTINCT_WINDOWS}

@@ -1,19 +1,59 @@
+{#- A table, incremental by order: the features of one day read 90 days of these facts (the
+    longest window), and as a view every read recomputed them for every order (five keyed
+    hashes per order, the IP geolocation, the basket), twice per feature run -#}
+{{
+    config(
+        materialized='incremental',
+        unique_key='order_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
+    )
+}}
 -- What the risk model may know about an order at checkout, one row per OMS order: the entity
 -- keys it counts behaviour by (customer, device, IP, IP network, card, shipping address), the
 -- checkout's attributes, where the IP geolocates, the customer's home and signup, and the mix of
 -- what was bought. Nothing here is known only after the order (no status, no fulfilment, no
 -- label): the point-in-time features in ml/risk/features.py are built on this table alone.
+--
+-- Incremental by order (macros/incremental.sql): a run re-derives the orders with an order or
+-- order-line record landed since its last run, and the orders whose customer's attributes in
+-- the CRM differ from the ones stored (the customer file is a snapshot: compared by content,
+-- not by when it landed). Changed SKU risk classes and IP ranges are reference data, taken in
+-- by a full refresh (lake_full_refresh).
 with
+
+{% if is_incremental() %}
+changed as (
+
+    select order_id from {{ ref('stg_oms__orders') }} where ingested_at > {{ ingested_since() }}
+    union
+    select order_id from {{ ref('stg_oms__order_lines') }}
+    where ingested_at > {{ ingested_since() }}
+    union
+    select stored.order_id
+    from {{ this }} as stored
+    inner join {{ ref('stg_crm__customers') }} as customers
+        on stored.customer_key = customers.customer_id
+    where stored.home_country_code is distinct from customers.home_country_code
+        or stored.home_lat is distinct from customers.home_lat_approx
+        or stored.home_lon is distinct from customers.home_lon_approx
+        or stored.signed_up_at is distinct from customers.signed_up_at
+        or stored.customer_tier is distinct from customers.tier
+
+),
+{% endif %}
 
 orders as (
 
     select * from {{ ref('stg_oms__orders') }}
+    {{ only_changed('order_id') }}
 
 ),
 
 ip_networks as (
 
     select * from {{ ref('stg_oms__order_ip_networks') }}
+    {{ only_changed('order_id') }}
 
 ),
 
@@ -38,6 +78,7 @@ countries as (
 lines as (
 
     select * from {{ ref('stg_oms__order_lines') }}
+    {{ only_changed('order_id') }}
 
 ),
 
@@ -158,7 +199,10 @@ final as (
             as integer) as local_hour,
         cast(isodow(timezone(coalesce(countries.timezone, 'UTC'), orders.ordered_at))
             as integer) as local_dow,
-        orders.partition_key
+        orders.partition_key,
+
+        -- lineage
+        {{ run_started() }} as refreshed_at
 
     from orders
     left join customers on orders.customer_id = customers.customer_id

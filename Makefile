@@ -4,7 +4,7 @@
 #   make ui     Dagster UI, the Streamlit control tower (sign-in: a local OpenID Connect provider) and the MLflow UI on 127.0.0.1
 #   make bench  throughput of the simulator, ingestion and dbt -> bench/results/*.json, BENCHMARKS.md
 #   make bench-demo  make demo from a fresh clone of HEAD, install included, timed per line -> bench/results/demo-<date>T<hhmm>.json
-#   make bench-day  one new day on a 100k-order lake (BENCH_DAY_ORDERS=): the daily job, stage by stage, vs a full dbt rebuild -> bench/results/new-day-*.json
+#   make bench-day  one new day on a 100k-order lake (BENCH_DAY_ORDERS=; BENCH_KEEP=1 keeps the world): the daily job, stage by stage, vs a full dbt rebuild -> bench/results/new-day-*.json
 #   make bench-ui   the dashboards in headless Chromium on the current lake: page renders and filter changes, p50/p95
 #   make bench-stream   the ETA model vs the carrier's plan and the live path's latency at 500 events/s, on the current lake
 #   make bench-maintenance  a compressed stream with and without lake upkeep: files, snapshots, catalog size -> bench/results/lake-maintenance-<date>.json
@@ -122,7 +122,7 @@ bench-demo: install
 	python -c "from pipelines.demo_bench import run_demo_bench; print(run_demo_bench())"
 
 bench-day: install
-	python -c "from pipelines.bench import run_new_day_bench; print(run_new_day_bench(orders=$(or $(BENCH_DAY_ORDERS),100000)))"
+	python -c "from pipelines.bench import run_new_day_bench; print(run_new_day_bench(orders=$(or $(BENCH_DAY_ORDERS),100000), keep=bool('$(BENCH_KEEP)')))"
 
 bench-ui: install
 	python -c "from pipelines.bench import run_ui_bench; print(run_ui_bench())"

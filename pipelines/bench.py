@@ -521,10 +521,11 @@ def _world_then_its_last_day(workdir: Path, landing: Path) -> dict[str, Any]:
     return {"first": first, "day": day, "new_day": new_day}
 
 
-def run_new_day_bench(orders: int = 100_000, days: int = 90) -> Path:
+def run_new_day_bench(orders: int = 100_000, days: int = 90, keep: bool = False) -> Path:
     """``make bench-day``: one new day on a lake of ``orders`` over ``days`` (ingest it, dbt
     build incrementally) against a full rebuild in the same run ->
-    bench/results/new-day-<date>.json."""
+    bench/results/new-day-<date>.json. ``keep``: leave the world in the bench directory
+    (to profile a stage on it) instead of deleting it."""
     from pipelines.simulator import simulate
 
     workdir = get_settings().bench_dir / f"new_day_{orders}"
@@ -544,7 +545,8 @@ def run_new_day_bench(orders: int = 100_000, days: int = 90) -> Path:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"new-day-{orders}-{datetime.now(UTC).date().isoformat()}.json"
     path.write_text(json.dumps(data, indent=2) + "\n")
-    shutil.rmtree(workdir, ignore_errors=True)
+    if not keep:
+        shutil.rmtree(workdir, ignore_errors=True)
     write_benchmarks_md()
     return path
 

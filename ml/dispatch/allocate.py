@@ -494,6 +494,74 @@ def _solve_cpsat(problem: Problem, pol) -> tuple[np.ndarray, str, float, float]:
     return values, solver.status_name(status), solver.objective_value, solver.best_objective_bound
 
 
+def mip_model_proto(problem: Problem):
+    """The problem as a MathOpt ``ModelProto``, built from arrays: binary variables ``0..n-1``
+    with their costs (minimised), then the rows in the order of :class:`Problem` (each group
+    exactly one, each pair ``a - b <= 0``, each pair ``a + b <= 1``, each knapsack ``<= rhs``).
+
+    The same model as adding each row through MathOpt's Python API, which cost about a third of
+    a 1M-order wave's time in Python objects (12k orders: 159k rows, 186k variables)."""
+    from ortools.math_opt import model_pb2
+
+    n = len(problem.cost)
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    coefs: list[np.ndarray] = []
+    lower: list[np.ndarray] = []
+    upper: list[np.ndarray] = []
+    count = 0
+
+    def block(members: list[np.ndarray], weights: list[np.ndarray], lo, hi) -> None:
+        nonlocal count
+        sizes = np.fromiter((len(m) for m in members), dtype=np.int64, count=len(members))
+        rows.append(np.repeat(np.arange(count, count + len(members), dtype=np.int64), sizes))
+        cols.append(np.concatenate(members).astype(np.int64) if members else np.empty(0, np.int64))
+        coefs.append(
+            np.concatenate(weights).astype(np.float64) if weights else np.empty(0, np.float64)
+        )
+        lower.append(np.broadcast_to(np.asarray(lo, np.float64), len(members)))
+        upper.append(np.broadcast_to(np.asarray(hi, np.float64), len(members)))
+        count += len(members)
+
+    groups = [np.asarray(g, np.int64) for g in problem.exactly_one]
+    block(groups, [np.ones(len(g)) for g in groups], 1.0, 1.0)
+    for pairs, second, hi in ((problem.implies, -1.0, 0.0), (problem.at_most_one, 1.0, 1.0)):
+        ab = np.asarray(pairs, np.int64).reshape(-1, 2)
+        block(list(ab), [np.array([1.0, second])] * len(ab), -np.inf, hi)
+    block(
+        [np.asarray(idx, np.int64) for idx, _, _ in problem.knapsacks],
+        [np.asarray(coef, np.float64) for _, coef, _ in problem.knapsacks],
+        -np.inf,
+        np.array([float(rhs) for _, _, rhs in problem.knapsacks]),
+    )
+    row, col, coef = np.concatenate(rows), np.concatenate(cols), np.concatenate(coefs)
+    # row-major, one entry per (row, column): repeated columns of a row add up, zeros go
+    key, at = np.unique(row * n + col, return_inverse=True)
+    summed = np.bincount(at, weights=coef, minlength=len(key))
+    keep = summed != 0
+    key, summed = key[keep], summed[keep]
+
+    proto = model_pb2.ModelProto(name="dispatch")
+    variables = proto.variables
+    variables.ids.extend(range(n))
+    variables.lower_bounds.extend(np.zeros(n).tolist())
+    variables.upper_bounds.extend(np.ones(n).tolist())
+    variables.integers.extend([True] * n)
+    objective = proto.objective.linear_coefficients
+    nonzero = np.flatnonzero(problem.cost)
+    objective.ids.extend(nonzero.tolist())
+    objective.values.extend(np.asarray(problem.cost, np.float64)[nonzero].tolist())
+    constraints = proto.linear_constraints
+    constraints.ids.extend(range(count))
+    constraints.lower_bounds.extend(np.concatenate(lower).tolist())
+    constraints.upper_bounds.extend(np.concatenate(upper).tolist())
+    matrix = proto.linear_constraint_matrix
+    matrix.row_ids.extend((key // n).tolist())
+    matrix.column_ids.extend((key % n).tolist())
+    matrix.coefficients.extend(summed.tolist())
+    return proto
+
+
 def _solve_mip(problem: Problem, pol, backend: str) -> tuple[np.ndarray, str, float, float]:
     """The problem as a MIP through OR-Tools MathOpt (HiGHS by default, or SCIP)."""
     import datetime as dt
@@ -501,19 +569,8 @@ def _solve_mip(problem: Problem, pol, backend: str) -> tuple[np.ndarray, str, fl
     from ortools.math_opt.python import mathopt
 
     kinds = {"highs": mathopt.SolverType.HIGHS, "scip": mathopt.SolverType.GSCIP}
-    model = mathopt.Model(name="dispatch")
-    v = [model.add_binary_variable() for _ in range(len(problem.cost))]
-    for group in problem.exactly_one:
-        model.add_linear_constraint(mathopt.fast_sum(v[i] for i in group) == 1)
-    for a, b in problem.implies:
-        model.add_linear_constraint(v[a] - v[b] <= 0)
-    for a, b in problem.at_most_one:
-        model.add_linear_constraint(v[a] + v[b] <= 1)
-    for idx, coef, rhs in problem.knapsacks:
-        model.add_linear_constraint(
-            mathopt.fast_sum(c * v[i] for i, c in zip(idx, coef, strict=True)) <= rhs
-        )
-    model.minimize(mathopt.fast_sum(c * x for c, x in zip(problem.cost.tolist(), v, strict=True)))
+    model = mathopt.Model.from_model_proto(mip_model_proto(problem))
+    v = [model.get_variable(i, validate=False) for i in range(len(problem.cost))]
     hint = mathopt.SolutionHint(
         variable_values={x: float(h) for x, h in zip(v, problem.hint.tolist(), strict=True)}
     )

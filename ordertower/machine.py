@@ -4,7 +4,36 @@ from __future__ import annotations
 
 import os
 import platform
+import time
 from typing import Any
+
+#: the fixed work :func:`speed` times (one core each): Python integer additions, and DuckDB
+#: hashing a range of integers
+SPEED_PYTHON_ADDS = 5_000_000
+SPEED_DUCKDB_ROWS = 50_000_000
+
+
+def speed() -> dict[str, float]:
+    """Seconds this machine takes for a fixed piece of Python and of DuckDB work, one core each.
+
+    Machines of the same kind differ: the same bench ran 2.4 times slower on one than on
+    another. Each results file records these two figures, so runs on different machines can be
+    compared by how fast the machine was, not only by their totals."""
+    import duckdb
+
+    started = time.perf_counter()
+    total = 0
+    for i in range(SPEED_PYTHON_ADDS):
+        total += i
+    python_s = time.perf_counter() - started
+    con = duckdb.connect(config={"threads": 1})
+    try:
+        started = time.perf_counter()
+        con.execute(f"select sum(hash(i)) from range({SPEED_DUCKDB_ROWS}) t(i)").fetchall()
+        duckdb_s = time.perf_counter() - started
+    finally:
+        con.close()
+    return {"python_s": round(python_s, 3), "duckdb_s": round(duckdb_s, 3)}
 
 
 def machine() -> dict[str, Any]:
@@ -28,4 +57,5 @@ def machine() -> dict[str, Any]:
         "memory_gb": mem_gb,
         "python": platform.python_version(),
         "system": platform.system(),
+        "speed": speed(),
     }

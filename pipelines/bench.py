@@ -552,15 +552,15 @@ def run_new_day_bench(orders: int = 100_000, days: int = 90, keep: bool = False)
 
 
 def _new_day_lines() -> list[str]:
-    """One new day, incremental against a full rebuild: the newest run per world size, from
-    ``make bench-day`` (new-day-*.json) or ``make bench`` (its scales)."""
-    runs: dict[int, dict[str, Any]] = {}
+    """One new day, incremental against a full rebuild: every run, by world size then date,
+    from ``make bench-day`` (new-day-*.json) or ``make bench`` (its scales)."""
+    runs: list[dict[str, Any]] = []
     for f in sorted(RESULTS_DIR.glob("new-day-*.json")) + sorted(RESULTS_DIR.glob("20*.json")):
         data = json.loads(f.read_text())
         entries = data.get("scales", [data])
         for e in entries:
             if "new_day" in e and e["new_day"]:
-                runs[e["orders"]] = e | {"date": data["date"], "machine": data["machine"]}
+                runs.append(e | {"date": data["date"], "machine": data["machine"]})
     if not runs:
         return []
     stages = [
@@ -583,20 +583,25 @@ def _new_day_lines() -> list[str]:
         "the run's step events; *day total* is the whole run. Target: at most 180 s at 1M "
         "orders. Baseline in the same run: `dbt build --full-refresh` of the same lake (every "
         "mart rebuilt whole, every test on every row). Re-derived: the rows the day's run "
-        "wrote of fct_orders. A run without stage figures timed ingestion and dbt only.",
+        "wrote of fct_orders. A run without stage figures timed ingestion and dbt only. "
+        "*Machine speed*: the seconds the machine took for a fixed piece of Python and of "
+        "DuckDB work (`ordertower.machine.speed`, lower is faster; machines of the same kind "
+        "differ by 2x and more), recorded since 2026-12-06.",
         "",
-        "| orders | date | cores | day's records | ingest s | dbt build incremental s | "
+        "| orders | date | cores | machine speed s | day's records | ingest s | "
+        "dbt build incremental s | "
         + " | ".join(f"{s} s" for s in stages)
         + " | day total s | re-derived orders | baseline: dbt build full refresh s |",
-        "|---:|---|---:|---:|---:|---:|" + "---:|" * len(stages) + "---:|---:|---:|",
+        "|---:|---|---:|---|---:|---:|---:|" + "---:|" * len(stages) + "---:|---:|---:|",
     ]
-    for orders in sorted(runs):
-        e = runs[orders]
+    for e in sorted(runs, key=lambda run: (run["orders"], run["date"])):
+        orders = e["orders"]
         d = e["new_day"]
         o = d["rederived_rows"]["fct_orders"]
         timed = d.get("stages", {})
         lines.append(
-            f"| {orders:,} | {e['date'][:10]} | {e['machine']['cpus']} | {d['received']:,} | "
+            f"| {orders:,} | {e['date'][:10]} | {e['machine']['cpus']} | "
+            f"{_speed(e['machine'])} | {d['received']:,} | "
             f"{d['ingest_seconds']} | {d['dbt_build_incremental_seconds']} | "
             + " | ".join(str(timed[s]) if s in timed else "" for s in stages)
             + f" | {d['seconds']} | {o['rows']:,} of {o['of']:,} | "
@@ -604,6 +609,12 @@ def _new_day_lines() -> list[str]:
         )
     lines.append("")
     return lines
+
+
+def _speed(machine_info: dict[str, Any]) -> str:
+    """A results file's machine speed, Python / DuckDB seconds (blank before it was recorded)."""
+    speed = machine_info.get("speed")
+    return f"{speed['python_s']} / {speed['duckdb_s']}" if speed else ""
 
 
 def bench_scale(orders: int, days: int, workdir: Path, live: bool = False) -> dict[str, Any]:

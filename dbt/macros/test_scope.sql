@@ -48,13 +48,18 @@
     model's columns are those its YAML declares (every staging model declares partition_key,
     every incremental mart refreshed_at): no query per test. -#}
 {% macro changed_rows_condition(relation) -%}
+    {#- nothing to read at parse time: an environment variable read while parsing becomes part
+        of dbt's partial-parse check, and each new window would re-parse every tested file -#}
+    {%- if not execute -%}
+        {%- do return('') -%}
+    {%- endif -%}
     {%- set scope = env_var('ORDERTOWER_TEST_SCOPE', 'changed') | trim | lower -%}
     {%- if scope not in ('changed', 'all') -%}
         {{ exceptions.raise_compiler_error(
             "ORDERTOWER_TEST_SCOPE must be 'changed' or 'all', not '" ~ scope ~ "'") }}
     {%- endif -%}
     {%- set window = partition_window() -%}
-    {%- if scope == 'all' or not execute or flags.FULL_REFRESH or window is none
+    {%- if scope == 'all' or flags.FULL_REFRESH or window is none
         or var('as_of', none) -%}
         {%- do return('') -%}
     {%- endif -%}

@@ -15,6 +15,15 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 
 
+def _speed() -> dict[str, float] | None:
+    """The machine's speed (ordertower.machine.speed): runs on different machines compare."""
+    try:
+        from ordertower.machine import speed
+    except ImportError:
+        return None
+    return speed()
+
+
 def summarise(path: str, wall: float | None, top: int) -> dict:
     root = ET.parse(path).getroot()
     suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
@@ -36,7 +45,11 @@ def summarise(path: str, wall: float | None, top: int) -> dict:
         modules[module] = modules.get(module, 0.0) + seconds
     return {
         "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "speed": _speed(),
+        },
         "tests": len(cases),
         "outcomes": counts,
         # the pytest session, and the whole CI step around it (install included) when given

@@ -933,15 +933,17 @@ def _test_suite_lines() -> list[str]:
         "workers); `.ci/run` writes the summary, copied here as `bench/results/tests-<date>.json`.",
         "Budget: 15 minutes on 2 cores.",
         "",
-        "| written | cores | tests | outcomes | pytest s | slowest module (s, summed over its tests) |",
-        "|---|---:|---:|---|---:|---|",
+        "| written | cores | machine speed s | tests | outcomes | pytest s | "
+        "slowest module (s, summed over its tests) |",
+        "|---|---:|---|---:|---|---:|---|",
     ]
     for f in files:
         d = json.loads(f.read_text())
         outcomes = ", ".join(f"{n} {k}" for k, n in sorted(d["outcomes"].items()))
         module, seconds = next(iter(d["modules"].items()), ("-", 0))
         lines.append(
-            f"| {d['written_at'][:16]} | {d['machine']['cpus']} | {d['tests']} | {outcomes} | "
+            f"| {d['written_at'][:16]} | {d['machine']['cpus']} | {_speed(d['machine'])} | "
+            f"{d['tests']} | {outcomes} | "
             f"{d['pytest_seconds']:,.0f} | {module} ({seconds:,.0f}) |"
         )
     return [*lines, ""]

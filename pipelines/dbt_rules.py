@@ -334,6 +334,8 @@ def duplicate_sources(g: Graph, c: Config) -> Iterator[Finding]:
 _JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
 _COMMENT = re.compile(r"--[^\n]*|/\*.*?\*/", re.S)
 _STRING = re.compile(r"'(?:[^']|'')*'")
+#: ``a is [not] distinct from b``: a comparison, not a relation read
+_DISTINCT_FROM = re.compile(r"\bis\s+(?:not\s+)?distinct\s+from\b", re.I)
 _HARD_CODED = re.compile(
     r"\b(?:from|join)\s+((?:\"[^\"]+\"|`[^`]+`|[a-z_][\w$]*)(?:\.(?:\"[^\"]+\"|`[^`]+`|[a-z_][\w$]*))+)",
     re.I,
@@ -342,8 +344,9 @@ _HARD_CODED = re.compile(
 
 def hard_coded_tables(sql: str) -> list[str]:
     """``schema.table`` (or ``db.schema.table``) after FROM or JOIN, outside Jinja, comments and
-    string literals: a relation dbt does not know about."""
+    string literals (``is distinct from`` compares): a relation dbt does not know about."""
     text = _STRING.sub("''", _COMMENT.sub(" ", _JINJA.sub(" ", sql)))
+    text = _DISTINCT_FROM.sub(" <> ", text)
     return [m.group(1) for m in _HARD_CODED.finditer(text)]
 
 

@@ -378,6 +378,8 @@ def test_hard_coded_references_ignore_jinja_comments_and_strings() -> None:
     from {{ ref('stg_shop__orders') }} as orders
     left join {{ source('shop', 'customers') }} using (id)
     cross join unnest(orders.lines) as line
+    where orders.tier is distinct from line.tier or orders.x IS NOT DISTINCT
+        FROM line.x
     """
     assert hard_coded_tables(sql) == []
     assert hard_coded_tables('select * from raw.orders join "lake"."marts"."x" using (id)') == [

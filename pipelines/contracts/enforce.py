@@ -45,8 +45,11 @@ def _enforce(
     contract: Contract,
     missing_columns: dict[int, set[str]] | None,
     received_at: pd.Series | pd.Timestamp | None,
+    pretyped: pd.DataFrame | None = None,
 ) -> Enforcement:
     typed, cast_reasons = coerce_frame(frame, contract, missing_columns)
+    if pretyped is not None and len(pretyped):
+        typed = pd.concat([typed, pretyped]).sort_index() if len(typed) else pretyped
     validation = validate_frame(typed, contract, compile_rules(contract), received_at)
     reasons: dict[int, list[str]] = {}
     for idx in set(cast_reasons) | set(validation.reasons):
@@ -63,16 +66,26 @@ def enforce(
     contract: Contract,
     missing_columns: dict[int, set[str]] | None = None,
     received_at: pd.Series | pd.Timestamp | None = None,
+    pretyped: pd.DataFrame | None = None,
 ) -> Enforcement:
     """Apply every rule of ``contract`` to ``frame`` (raw values; index = record id).
 
-    ``received_at``: each record's receipt time (a Series aligned with ``frame``, or one time),
-    which ``receiptWindow`` rules measure against; now when not given.
+    ``received_at``: each record's receipt time (a Series aligned with the records, or one
+    time), which ``receiptWindow`` rules measure against; now when not given.
+    ``pretyped``: more records, already cast to the contract's types (typed reads,
+    :mod:`pipelines.ingest.typed`), whose index labels are not in ``frame``'s.
     """
     compile_rules(contract)  # a contract that cannot compile fails here, for every batch
     try:
-        return _enforce(frame, contract, missing_columns, received_at)
+        return _enforce(frame, contract, missing_columns, received_at, pretyped)
     except Exception as exc:  # noqa: BLE001 - find the records that fail, land the rest
+        if pretyped is not None and len(pretyped):
+            # the search for failing records works on raw values: the typed records as text
+            frame = (
+                pd.concat([frame, as_raw(pretyped)]).sort_index()
+                if len(frame)
+                else as_raw(pretyped)
+            )
         if len(frame) <= 1:
             return _failed(frame, contract, exc)
         log.warning(
@@ -83,6 +96,23 @@ def enforce(
             return _isolate(frame, contract, missing_columns, received_at, budget, failed=True)
         except _Systemic:
             raise exc from None
+
+
+def as_raw(typed: pd.DataFrame) -> pd.DataFrame:
+    """Typed records as raw values that coerce back to the same types and values (timestamps
+    as ISO-8601 text with their offset, missing values as None)."""
+    out = {}
+    for name in typed.columns:
+        series = typed[name]
+        if isinstance(series.dtype, pd.DatetimeTZDtype):
+            values = [None if pd.isna(v) else v.isoformat() for v in series]
+        else:
+            values = [
+                None if v is None or v is pd.NA or (isinstance(v, float) and v != v) else v
+                for v in series.astype(object)
+            ]
+        out[name] = pd.Series(values, index=typed.index, dtype=object)
+    return pd.DataFrame(out, index=typed.index)
 
 
 class _Systemic(Exception):

@@ -28,7 +28,7 @@ from pipelines.contracts import Contract, load_contract
 from pipelines.contracts.enforce import enforce
 from pipelines.contracts.expectations import RuleResult
 from pipelines.ingest import carriers as carrier_feeds
-from pipelines.ingest import landing
+from pipelines.ingest import landing, typed
 from pipelines.ingest.ops import UNPARTITIONED, ensure_ops_tables
 from pipelines.ingest.readers import (
     ParsedFile,
@@ -73,6 +73,8 @@ class DatasetResult:
     rules: dict[str, dict[str, Any]] = field(default_factory=dict)  # rule -> aggregated result
     top_reasons: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: records whose values DuckDB cast (typed reads); the others were coerced in Python
+    typed_records: int = 0
 
     @property
     def received(self) -> int:
@@ -104,6 +106,10 @@ class _Collected:
     """Records of one dataset gathered from the files of a batch, with where each came from."""
 
     rows: list[dict[str, Any]] = field(default_factory=list)
+    #: the position of each of ``rows`` among all the records (the others are in ``typed``)
+    row_index: list[int] = field(default_factory=list)
+    #: records cast in SQL by a typed read (pipelines/ingest/typed.py), indexed by position
+    typed: list[pd.DataFrame] = field(default_factory=list)
     partition: list[str] = field(default_factory=list)
     source_file: list[str] = field(default_factory=list)
     record_no: list[int | None] = field(default_factory=list)
@@ -188,6 +194,7 @@ def _collect(
     collected = {name: _Collected() for name in source.datasets}
     parent = collected[source.dataset]
     is_carrier = source.file_format == "carrier"
+    fast_reads = _typed_reads(source, contracts[source.dataset], partitions, landing_dir)
     for key in partitions:
         paths = source_files(source, landing_dir, key)
         if not paths and not source.partitioned:
@@ -201,6 +208,13 @@ def _collect(
                     collected[name].files[key].add(rel)
                 parent.rejects.append((key, rel, None, "", [refused]))
                 warnings.append(f"{rel}: {refused}")
+                continue
+            fast = fast_reads.get(path)
+            if fast is not None:
+                warnings.extend(f"{rel}: {w}" for w in fast.warnings)
+                for name in source.datasets:
+                    collected[name].files[key].add(rel)
+                _take_typed(parent, fast, key, rel)
                 continue
             try:
                 parsed, records = _parse(source, path, contracts[source.dataset], registry)
@@ -220,11 +234,12 @@ def _collect(
             for record, number, raw, flat in zip(
                 parsed.records, parsed.record_nos, parsed.raws, records, strict=True
             ):
-                idx = len(parent.rows)
+                idx = len(parent.partition)
                 problems = flat.pop(carrier_feeds.PROBLEMS, None) if is_carrier else None
                 if problems:
                     parent.problems[idx] = problems
                 parent.rows.append(flat)
+                parent.row_index.append(idx)
                 parent.partition.append(key)
                 parent.source_file.append(rel)
                 parent.record_no.append(number)
@@ -234,6 +249,45 @@ def _collect(
                 for child in source.children:
                     _collect_children(collected[child.dataset], child, record, key, rel, number)
     return collected
+
+
+def _typed_reads(
+    source: Source, contract: Contract, partitions: list[str], landing_dir: Path
+) -> dict[Path, typed.TypedFile]:
+    """The batch's files DuckDB reads whole (pipelines/ingest/typed.py); the others are read
+    record by record."""
+    if not typed.enabled() or source.file_format != "csv" or source.children:
+        return {}
+    paths = [
+        p
+        for key in partitions
+        for p in source_files(source, landing_dir, key)
+        if landing.refusal(p, landing_dir) is None
+    ]
+    if not paths:
+        return {}
+    con = typed.connection()
+    try:
+        return typed.typed_csvs(
+            con, paths, contract, source.delimiter, get_settings().max_record_bytes
+        )
+    finally:
+        con.close()
+
+
+def _take_typed(target: _Collected, fast: typed.TypedFile, key: str, rel: str) -> None:
+    """A typed read's records, in file order, after those already collected."""
+    start = len(target.partition)
+    block = fast.typed
+    block.index = block.index + start
+    target.typed.append(block)
+    n = fast.received
+    target.partition.extend([key] * n)
+    target.source_file.extend([rel] * n)
+    target.record_no.extend(fast.record_nos)
+    target.raw.extend(fast.raws)
+    target.row_index.extend(start + i for i in fast.python_at)
+    target.rows.extend(fast.python_rows)
 
 
 def raw_text(raw: Any) -> str:
@@ -266,6 +320,7 @@ def _collect_children(
             continue
         row = flatten(item)
         row[child.parent_key] = record.get(child.parent_key)
+        target.row_index.append(len(target.partition))
         target.rows.append(row)
         target.partition.append(key)
         target.source_file.append(rel)
@@ -555,7 +610,12 @@ def _enforce_dataset(
         if data.rows
         else pd.DataFrame(index=pd.RangeIndex(0))
     )
-    enforcement = enforce(frame, contract, data.missing, receipt_times(data.partition, now))
+    frame.index = pd.Index(data.row_index, dtype="int64")
+    pretyped = pd.concat(data.typed) if data.typed else None
+    result.typed_records += 0 if pretyped is None else len(pretyped)
+    enforcement = enforce(
+        frame, contract, data.missing, receipt_times(data.partition, now), pretyped
+    )
     _merge_rules(result, enforcement.results)
     rule_rows = _rule_rows_per_partition(enforcement.results, data.partition, partitions)
     reasons = dict(enforcement.reasons)
@@ -576,7 +636,7 @@ def _enforce_dataset(
         )
     rejected_keys = {(r[1], r[2]) for r in rejects if r[2] is not None}
 
-    keep = ~frame.index.isin(list(reasons))
+    keep = ~enforcement.typed.index.isin(list(reasons))
     landed = enforcement.typed.loc[keep].copy()
     landed["_partition_key"] = [data.partition[i] for i in landed.index]
     landed["_source_file"] = [data.source_file[i] for i in landed.index]
@@ -770,6 +830,7 @@ def _merge_partial(result: DatasetResult, partial: DatasetResult) -> None:
     for reason, n in partial.top_reasons.items():
         result.top_reasons[reason] = result.top_reasons.get(reason, 0) + n
     result.warnings.extend(partial.warnings)
+    result.typed_records += partial.typed_records
 
 
 def _outcomes(

@@ -277,12 +277,176 @@ def test_delimited_files_land_the_same_with_typed_reads_and_without(tmp_path: Pa
             assert typed_records < received, source.name  # some values were not canonical
 
 
+JSON_SOURCES = [s for s in SOURCES if s.file_format == "jsonl"]
+
+
+def _json_value(column, rng: random.Random):
+    """A value for ``column`` as a feed would send it: mostly well formed, sometimes not."""
+    kind = column.logical_type
+    if rng.random() < 0.15:
+        return rng.choice(
+            [
+                None,
+                "",
+                " ",
+                12,
+                -0.0,
+                0,
+                1.5,
+                1e5,
+                10**20,
+                True,
+                False,
+                [],
+                ["a"],
+                [1],
+                {"k": 1},
+                "12",
+                " 12",
+                "1,5",
+                "٣",
+                "true",
+                "2026-08-20",
+                "2026-08-20T10:15:00",
+                "x, nan, y",
+                "Delivery address, Naples",
+                "é",
+                "A" * 80,
+            ]
+        )
+    if kind == "integer":
+        return rng.choice([rng.randint(-5, 10**6), str(rng.randint(0, 99))])
+    if kind == "number":
+        return rng.choice([round(rng.uniform(-10, 10**5), rng.randint(0, 6)), rng.randint(0, 50)])
+    if kind == "boolean":
+        return rng.random() < 0.5
+    if kind == "array":
+        return [f"dev_{rng.randint(0, 99)}" for _ in range(rng.randint(0, 3))]
+    return _random_text(kind, rng)
+
+
+def _json_record(source, rng: random.Random, contracts: dict) -> dict:
+    contract = contracts[source.dataset]
+    record: dict = {}
+    for column in contract.columns:
+        owner = next((o for o in source.objects if column.name.startswith(o + "_")), None)
+        value = _json_value(column, rng)
+        if rng.random() < 0.05:
+            continue  # the key is not sent at all
+        if owner:
+            record.setdefault(owner, {})[column.name[len(owner) + 1 :]] = value
+        else:
+            record[column.name] = value
+    for child in source.children:
+        child_contract = contracts[child.dataset]
+        record[child.field] = [
+            {
+                c.name: _json_value(c, rng)
+                for c in child_contract.columns
+                if c.name != child.parent_key
+            }
+            for _ in range(rng.randint(0, 3))
+        ]
+    return record
+
+
+def _json_damage(line: str, record: dict, source, rng: random.Random) -> str:
+    """The line, or the line with one of the faults the SQL side must leave to Python."""
+    owner = source.objects[0] if source.objects else None
+    child = source.children[0].field if source.children else None
+    faults = [
+        lambda: line[:-1] + ',"' + next(iter(record)) + '":1}',  # a key twice
+        lambda: line[:-1] + ",}",  # a trailing comma
+        lambda: line[:-1] + ',"x":NaN}',
+        lambda: line[:-1] + ',"x":-Infinity}',
+        lambda: line[:-1] + ',"x":inf}',
+        lambda: line[:-1] + ',"extra":{"a":{"b":1}}}',  # an object nobody declared
+        lambda: line[:-1] + ',"note":"{ curly }"}',
+        lambda: line[:-1] + ',"esc":"caf\\u00e9 \\"q\\""}',
+        lambda: line[:-1] + ',"sur":"\\ud800"}',
+        lambda: line.replace('":', '" :', 1),
+        lambda: line[: len(line) // 2],  # truncated
+        lambda: "[" + line + "]",
+        lambda: '"just text"',
+        lambda: "   ",
+        lambda: "",
+        lambda: "\ufeff" + line,
+        lambda: " " + line,
+        lambda: line + " ",
+        lambda: line[:-1] + ',"deep":' + "[" * 40 + "]" * 40 + "}",
+    ]
+    if owner:
+        faults += [
+            lambda: line[:-1] + f',"{owner}_city":"Lyon"}}',  # a top-level twin of a nested key
+            lambda: line.replace(f'"{owner}":{{', f'"{owner}":{{"city":"a","city":"b",', 1),
+            lambda: line.replace(f'"{owner}":{{', f'"{owner}_":{{', 1),
+            lambda: line[:-1] + f',"{owner}":"flat"}}',
+        ]
+    if child:
+        faults += [
+            lambda: line.replace(f'"{child}":[', f'"{child}":[{{"a":1,"a":2}},', 1),
+            lambda: line.replace(f'"{child}":[', f'"{child}":[5,', 1),
+            lambda: line.replace(f'"{child}":[', f'"{child}":[{{}},', 1),
+            lambda: line[:-1] + f',"{child}":"none"}}',
+            lambda: line[:-1] + f',"{child}":null}}',
+        ]
+    return rng.choice(faults)()
+
+
+def _json_world(root: Path) -> Path:
+    landing = root / "landing"
+    import json
+
+    contracts = load_contracts()
+    for i, source in enumerate(JSON_SOURCES):
+        rng = random.Random(100 + i)
+        lines = []
+        for _ in range(150):
+            record = _json_record(source, rng, contracts)
+            line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+            if rng.random() < 0.3:
+                line = _json_damage(line, record, source, rng)
+            lines.append(line)
+        body = ("\n".join(lines) + "\n").encode("utf-8")
+        if not source.partitioned:
+            _write(landing / source.pattern, body)
+            continue
+        _write(landing / source.pattern.format(date=DAYS[0]).replace("*", "awkward"), body)
+        # whole files Python reads: a byte-order mark, CRLF, no final newline, invalid UTF-8
+        _write(
+            landing / source.pattern.format(date=DAYS[1]).replace("*", "bom"),
+            b"\xef\xbb\xbf" + body,
+        )
+        _write(
+            landing / source.pattern.format(date=DAYS[1]).replace("*", "crlf"),
+            body.replace(b"\n", b"\r\n"),
+        )
+        _write(landing / source.pattern.format(date=DAYS[2]).replace("*", "open"), body[:-1])
+        _write(
+            landing / source.pattern.format(date=DAYS[2]).replace("*", "latin"), body + b"\xff\n"
+        )
+    return landing
+
+
+@pytest.mark.slow
+def test_json_lines_land_the_same_with_typed_reads_and_without(tmp_path: Path):
+    cap = 4096
+    with environment({"ORDERTOWER_MAX_RECORD_BYTES": str(cap)}):
+        landing = _json_world(tmp_path)
+        counts = _assert_same(landing, tmp_path)
+    for source in JSON_SOURCES:
+        for dataset in source.datasets:
+            received, typed_records, _ = counts[dataset]
+            assert 0 < typed_records < received, dataset
+
+
 @pytest.mark.slow
 def test_the_hostile_corpus_and_simulated_defects_land_the_same(tmp_path: Path):
     for world, landing in _worlds(tmp_path / "landing").items():
         counts = _assert_same(landing, tmp_path / world)
-        if world == "defects":
-            assert counts["inventory_snapshots"][1] > 0  # the day files were typed reads
+        if world == "defects":  # the day files were typed reads
+            assert counts["inventory_snapshots"][1] > 0
+            assert counts["orders"][1] > 0 and counts["order_lines"][1] > 0
 
 
 def test_a_plain_file_is_read_by_duckdb_and_a_damaged_one_is_not(tmp_path: Path):

@@ -221,36 +221,42 @@ def read_jsonl(path: Path, max_bytes: int | None = None) -> ParsedFile:
     lines = data.split(b"\n")
     last = len(lines)
     for number, raw_bytes in enumerate(lines, start=1):
-        raw_bytes = raw_bytes.rstrip(b"\r")
-        if raw_bytes.startswith(_BOM):  # a line written with its own byte-order mark
-            raw_bytes = raw_bytes[len(_BOM) :]
-        if not raw_bytes.strip():
-            continue
-        over = oversize(raw_bytes, cap)
-        if over is not None:
-            parsed.rejects.append(Reject(number, *over))
-            continue
-        try:
-            raw = raw_bytes.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            parsed.rejects.append(
-                Reject(
-                    number,
-                    raw_bytes.decode("utf-8", "replace"),
-                    f"not valid UTF-8 ({exc.reason} at byte {exc.start})",
-                )
-            )
-            continue
         hint = " (truncated last line)" if number == last and not data.endswith(b"\n") else ""
-        try:
-            obj = parse_json_object(raw, hint)
-        except RecordError as exc:
-            parsed.rejects.append(Reject(number, raw, str(exc)))
-            continue
-        parsed.records.append(obj)
-        parsed.record_nos.append(number)
-        parsed.raws.append(raw)
+        read_json_line(parsed, number, raw_bytes, cap, hint)
     return parsed
+
+
+def read_json_line(parsed: ParsedFile, number: int, raw_bytes: bytes, cap: int, hint: str) -> None:
+    """Line ``number`` of a JSON-lines file into ``parsed``: a record, a reject with the reason,
+    or nothing (a blank line)."""
+    raw_bytes = raw_bytes.rstrip(b"\r")
+    if raw_bytes.startswith(_BOM):  # a line written with its own byte-order mark
+        raw_bytes = raw_bytes[len(_BOM) :]
+    if not raw_bytes.strip():
+        return
+    over = oversize(raw_bytes, cap)
+    if over is not None:
+        parsed.rejects.append(Reject(number, *over))
+        return
+    try:
+        raw = raw_bytes.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        parsed.rejects.append(
+            Reject(
+                number,
+                raw_bytes.decode("utf-8", "replace"),
+                f"not valid UTF-8 ({exc.reason} at byte {exc.start})",
+            )
+        )
+        return
+    try:
+        obj = parse_json_object(raw, hint)
+    except RecordError as exc:
+        parsed.rejects.append(Reject(number, raw, str(exc)))
+        return
+    parsed.records.append(obj)
+    parsed.record_nos.append(number)
+    parsed.raws.append(raw)
 
 
 # ------------------------------------------------------------------------------ CSV

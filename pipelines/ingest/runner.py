@@ -194,7 +194,7 @@ def _collect(
     collected = {name: _Collected() for name in source.datasets}
     parent = collected[source.dataset]
     is_carrier = source.file_format == "carrier"
-    fast_reads = _typed_reads(source, contracts[source.dataset], partitions, landing_dir)
+    fast_reads = _typed_reads(source, contracts, partitions, landing_dir)
     for key in partitions:
         paths = source_files(source, landing_dir, key)
         if not paths and not source.partitioned:
@@ -211,10 +211,14 @@ def _collect(
                 continue
             fast = fast_reads.get(path)
             if fast is not None:
-                warnings.extend(f"{rel}: {w}" for w in fast.warnings)
                 for name in source.datasets:
                     collected[name].files[key].add(rel)
-                _take_typed(parent, fast, key, rel)
+                if isinstance(fast, typed.TypedJsonFile):
+                    warnings.extend(f"{rel}: {w}" for w in fast.parsed.warnings)
+                    _take_typed_json(collected, source, fast, key, rel)
+                else:
+                    warnings.extend(f"{rel}: {w}" for w in fast.warnings)
+                    _take_typed(parent, fast, key, rel)
                 continue
             try:
                 parsed, records = _parse(source, path, contracts[source.dataset], registry)
@@ -252,11 +256,18 @@ def _collect(
 
 
 def _typed_reads(
-    source: Source, contract: Contract, partitions: list[str], landing_dir: Path
-) -> dict[Path, typed.TypedFile]:
-    """The batch's files DuckDB reads whole (pipelines/ingest/typed.py); the others are read
-    record by record."""
-    if not typed.enabled() or source.file_format != "csv" or source.children:
+    source: Source, contracts: dict[str, Contract], partitions: list[str], landing_dir: Path
+) -> dict[Path, typed.TypedFile | typed.TypedJsonFile]:
+    """The batch's files DuckDB reads (pipelines/ingest/typed.py); the others are read record
+    by record."""
+    if not typed.enabled() or source.file_format not in ("csv", "jsonl"):
+        return {}
+    children = tuple((c, contracts[c.dataset]) for c in source.children)
+    if any(
+        col.name == c.parent_key and col.logical_type != "string"
+        for c, contract in children
+        for col in contract.columns
+    ):
         return {}
     paths = [
         p
@@ -267,12 +278,78 @@ def _typed_reads(
     if not paths:
         return {}
     con = typed.connection()
+    cap = get_settings().max_record_bytes
     try:
-        return typed.typed_csvs(
-            con, paths, contract, source.delimiter, get_settings().max_record_bytes
-        )
+        if source.file_format == "jsonl":
+            return typed.typed_jsonls(
+                con, paths, contracts[source.dataset], source.objects, children, cap
+            )
+        return typed.typed_csvs(con, paths, contracts[source.dataset], source.delimiter, cap)
     finally:
         con.close()
+
+
+def _take_typed_json(
+    collected: dict[str, _Collected],
+    source: Source,
+    fast: typed.TypedJsonFile,
+    key: str,
+    rel: str,
+) -> None:
+    """A typed JSON read's records in line order: the typed ones with their typed items, the
+    ones Python read as :func:`_collect` takes them."""
+    parent = collected[source.dataset]
+    parsed = fast.parsed
+    for rej in parsed.rejects:
+        parent.rejects.append((key, rel, rej.record_no, rej.raw, [rej.reason]))
+    order = sorted(
+        [(n, 0, i) for i, n in enumerate(fast.record_nos)]
+        + [(n, 1, i) for i, n in enumerate(parsed.record_nos)]
+    )
+    at = []
+    cursors = {c.dataset: [0, 0, []] for c in source.children}  # item, python row, typed at
+    for number, python, i in order:
+        pos = len(parent.partition)
+        parent.partition.append(key)
+        parent.source_file.append(rel)
+        parent.record_no.append(number)
+        if python:
+            record = parsed.records[i]
+            parent.raw.append(parsed.raws[i])
+            parent.rows.append(flatten(record))
+            parent.row_index.append(pos)
+            for child in source.children:
+                _collect_children(collected[child.dataset], child, record, key, rel, number)
+            continue
+        parent.raw.append(fast.raws[i])
+        at.append(pos)
+        for child in source.children:
+            items = fast.children.get(child.dataset)
+            if items is None:
+                continue
+            target, cursor = collected[child.dataset], cursors[child.dataset]
+            for index in range(items.counts[i]):
+                cpos = len(target.partition)
+                target.partition.append(key)
+                target.source_file.append(rel)
+                target.record_no.append(number)
+                target.raw.append(typed.LazyItem(fast.raws[i], child.field, index))
+                if items.ok[cursor[0]]:
+                    cursor[2].append(cpos)
+                else:
+                    target.rows.append(items.python_rows[cursor[1]])
+                    target.row_index.append(cpos)
+                    cursor[1] += 1
+                cursor[0] += 1
+    block = fast.typed
+    block.index = pd.Index(at, dtype="int64")
+    parent.typed.append(block)
+    for child in source.children:
+        items = fast.children.get(child.dataset)
+        if items is not None:
+            child_block = items.typed
+            child_block.index = pd.Index(cursors[child.dataset][2], dtype="int64")
+            collected[child.dataset].typed.append(child_block)
 
 
 def _take_typed(target: _Collected, fast: typed.TypedFile, key: str, rel: str) -> None:
@@ -292,6 +369,8 @@ def _take_typed(target: _Collected, fast: typed.TypedFile, key: str, rel: str) -
 
 def raw_text(raw: Any) -> str:
     """A quarantined record's ``raw_record``: the text it came as, or its parsed object as JSON."""
+    if isinstance(raw, typed.LazyItem):
+        raw = raw.obj()
     return raw if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False, default=str)
 
 

@@ -28,6 +28,9 @@ class Source:
     partitioned: bool = True
     delimiter: str = ","
     children: tuple[Child, ...] = field(default_factory=tuple)
+    #: keys whose value is an object in every record of a JSON feed (``billing_address``): its
+    #: keys land as ``<key>_<its key>`` columns (typed reads rely on it, pipelines/ingest/typed.py)
+    objects: tuple[str, ...] = ()
 
     @property
     def datasets(self) -> tuple[str, ...]:
@@ -74,6 +77,7 @@ SOURCES: tuple[Source, ...] = (
         "jsonl",
         "customers",
         partitioned=False,
+        objects=("home_address",),
     ),
     Source(
         "orders",
@@ -82,6 +86,7 @@ SOURCES: tuple[Source, ...] = (
         "jsonl",
         "orders",
         children=(Child("order_lines", "lines", "order_id"),),
+        objects=("billing_address", "shipping_address"),
     ),
     Source(
         "cancellations",

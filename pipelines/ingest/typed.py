@@ -62,10 +62,16 @@ def enabled() -> bool:
 
 
 def connection() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB for typed reads (no lake, no extension loading)."""
+    """An in-memory DuckDB for typed reads (no lake, no extension loading); one thread in an
+    ingestion worker process, whose siblings take the other cores."""
+    import multiprocessing
+
     from ordertower.lake import NO_AUTO_EXTENSIONS
 
-    return duckdb.connect(config=NO_AUTO_EXTENSIONS)
+    config: dict[str, object] = dict(NO_AUTO_EXTENSIONS)
+    if multiprocessing.parent_process() is not None:
+        config["threads"] = 1
+    return duckdb.connect(config=config)
 
 
 def _q(name: str) -> str:
@@ -278,3 +284,381 @@ def _read_group(
         start += size
         typed_start += len(keep)
     return out
+
+
+# ------------------------------------------------------------------------------ JSON lines
+
+#: a line is left to Python's parser when its text could hold something DuckDB's JSON reader
+#: accepts and Python's refuses or reads differently: an escape (a lone surrogate decodes only
+#: in Python), a trailing comma, a bare NaN, Inf or Infinity in any case (Python refuses
+#: them), a key followed by spaces before its colon (the key count below assumes none)
+_JSON_SUSPECT = r',\s*[}\]]|[:,\[]\s*[-+]?(?i:nan|inf|infinity)\s*[,}\]]|"\s+:'
+
+
+@dataclass
+class LazyItem:
+    """A nested item (an order line) as quarantine stores it: the item Python's parser reads
+    from its record's line, parsed only if the item is rejected."""
+
+    line: str
+    field: str
+    index: int
+
+    def obj(self) -> Any:
+        from pipelines.ingest.readers import parse_json_object
+
+        return parse_json_object(self.line)[self.field][self.index]
+
+
+@dataclass
+class TypedChildren:
+    """The items of a nested list (``lines``) of one file's typed records, in order: how many
+    each record holds, which were cast in SQL (``typed``, in order) and the others as Python
+    reads them (flattened, with the record's key)."""
+
+    counts: list[int]
+    ok: list[bool]
+    typed: pd.DataFrame
+    python_rows: list[dict[str, Any]]
+
+
+@dataclass
+class TypedJsonFile:
+    """One JSON-lines file: the records cast in SQL and, in ``parsed``, the lines Python read
+    (records, rejects and blank lines, exactly as :func:`~pipelines.ingest.readers.read_jsonl`
+    would)."""
+
+    parsed: Any  # readers.ParsedFile
+    record_nos: list[int]
+    raws: list[str]
+    typed: pd.DataFrame  # RangeIndex, in the order of record_nos
+    children: dict[str, TypedChildren] = field(default_factory=dict)
+
+
+def _path(*parts: str) -> str:
+    return "$." + ".".join('"' + part + '"' for part in parts)
+
+
+def _sql_list(items: list[str]) -> str:
+    return "[" + ", ".join("'" + i.replace("'", "''") + "'" for i in items) + "]"
+
+
+class _Paths:
+    """The JSONPaths one ``json_extract`` call reads from each line (``__v[i]``, 1-based)."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+
+    def at(self, path: str) -> str:
+        if path not in self.paths:
+            self.paths.append(path)
+        return f"__v[{self.paths.index(path) + 1}]"
+
+
+def _columns(
+    contract: Contract, paths: _Paths, objects: tuple[str, ...], skip: tuple[str, ...] = ()
+) -> tuple[list[tuple[Column, str]], list[str]]:
+    """Each contract column's JSON value as Python's ``flatten`` finds it, and the conditions
+    under which that is the only place it could come from.
+
+    A column ``<object>_<key>`` of a declared object comes from the object's key, and the
+    record must not also hold a top-level ``<object>_<key>`` (Python would keep the later
+    one); any other column is a top-level key whose value is not an object."""
+    out, unique = [], []
+    for column in contract.columns:
+        if column.name in skip:
+            continue
+        top = paths.at(_path(column.name))
+        owner = next((o for o in objects if column.name.startswith(o + "_")), None)
+        if owner is None:
+            out.append((column, f"case when json_type({top}) <> 'OBJECT' then {top} end"))
+            unique.append(f"coalesce(json_type({top}) <> 'OBJECT', true)")
+        else:
+            member = paths.at(_path(owner, column.name[len(owner) + 1 :]))
+            out.append((column, member))
+            unique.append(f"{top} is null")
+    return out, unique
+
+
+def json_column_sql(column: Column, value: str, jt: str, text: str) -> tuple[str, str]:
+    """``(cast, canonical)`` SQL for a contract column whose JSON value is ``value`` (JSON, or
+    NULL when absent), its JSON type ``jt`` and its text ``text`` (``->> '$'``, '' as NULL):
+    the JSON types and forms for which DuckDB's cast gives what the pandas coercion gives
+    Python's parse of the same line."""
+    kind = column.logical_type
+    cast, form = column_sql(column, text)
+    absent = f"({value} is null or {jt} = 'NULL' or ({jt} = 'VARCHAR' and {text} is null))"
+    if kind in ("integer", "number"):
+        return (
+            cast,
+            f"({absent} or ({jt} in ('BIGINT', 'UBIGINT', 'DOUBLE', 'VARCHAR') and {form}))",
+        )
+    if kind in ("timestamp", "date"):
+        return cast, f"({absent} or ({jt} = 'VARCHAR' and {form}))"
+    if kind == "boolean":
+        return f"({text} = 'true')", f"({absent} or {jt} = 'BOOLEAN')"
+    if kind == "array":
+        items = f"json_type({value}, '$[*]')"
+        return (
+            f"case when {jt} = 'ARRAY' then json_extract_string({value}, '$[*]') end",
+            f"({value} is null or {jt} = 'NULL' or ({jt} = 'ARRAY' and "
+            f"coalesce(list_bool_and(list_transform({items}, t -> t = 'VARCHAR')), true)))",
+        )
+    return text, f"({absent} or {jt} = 'VARCHAR')"
+
+
+def _stages(columns: list[tuple[Column, str]]) -> tuple[str, str, list[str], list[str]]:
+    """Select lists for the value stages: each column's JSON value (``__c``), then its JSON
+    type and text once (``__j``, ``__x``); the casts and canonical tests over those."""
+    values = ", ".join(f"{value} as __c{i}" for i, (_, value) in enumerate(columns))
+    kinds = ", ".join(
+        f"json_type(__c{i}) as __j{i}, nullif(__c{i} ->> '$', '') as __x{i}, __c{i}"
+        for i in range(len(columns))
+    )
+    casts, canonical = [], []
+    for i, (column, _) in enumerate(columns):
+        cast, ok = json_column_sql(column, f"__c{i}", f"__j{i}", f"__x{i}")
+        casts.append(cast)
+        canonical.append(ok)
+    return values, kinds, casts, canonical
+
+
+def _count(text: str, what: str) -> str:
+    return f"((strlen({text}) - strlen(replace({text}, '{what}', ''))) // {len(what.encode())})"
+
+
+def _distinct(keys: str) -> str:
+    return f"(len({keys}) = len(list_distinct({keys})))"
+
+
+def typed_jsonls(
+    con: duckdb.DuckDBPyConnection,
+    paths: list[Path],
+    contract: Contract,
+    objects: tuple[str, ...],
+    children: tuple[tuple[Any, Contract], ...],
+    cap: int,
+) -> dict[Path, TypedJsonFile]:
+    """Read JSON-lines landing files: DuckDB parses the lines and casts the records (and their
+    nested items) that need no judgement; Python reads the other lines. A file left out of the
+    answer is read by :func:`~pipelines.ingest.readers.read_jsonl` (a byte-order mark,
+    carriage returns, invalid UTF-8, no final newline).
+
+    A record is cast in SQL when Python's parser would read it the same way and find no fault:
+    valid JSON without escapes or the constants above, no key twice in any object, objects
+    only where the feed nests them (``objects``, and the items of ``children``; counted: every
+    ``{`` of the line must be one of them), and every contract value in its canonical form
+    (:func:`json_column_sql`)."""
+    from pipelines.ingest.readers import MAX_JSON_DEPTH, ParsedFile, read_json_line
+
+    files: list[tuple[Path, list[str]]] = []
+    for path in paths:
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        if not data.endswith(b"\n") or data.startswith(_BOM) or b"\r" in data:
+            continue
+        try:
+            files.append((path, data.decode("utf-8").split("\n")[:-1]))
+        except UnicodeDecodeError:
+            continue
+    if not files:
+        return {}
+    fidx, recs, texts = [], [], []
+    for f, (_, lines) in enumerate(files):
+        fidx += [f] * len(lines)
+        recs += range(1, len(lines) + 1)
+        texts += lines
+    table = pa.table(
+        {
+            "__f": pa.array(fidx, pa.int32()),
+            "__rec": pa.array(recs, pa.int64()),
+            "line": pa.array(texts, pa.string()),
+        }
+    )
+    where = _Paths()
+    columns, unique = _columns(contract, where, objects)
+    # keys in the text (no escapes, no space before a colon: each '":' ends a key) against the
+    # distinct keys of the objects DuckDB finds: equal only when no object repeats a key
+    keys = ["len(list_distinct(__keys))"]
+    braces = ["1"]
+    shape = [_distinct("__keys")]
+    for o in objects:
+        value = where.at(_path(o))
+        shape.append(f"coalesce(json_type({value}) in ('OBJECT', 'NULL'), true)")
+        braces.append(f"coalesce((json_type({value}) = 'OBJECT')::int, 0)")
+        keys.append(f"coalesce(len(list_distinct(json_keys({value}))), 0)")
+    items_of = {}
+    for child, _ in children:
+        value = where.at(_path(child.field))
+        items_of[child] = value
+        item_keys = f"json_keys({value}, '$[*]')"
+        shape.append(
+            f"coalesce(json_type({value}) = 'NULL' or (json_type({value}) = 'ARRAY' and "
+            f"coalesce(list_bool_and(list_transform(json_type({value}, '$[*]'), "
+            f"t -> t = 'OBJECT')), true)), true)"
+        )
+        braces.append(f"coalesce(json_array_length({value}), 0)")
+        keys.append(
+            f"coalesce(list_sum(list_transform({item_keys}, k -> len(list_distinct(k)))), 0)"
+        )
+        key = where.at(_path(child.parent_key))
+        shape.append(f"coalesce(json_type({key}) in ('VARCHAR', 'NULL'), true)")
+    values, kinds, casts, canonical = _stages(columns)
+    casts = [f"case when __ok then {cast} end as __t{i}" for i, cast in enumerate(casts)]
+    record_ok = " and ".join(
+        [
+            *shape,
+            f"{_count('line', '{')} = " + " + ".join(braces),
+            f"{_count('line', chr(34) + ':')} = " + " + ".join(keys),
+            *unique,
+        ]
+    )
+    sql = f"""
+        with plain as materialized (
+            select __f, __rec, line from _json_lines
+            where line like '{{%}}' and strlen(line) <= {int(cap)}
+              and {_count("line", "{")} + {_count("line", "[")} <= {MAX_JSON_DEPTH}
+              and not contains(line, '\\') and not regexp_matches(line, '{_JSON_SUSPECT}')
+              and json_valid(line)
+        ), parsed as materialized (
+            select __f, __rec, line, json_keys(line) as __keys,
+                   json_extract(line, {_sql_list(where.paths)}) as __v
+            from plain
+        ), valued as materialized (
+            select __f, __rec, ({record_ok}) as __record_ok, {values} from parsed
+        ), typed_text as materialized (
+            select __f, __rec, __record_ok, {kinds} from valued
+        ), checked as materialized (
+            select *, __record_ok and {" and ".join(canonical)} as __ok from typed_text
+        )
+        select __f, __rec, __ok, {", ".join(casts)} from checked order by __f, __rec
+    """
+    con.register("_json_lines", table)
+    try:
+        result = con.execute(sql).to_arrow_table()
+        ok = result.column("__ok").to_numpy(zero_copy_only=False).astype(bool)
+        ok_rows = result.filter(pa.array(ok))
+        typed_all = typed_frame(
+            ok_rows.select([f"__t{i}" for i in range(len(columns))]).rename_columns(
+                [c.name for c, _ in columns]
+            ),
+            contract,
+        )
+        kids = {}
+        if children and ok_rows.num_rows:
+            con.register("_json_ok", ok_rows.select(["__f", "__rec"]))
+            try:
+                for child, child_contract in children:
+                    kids[child] = _typed_items(con, child, child_contract)
+            finally:
+                con.unregister("_json_ok")
+    finally:
+        con.unregister("_json_lines")
+    ok_f = result.column("__f").to_numpy()[ok]
+    ok_rec = result.column("__rec").to_numpy()[ok]
+    out: dict[Path, TypedJsonFile] = {}
+    start = 0
+    for f, (path, lines) in enumerate(files):
+        stop = start + int((ok_f == f).sum())
+        numbers = [int(n) for n in ok_rec[start:stop]]
+        typed_set = set(numbers)
+        parsed = ParsedFile(path)
+        for number, line in enumerate(lines, start=1):
+            if number not in typed_set:
+                read_json_line(parsed, number, line.encode("utf-8"), cap, "")
+        block = typed_all.iloc[start:stop].reset_index(drop=True)
+        read = TypedJsonFile(parsed, numbers, [lines[n - 1] for n in numbers], block)
+        for child, (counts, flags, typed_items) in kids.items():
+            read.children[child.dataset] = _slice_children(
+                counts, flags, typed_items, child, start, stop, lines, numbers
+            )
+        out[path] = read
+        start = stop
+    return out
+
+
+def _typed_items(
+    con: duckdb.DuckDBPyConnection, child: Any, contract: Contract
+) -> tuple[Any, Any, pd.DataFrame]:
+    """The nested items of the typed records (``_json_ok``), in order: how many each record
+    holds, whether each item is canonical, and the canonical ones cast (with the record's
+    key)."""
+    import numpy as np
+
+    where = _Paths()
+    columns, unique = _columns(contract, where, (), skip=(child.parent_key,))
+    values, kinds, casts, canonical = _stages(columns)
+    casts = [
+        f"case when __ok then {cast} end as {_q(column.name)}"
+        for cast, (column, _) in zip(casts, columns, strict=True)
+    ]
+    items = f"json_extract(line, '{_path(child.field)}[*]')"
+    key = f"nullif(json_extract(line, '{_path(child.parent_key)}') ->> '$', '')"
+    sql = f"""
+        with records as materialized (
+            select __f, __rec, {key} as __key, coalesce({items}, []) as __items
+            from _json_ok join _json_lines using (__f, __rec)
+        ), unnested as materialized (
+            select __f, __rec, __key, unnest(__items) as item,
+                   unnest(range(len(__items))) as __i
+            from records
+        ), parsed as materialized (
+            select __f, __rec, __i, __key, json_extract(item, {_sql_list(where.paths)}) as __v
+            from unnested
+        ), valued as materialized (
+            select __f, __rec, __i, __key, {" and ".join(unique) or "true"} as __unique, {values}
+            from parsed
+        ), typed_text as materialized (
+            select __f, __rec, __i, __key, __unique, {kinds} from valued
+        ), checked as materialized (
+            select *, __unique and {" and ".join(canonical) or "true"} as __ok from typed_text
+        )
+        select __ok, __key as {_q(child.parent_key)}, {", ".join(casts)}
+        from checked order by __f, __rec, __i
+    """
+    counts = (
+        con.execute(
+            f"select len(coalesce({items}, [])) as n from _json_ok join _json_lines "
+            "using (__f, __rec) order by __f, __rec"
+        )
+        .to_arrow_table()
+        .column("n")
+        .to_numpy()
+    )
+    result = con.execute(sql).to_arrow_table()
+    ok = result.column("__ok").to_numpy(zero_copy_only=False).astype(bool)
+    typed = typed_frame(result.filter(pa.array(ok)).drop_columns(["__ok"]), contract)
+    return np.asarray(counts, dtype=np.int64), ok, typed
+
+
+def _slice_children(
+    counts,
+    ok,
+    typed: pd.DataFrame,
+    child: Any,
+    start: int,
+    stop: int,
+    lines: list[str],
+    numbers: list[int],
+) -> TypedChildren:
+    """One file's share (typed records ``start:stop``) of the items of :func:`_typed_items`."""
+    from pipelines.ingest.readers import flatten, parse_json_object
+
+    first = int(counts[:start].sum())
+    last = first + int(counts[start:stop].sum())
+    typed_first = int(ok[:first].sum())
+    flags = [bool(x) for x in ok[first:last]]
+    block = typed.iloc[typed_first : typed_first + sum(flags)].reset_index(drop=True)
+    rows = []
+    position = 0
+    for n, number in zip(counts[start:stop], numbers, strict=True):
+        for index in range(int(n)):
+            if not flags[position]:
+                record = parse_json_object(lines[number - 1])
+                row = flatten(record[child.field][index])
+                row[child.parent_key] = record.get(child.parent_key)
+                rows.append(row)
+            position += 1
+    return TypedChildren([int(n) for n in counts[start:stop]], flags, block, rows)

@@ -13,7 +13,7 @@ import logging
 import multiprocessing
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -194,7 +194,7 @@ def _collect(
     collected = {name: _Collected() for name in source.datasets}
     parent = collected[source.dataset]
     is_carrier = source.file_format == "carrier"
-    fast_reads = _typed_reads(source, contracts, partitions, landing_dir)
+    fast_reads = _typed_reads(source, contracts, partitions, landing_dir, registry)
     for key in partitions:
         paths = source_files(source, landing_dir, key)
         if not paths and not source.partitioned:
@@ -215,7 +215,14 @@ def _collect(
                     collected[name].files[key].add(rel)
                 if isinstance(fast, typed.TypedJsonFile):
                     warnings.extend(f"{rel}: {w}" for w in fast.parsed.warnings)
-                    _take_typed_json(collected, source, fast, key, rel)
+                    normalise = None
+                    if is_carrier:
+                        carrier_id, feed, mode = _carrier_feed(path, registry)
+
+                        def normalise(record, feed=feed, carrier_id=carrier_id, mode=mode):
+                            return carrier_feeds.normalise(feed, carrier_id, [record], mode)[0]
+
+                    _take_typed_json(collected, source, fast, key, rel, normalise)
                 else:
                     warnings.extend(f"{rel}: {w}" for w in fast.warnings)
                     _take_typed(parent, fast, key, rel)
@@ -255,12 +262,56 @@ def _collect(
     return collected
 
 
+def _carrier_feed(
+    path: Path, registry: dict[str, dict[str, str]]
+) -> tuple[str, str | None, str | None]:
+    """``(carrier_id, feed format, mode)`` of a carrier's landing file, as :func:`_parse` reads it."""
+    carrier_id = path.parent.parent.name
+    info = registry.get(carrier_id, {})
+    feed = info.get("feed_format") or carrier_feeds.FILE_FORMATS.get(path.name)
+    return carrier_id, feed, info.get("mode")
+
+
+def _typed_carrier_reads(
+    con: duckdb.DuckDBPyConnection,
+    paths: list[Path],
+    contract: Contract,
+    registry: dict[str, dict[str, str]],
+    cap: int,
+) -> dict[Path, typed.TypedJsonFile]:
+    """Parcel webhooks read and normalised in DuckDB, carrier by carrier; the other feeds are
+    read and normalised record by record."""
+    by_carrier: dict[str, list[Path]] = defaultdict(list)
+    for path in paths:
+        carrier_id, feed, _ = _carrier_feed(path, registry)
+        if feed == "parcel_webhook_json":
+            by_carrier[carrier_id].append(path)
+    out: dict[Path, typed.TypedJsonFile] = {}
+    for carrier_id, mine in by_carrier.items():
+        out.update(
+            typed.typed_parcel_webhooks(
+                con,
+                mine,
+                contract,
+                carrier_id,
+                carrier_feeds._codes("parcel_webhook_json", carrier_id),
+                carrier_feeds.mappings()["parcel_webhook_json"]["mode"],
+                cap,
+            )
+        )
+    return out
+
+
 def _typed_reads(
-    source: Source, contracts: dict[str, Contract], partitions: list[str], landing_dir: Path
+    source: Source,
+    contracts: dict[str, Contract],
+    partitions: list[str],
+    landing_dir: Path,
+    registry: dict[str, dict[str, str]] | None = None,
 ) -> dict[Path, typed.TypedFile | typed.TypedJsonFile]:
     """The batch's files DuckDB reads (pipelines/ingest/typed.py); the others are read record
     by record."""
-    if not typed.enabled() or source.file_format not in ("csv", "jsonl"):
+    if not typed.enabled() or source.file_format not in ("csv", "jsonl", "carrier"):
         return {}
     children = tuple((c, contracts[c.dataset]) for c in source.children)
     if any(
@@ -280,6 +331,8 @@ def _typed_reads(
     con = typed.connection()
     cap = get_settings().max_record_bytes
     try:
+        if source.file_format == "carrier":
+            return _typed_carrier_reads(con, paths, contracts[source.dataset], registry, cap)
         if source.file_format == "jsonl":
             return typed.typed_jsonls(
                 con, paths, contracts[source.dataset], source.objects, children, cap
@@ -295,9 +348,11 @@ def _take_typed_json(
     fast: typed.TypedJsonFile,
     key: str,
     rel: str,
+    normalise: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> None:
     """A typed JSON read's records in line order: the typed ones with their typed items, the
-    ones Python read as :func:`_collect` takes them."""
+    ones Python read as :func:`_collect` takes them (``normalise``: a carrier's native record
+    to its canonical event)."""
     parent = collected[source.dataset]
     parsed = fast.parsed
     for rej in parsed.rejects:
@@ -316,7 +371,14 @@ def _take_typed_json(
         if python:
             record = parsed.records[i]
             parent.raw.append(parsed.raws[i])
-            parent.rows.append(flatten(record))
+            if normalise is None:
+                parent.rows.append(flatten(record))
+            else:
+                event = normalise(record)
+                problems = event.pop(carrier_feeds.PROBLEMS, None)
+                if problems:
+                    parent.problems[pos] = problems
+                parent.rows.append(event)
             parent.row_index.append(pos)
             for child in source.children:
                 _collect_children(collected[child.dataset], child, record, key, rel, number)

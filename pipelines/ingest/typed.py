@@ -431,6 +431,85 @@ def _distinct(keys: str) -> str:
     return f"(len({keys}) = len(list_distinct({keys})))"
 
 
+def _json_files(paths: list[Path]) -> tuple[list[tuple[Path, list[str]]], pa.Table]:
+    """The lines of each JSON-lines file DuckDB may read (valid UTF-8 with a final newline, no
+    byte-order mark, no carriage return), and all of them as one Arrow table: file, line
+    number, text."""
+    files: list[tuple[Path, list[str]]] = []
+    for path in paths:
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        if not data.endswith(b"\n") or data.startswith(_BOM) or b"\r" in data:
+            continue
+        try:
+            files.append((path, data.decode("utf-8").split("\n")[:-1]))
+        except UnicodeDecodeError:
+            continue
+    fidx, recs, texts = [], [], []
+    for f, (_, lines) in enumerate(files):
+        fidx += [f] * len(lines)
+        recs += range(1, len(lines) + 1)
+        texts += lines
+    table = pa.table(
+        {
+            "__f": pa.array(fidx, pa.int32()),
+            "__rec": pa.array(recs, pa.int64()),
+            "line": pa.array(texts, pa.string()),
+        }
+    )
+    return files, table
+
+
+def _plain_json(cap: int) -> str:
+    """SQL condition on ``line``: JSON Python's parser reads as DuckDB does (see
+    :data:`_JSON_SUSPECT`), within the record cap and the nesting limit."""
+    from pipelines.ingest.readers import MAX_JSON_DEPTH
+
+    return (
+        f"line like '{{%}}' and strlen(line) <= {int(cap)} "
+        f"and {_count('line', '{')} + {_count('line', '[')} <= {MAX_JSON_DEPTH} "
+        f"and not contains(line, '\\') and not regexp_matches(line, '{_JSON_SUSPECT}') "
+        "and json_valid(line)"
+    )
+
+
+def _json_split(
+    files: list[tuple[Path, list[str]]],
+    result: pa.Table,
+    ok: Any,
+    typed_all: pd.DataFrame,
+    cap: int,
+    kids: dict[Any, tuple[Any, Any, pd.DataFrame]] | None = None,
+) -> dict[Path, TypedJsonFile]:
+    """Each file's typed records (``result`` rows where ``ok``, in file and line order) and
+    the rest of its lines read by Python."""
+    from pipelines.ingest.readers import ParsedFile, read_json_line
+
+    ok_f = result.column("__f").to_numpy()[ok]
+    ok_rec = result.column("__rec").to_numpy()[ok]
+    out: dict[Path, TypedJsonFile] = {}
+    start = 0
+    for f, (path, lines) in enumerate(files):
+        stop = start + int((ok_f == f).sum())
+        numbers = [int(n) for n in ok_rec[start:stop]]
+        typed_set = set(numbers)
+        parsed = ParsedFile(path)
+        for number, line in enumerate(lines, start=1):
+            if number not in typed_set:
+                read_json_line(parsed, number, line.encode("utf-8"), cap, "")
+        block = typed_all.iloc[start:stop].reset_index(drop=True)
+        read = TypedJsonFile(parsed, numbers, [lines[n - 1] for n in numbers], block)
+        for child, (counts, flags, typed_items) in (kids or {}).items():
+            read.children[child.dataset] = _slice_children(
+                counts, flags, typed_items, child, start, stop, lines, numbers
+            )
+        out[path] = read
+        start = stop
+    return out
+
+
 def typed_jsonls(
     con: duckdb.DuckDBPyConnection,
     paths: list[Path],
@@ -449,34 +528,9 @@ def typed_jsonls(
     only where the feed nests them (``objects``, and the items of ``children``; counted: every
     ``{`` of the line must be one of them), and every contract value in its canonical form
     (:func:`json_column_sql`)."""
-    from pipelines.ingest.readers import MAX_JSON_DEPTH, ParsedFile, read_json_line
-
-    files: list[tuple[Path, list[str]]] = []
-    for path in paths:
-        try:
-            data = path.read_bytes()
-        except OSError:
-            continue
-        if not data.endswith(b"\n") or data.startswith(_BOM) or b"\r" in data:
-            continue
-        try:
-            files.append((path, data.decode("utf-8").split("\n")[:-1]))
-        except UnicodeDecodeError:
-            continue
+    files, table = _json_files(paths)
     if not files:
         return {}
-    fidx, recs, texts = [], [], []
-    for f, (_, lines) in enumerate(files):
-        fidx += [f] * len(lines)
-        recs += range(1, len(lines) + 1)
-        texts += lines
-    table = pa.table(
-        {
-            "__f": pa.array(fidx, pa.int32()),
-            "__rec": pa.array(recs, pa.int64()),
-            "line": pa.array(texts, pa.string()),
-        }
-    )
     where = _Paths()
     columns, unique = _columns(contract, where, objects)
     # keys in the text (no escapes, no space before a colon: each '":' ends a key) against the
@@ -517,11 +571,7 @@ def typed_jsonls(
     )
     sql = f"""
         with plain as materialized (
-            select __f, __rec, line from _json_lines
-            where line like '{{%}}' and strlen(line) <= {int(cap)}
-              and {_count("line", "{")} + {_count("line", "[")} <= {MAX_JSON_DEPTH}
-              and not contains(line, '\\') and not regexp_matches(line, '{_JSON_SUSPECT}')
-              and json_valid(line)
+            select __f, __rec, line from _json_lines where {_plain_json(cap)}
         ), parsed as materialized (
             select __f, __rec, line, json_keys(line) as __keys,
                    json_extract(line, {_sql_list(where.paths)}) as __v
@@ -556,27 +606,7 @@ def typed_jsonls(
                 con.unregister("_json_ok")
     finally:
         con.unregister("_json_lines")
-    ok_f = result.column("__f").to_numpy()[ok]
-    ok_rec = result.column("__rec").to_numpy()[ok]
-    out: dict[Path, TypedJsonFile] = {}
-    start = 0
-    for f, (path, lines) in enumerate(files):
-        stop = start + int((ok_f == f).sum())
-        numbers = [int(n) for n in ok_rec[start:stop]]
-        typed_set = set(numbers)
-        parsed = ParsedFile(path)
-        for number, line in enumerate(lines, start=1):
-            if number not in typed_set:
-                read_json_line(parsed, number, line.encode("utf-8"), cap, "")
-        block = typed_all.iloc[start:stop].reset_index(drop=True)
-        read = TypedJsonFile(parsed, numbers, [lines[n - 1] for n in numbers], block)
-        for child, (counts, flags, typed_items) in kids.items():
-            read.children[child.dataset] = _slice_children(
-                counts, flags, typed_items, child, start, stop, lines, numbers
-            )
-        out[path] = read
-        start = stop
-    return out
+    return _json_split(files, result, ok, typed_all, cap, kids)
 
 
 def _typed_items(
@@ -662,3 +692,148 @@ def _slice_children(
                 rows.append(row)
             position += 1
     return TypedChildren([int(n) for n in counts[start:stop]], flags, block, rows)
+
+
+# ------------------------------------------------------------------------------ carrier feeds
+
+
+def _text_cases(key: str, table: dict[str, Any]) -> str:
+    """``case <key> when 'a' then 'A' ... end`` (NULL for other keys and NULL values)."""
+    whens = " ".join(
+        f"when {_sql_text(k)} then {'null' if v is None else _sql_text(v)}"
+        for k, v in table.items()
+    )
+    return f"(case {key} {whens} end)" if whens else "null"
+
+
+def _sql_text(value: Any) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def typed_parcel_webhooks(
+    con: duckdb.DuckDBPyConnection,
+    paths: list[Path],
+    contract: Contract,
+    carrier_id: str,
+    codes: dict[str, list[Any]],
+    mode: str,
+    cap: int,
+) -> dict[Path, TypedJsonFile]:
+    """Parcel carriers' webhooks (``parcel_webhook_json``) read and normalised in DuckDB: the
+    SQL form of :func:`pipelines.ingest.carriers._parcel` for the records it would normalise
+    without a problem (the checkpoint and its location objects or absent, every other field a
+    single value; tag, subtag and carrier text), with every value in its canonical form. The
+    other lines are read, and normalised, by Python."""
+    files, table = _json_files(paths)
+    if not files:
+        return {}
+    where = _Paths()
+    cp, loc = ("checkpoint",), ("checkpoint", "location")
+    v = {
+        "msg_id": where.at(_path("msg_id")),
+        "carrier": where.at(_path("carrier")),
+        "tracking_number": where.at(_path("tracking_number")),
+        "checkpoint": where.at(_path(*cp)),
+        "tag": where.at(_path(*cp, "tag")),
+        "subtag": where.at(_path(*cp, "subtag")),
+        "checkpoint_time": where.at(_path(*cp, "checkpoint_time")),
+        "message": where.at(_path(*cp, "message")),
+        "location": where.at(_path(*loc)),
+        "city": where.at(_path(*loc, "city")),
+        "country_iso2": where.at(_path(*loc, "country_iso2")),
+        "lat": where.at(_path(*loc, "lat")),
+        "lon": where.at(_path(*loc, "lon")),
+    }
+
+    def jt(name: str) -> str:
+        return f"json_type({v[name]})"
+
+    def obj_keys(name: str) -> str:
+        return f"(case when {jt(name)} = 'OBJECT' then len(list_distinct(json_keys({v[name]}))) else 0 end)"
+
+    scalars = [k for k in v if k not in ("checkpoint", "location")]
+    record_ok = [
+        _distinct("__keys"),
+        f"coalesce({jt('checkpoint')} in ('OBJECT', 'NULL'), true)",
+        f"coalesce({jt('location')} in ('OBJECT', 'NULL'), true)",
+        *(f"coalesce({jt(k)} not in ('OBJECT', 'ARRAY'), true)" for k in scalars),
+        *(f"coalesce({jt(k)} in ('VARCHAR', 'NULL'), true)" for k in ("carrier", "tag", "subtag")),
+        f"{_count('line', '{')} = 1 + coalesce(({jt('checkpoint')} = 'OBJECT')::int, 0) "
+        f"+ coalesce(({jt('location')} = 'OBJECT')::int, 0)",
+        f"{_count('line', chr(34) + ':')} = len(list_distinct(__keys)) + {obj_keys('checkpoint')} "
+        f"+ {obj_keys('location')}",
+    ]
+    text = {k: f"nullif({v[k]} ->> '$', '')" for k in ("carrier", "tag", "subtag")}
+    code = {
+        k: _text_cases(text[k], {c: pair[0] for c, pair in codes.items()})
+        for k in ("subtag", "tag")
+    }
+    reason = {
+        k: _text_cases(text[k], {c: pair[1] for c, pair in codes.items()})
+        for k in ("subtag", "tag")
+    }
+    known = {
+        k: f"coalesce({text[k]} in ({', '.join(_sql_text(c) for c in codes) or 'null'}), false)"
+        for k in ("subtag", "tag")
+    }
+    derived = {  # the columns the normaliser computes, as SQL text (or boolean)
+        "carrier_id": f"coalesce({text['carrier']}, {_sql_text(carrier_id)})",
+        "feed_format": "'parcel_webhook_json'",
+        "event_code": f"case when {known['subtag']} then {code['subtag']} "
+        f"when {known['tag']} then {code['tag']} else 'UNKNOWN' end",
+        "exception_reason": f"case when {known['subtag']} then {reason['subtag']} "
+        f"when {known['tag']} then {reason['tag']} end",
+        "event_classifier": "'ACT'",
+        "carrier_status_code": f"coalesce({text['subtag']}, {text['tag']})",
+        "is_unmapped": f"not ({known['subtag']} or {known['tag']})",
+        "mode": _sql_text(mode),
+    }
+    sourced = {  # the columns taken from the feed as they are: checked like any JSON value
+        "event_id": v["msg_id"],
+        "tracking_ref": v["tracking_number"],
+        "event_ts": v["checkpoint_time"],
+        "carrier_status_text": v["message"],
+        "location_name": v["city"],
+        "location_country": v["country_iso2"],
+        "location_lat": v["lat"],
+        "location_lon": v["lon"],
+    }
+    if set(derived) | set(sourced) != set(contract.column_names):
+        return {}  # the contract changed: Python normalises until this follows
+    json_columns = [(c, sourced[c.name]) for c in contract.columns if c.name in sourced]
+    values, kinds, casts, canonical = _stages(json_columns)
+    cast_of = {c.name: cast for (c, _), cast in zip(json_columns, casts, strict=True)}
+    select = []
+    for i, column in enumerate(contract.columns):
+        expr = cast_of.get(column.name) or derived[column.name]
+        select.append(f"case when __ok then {expr} end as __t{i}")
+    sql = f"""
+        with plain as materialized (
+            select __f, __rec, line from _json_lines where {_plain_json(cap)}
+        ), parsed as materialized (
+            select __f, __rec, line, json_keys(line) as __keys,
+                   json_extract(line, {_sql_list(where.paths)}) as __v
+            from plain
+        ), valued as materialized (
+            select __f, __rec, __v, ({" and ".join(record_ok)}) as __record_ok, {values}
+            from parsed
+        ), typed_text as materialized (
+            select __f, __rec, __v, __record_ok, {kinds} from valued
+        ), checked as materialized (
+            select *, __record_ok and {" and ".join(canonical)} as __ok from typed_text
+        )
+        select __f, __rec, __ok, {", ".join(select)} from checked order by __f, __rec
+    """
+    con.register("_json_lines", table)
+    try:
+        result = con.execute(sql).to_arrow_table()
+    finally:
+        con.unregister("_json_lines")
+    ok = result.column("__ok").to_numpy(zero_copy_only=False).astype(bool)
+    typed_all = typed_frame(
+        result.filter(pa.array(ok))
+        .select([f"__t{i}" for i in range(len(contract.columns))])
+        .rename_columns(list(contract.column_names)),
+        contract,
+    )
+    return _json_split(files, result, ok, typed_all, cap)

@@ -440,6 +440,72 @@ def test_json_lines_land_the_same_with_typed_reads_and_without(tmp_path: Path):
             assert 0 < typed_records < received, dataset
 
 
+def _rail_world(root: Path) -> Path:
+    """A rail operator's files: station-local times in and around both daylight-saving changes
+    of 2026 in several zones, odd time formats, stations of every shape, known and unknown
+    codes, exceptions with and without a remark."""
+    import landing_factory as lf
+
+    landing = root / "landing"
+    lf.reference(landing)
+    rng = random.Random(7)
+    times = [
+        "29.03.2026 01:59",
+        "29.03.2026 02:00",
+        "29.03.2026 02:30",
+        "29.03.2026 03:00",
+        "25.10.2026 01:30",
+        "25.10.2026 02:00",
+        "25.10.2026 02:30",
+        "25.10.2026 03:00",
+        "29.03.2026 00:30",
+        "29.03.2026 01:30",
+        "25.10.2026 00:59",
+        "25.10.2026 01:00",
+        "20.08.2026 09:15",
+        "31.12.2026 23:59",
+        "01.01.2026 00:00",
+        "31.02.2026 10:00",
+        "1.8.2026 1:51",
+        " 20.08.2026 09:15",
+        "20.08.2026 09:15 ",
+        "2026-08-20T09:15:00Z",
+        "20.08.2026 24:00",
+        "20.08.1600 10:00",
+        "",
+    ]
+    stations = ["DEHAM", "GBLON", "PTLIS", "FRPAR", "deham", "D", "", "ÖSVIE", "XXABC", "ATVIE"]
+    codes = ["AN", "AB", "UB", "AK", "ZU", "ST", "BS", "QQ", ""]
+    remarks = ["", "", "Sendung beschädigt", "nicht auffindbar", "Verspätung", "note"]
+    rows = []
+    for n in range(400):
+        rows.append(
+            ";".join(
+                [
+                    f"EH{n % 150:010d}",
+                    rng.choice(codes),
+                    rng.choice(stations),
+                    rng.choice(["Hamburg hub", "", "Wien Süd"]),
+                    rng.choice(times),
+                    rng.choice(["LKW-1", ""]),
+                    rng.choice(remarks),
+                ]
+            )
+        )
+    header = "consignment_no;status_code;station_code;station_name;local_time;train_no;remarks"
+    body = (header + "\n" + "\n".join(rows) + "\n").encode()
+    for day in DAYS:
+        _write(landing / f"carriers/EURORAIL/date={day}/events.csv", body)
+    return landing
+
+
+@pytest.mark.slow
+def test_rail_files_land_the_same_with_typed_reads_and_without(tmp_path: Path):
+    counts = _assert_same(_rail_world(tmp_path), tmp_path)
+    received, typed_records, _ = counts["carrier_events"]
+    assert 0 < typed_records < received
+
+
 @pytest.mark.slow
 def test_the_hostile_corpus_and_simulated_defects_land_the_same(tmp_path: Path):
     for world, landing in _worlds(tmp_path / "landing").items():
@@ -447,6 +513,7 @@ def test_the_hostile_corpus_and_simulated_defects_land_the_same(tmp_path: Path):
         if world == "defects":  # the day files were typed reads
             assert counts["inventory_snapshots"][1] > 0
             assert counts["orders"][1] > 0 and counts["order_lines"][1] > 0
+            assert counts["carrier_events"][1] > 0
 
 
 def test_a_plain_file_is_read_by_duckdb_and_a_damaged_one_is_not(tmp_path: Path):

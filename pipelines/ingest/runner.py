@@ -213,19 +213,19 @@ def _collect(
             if fast is not None:
                 for name in source.datasets:
                     collected[name].files[key].add(rel)
+                normalise = None
+                if is_carrier:
+                    carrier_id, feed, mode = _carrier_feed(path, registry)
+
+                    def normalise(record, feed=feed, carrier_id=carrier_id, mode=mode):
+                        return carrier_feeds.normalise(feed, carrier_id, [record], mode)[0]
+
                 if isinstance(fast, typed.TypedJsonFile):
                     warnings.extend(f"{rel}: {w}" for w in fast.parsed.warnings)
-                    normalise = None
-                    if is_carrier:
-                        carrier_id, feed, mode = _carrier_feed(path, registry)
-
-                        def normalise(record, feed=feed, carrier_id=carrier_id, mode=mode):
-                            return carrier_feeds.normalise(feed, carrier_id, [record], mode)[0]
-
                     _take_typed_json(collected, source, fast, key, rel, normalise)
                 else:
                     warnings.extend(f"{rel}: {w}" for w in fast.warnings)
-                    _take_typed(parent, fast, key, rel)
+                    _take_typed(parent, fast, key, rel, normalise)
                 continue
             try:
                 parsed, records = _parse(source, path, contracts[source.dataset], registry)
@@ -278,16 +278,31 @@ def _typed_carrier_reads(
     contract: Contract,
     registry: dict[str, dict[str, str]],
     cap: int,
-) -> dict[Path, typed.TypedJsonFile]:
-    """Parcel webhooks read and normalised in DuckDB, carrier by carrier; the other feeds are
-    read and normalised record by record."""
-    by_carrier: dict[str, list[Path]] = defaultdict(list)
+) -> dict[Path, typed.TypedFile | typed.TypedJsonFile]:
+    """Parcel webhooks and rail files read and normalised in DuckDB, carrier by carrier; DCSA
+    events are read and normalised record by record."""
+    by_carrier: dict[tuple[str, str, str | None], list[Path]] = defaultdict(list)
     for path in paths:
-        carrier_id, feed, _ = _carrier_feed(path, registry)
-        if feed == "parcel_webhook_json":
-            by_carrier[carrier_id].append(path)
-    out: dict[Path, typed.TypedJsonFile] = {}
-    for carrier_id, mine in by_carrier.items():
+        carrier_id, feed, mode = _carrier_feed(path, registry)
+        if feed in ("parcel_webhook_json", "rail_csv"):
+            by_carrier[(carrier_id, feed, mode)].append(path)
+    out: dict[Path, typed.TypedFile | typed.TypedJsonFile] = {}
+    for (carrier_id, feed, mode), mine in by_carrier.items():
+        if feed == "rail_csv":
+            out.update(
+                typed.typed_rail(
+                    con,
+                    mine,
+                    contract,
+                    carrier_id,
+                    carrier_feeds.RAIL_COLUMNS,
+                    carrier_feeds.mappings()["rail_csv"],
+                    carrier_feeds._codes("rail_csv", carrier_id),
+                    mode or carrier_feeds.mappings()["rail_csv"]["mode"],
+                    cap,
+                )
+            )
+            continue
         out.update(
             typed.typed_parcel_webhooks(
                 con,
@@ -414,8 +429,15 @@ def _take_typed_json(
             collected[child.dataset].typed.append(child_block)
 
 
-def _take_typed(target: _Collected, fast: typed.TypedFile, key: str, rel: str) -> None:
-    """A typed read's records, in file order, after those already collected."""
+def _take_typed(
+    target: _Collected,
+    fast: typed.TypedFile,
+    key: str,
+    rel: str,
+    normalise: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> None:
+    """A typed read's records, in file order, after those already collected (``normalise``: a
+    carrier's native row to its canonical event)."""
     start = len(target.partition)
     block = fast.typed
     block.index = block.index + start
@@ -426,7 +448,15 @@ def _take_typed(target: _Collected, fast: typed.TypedFile, key: str, rel: str) -
     target.record_no.extend(fast.record_nos)
     target.raw.extend(fast.raws)
     target.row_index.extend(start + i for i in fast.python_at)
-    target.rows.extend(fast.python_rows)
+    if normalise is None:
+        target.rows.extend(fast.python_rows)
+        return
+    for i, row in zip(fast.python_at, fast.python_rows, strict=True):
+        event = normalise(row)
+        problems = event.pop(carrier_feeds.PROBLEMS, None)
+        if problems:
+            target.problems[start + i] = problems
+        target.rows.append(event)
 
 
 def raw_text(raw: Any) -> str:

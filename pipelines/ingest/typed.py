@@ -837,3 +837,178 @@ def typed_parcel_webhooks(
         contract,
     )
     return _json_split(files, result, ok, typed_all, cap)
+
+
+_RAIL_TIME = r"[0-9]{2}\.[0-9]{2}\.[0-9]{4} [0-9]{2}:[0-9]{2}"
+
+
+def typed_rail(
+    con: duckdb.DuckDBPyConnection,
+    paths: list[Path],
+    contract: Contract,
+    carrier_id: str,
+    columns: tuple[str, ...],
+    spec: dict[str, Any],
+    codes: dict[str, list[Any]],
+    mode: str,
+    cap: int,
+) -> dict[Path, TypedFile]:
+    """Rail operators' files (``rail_csv``) read and normalised in DuckDB: the SQL form of
+    :func:`pipelines.ingest.carriers._rail` for the rows it normalises without judgement (a
+    ``DD.MM.YYYY HH:MM`` local time, an ASCII station code, no remark to read on an
+    exception). The station-local time becomes UTC with the offset Python's ``zoneinfo`` gives
+    for that hour (asked once per zone and hour of the batch, and only where the offset holds
+    all hour). Other rows come back as text; the caller normalises them in Python."""
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    groups: dict[tuple[str, ...], list[tuple[Path, list[str]]]] = {}
+    for path in paths:
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        header = _screened_header(data, columns, ";", cap)
+        if header is not None:
+            groups.setdefault(tuple(header), []).append(
+                (path, data.decode("utf-8").split("\n")[1:-1])
+            )
+    zones = spec.get("station_timezones") or {}
+    default_zone = spec["default_timezone"]
+    zone_sql = _text_cases("upper(left(station_code, 2))", zones)
+    known = (
+        f"coalesce(nullif(status_code, '') in ({', '.join(_sql_text(c) for c in codes)}), false)"
+    )
+    out: dict[Path, TypedFile] = {}
+    for header, files in groups.items():
+        spec_sql = (
+            "{" + ", ".join(f"'{h.replace(chr(39), chr(39) * 2)}': 'VARCHAR'" for h in header) + "}"
+        )
+        names = ", ".join(_q(c) for c in columns)
+        read = (
+            f"read_csv(?, columns={spec_sql}, header=true, auto_detect=false, delim=';', "
+            f"quote='', escape='', strict_mode=true, null_padding=false, filename='__file', "
+            f"max_line_size={max(cap + 16, 2_097_152)})"
+        )
+        try:
+            text = con.execute(
+                f"""select __file, {names},
+                       coalesce({zone_sql}, {_sql_text(default_zone)}) as __zone,
+                       case when regexp_full_match(local_time, '{_RAIL_TIME}')
+                            and substr(local_time, 7, 4) between '{_YEARS[0]}' and '{_YEARS[1]}'
+                            then try_strptime(local_time, '%d.%m.%Y %H:%M') end as __naive
+                   from {read}""",
+                [[str(p) for p, _ in files]],
+            ).to_arrow_table()
+        except duckdb.Error:
+            continue
+        if text.num_rows != sum(len(lines) for _, lines in files):
+            continue
+        text = text.append_column("__row", pa.array(range(text.num_rows), type=pa.int64()))
+        # Python's offset of each zone and local hour, where it holds the whole hour
+        con.register("_rail_text", text)
+        try:
+            hours = con.execute(
+                "select distinct __zone, date_trunc('hour', __naive) from _rail_text "
+                "where __naive is not null"
+            ).fetchall()
+        finally:
+            con.unregister("_rail_text")
+        offsets = []
+        for zone, hour in hours:
+            tz = ZoneInfo(zone)
+            first = hour.replace(tzinfo=tz).utcoffset()
+            last = (hour + timedelta(minutes=59)).replace(tzinfo=tz).utcoffset()
+            if first == last:
+                offsets.append((zone, hour, int(first.total_seconds())))
+        offset_table = pa.table(
+            {
+                "__zone": pa.array([o[0] for o in offsets], pa.string()),
+                "__hour": pa.array([o[1] for o in offsets], pa.timestamp("us")),
+                "__offset": pa.array([o[2] for o in offsets], pa.int64()),
+            }
+        )
+        key = " || '|' || ".join(
+            f"coalesce({_q(c)}, '')"
+            for c in ("consignment_no", "status_code", "station_code", "local_time")
+        )
+        event = {
+            "event_id": f"{_sql_text(carrier_id + '-')} || left(sha1({key}), 20)",
+            "carrier_id": _sql_text(carrier_id),
+            "feed_format": "'rail_csv'",
+            "tracking_ref": "consignment_no",
+            "event_ts": "timezone('UTC', __naive - to_seconds(__offset))",
+            "event_code": f"case when {known} then "
+            + _text_cases("status_code", {c: p[0] for c, p in codes.items()})
+            + " else 'UNKNOWN' end",
+            "exception_reason": _text_cases("status_code", {c: p[1] for c, p in codes.items()}),
+            "event_classifier": "'ACT'",
+            "carrier_status_code": "status_code",
+            "carrier_status_text": "remarks",
+            "is_unmapped": f"not {known}",
+            "mode": _sql_text(mode),
+            "location_name": "station_name",
+            "location_country": "case when length(station_code) >= 2 then upper(left(station_code, 2)) end",
+            "location_lat": "null::double",
+            "location_lon": "null::double",
+        }
+        if set(event) != set(contract.column_names):
+            return {}
+        ok = " and ".join(
+            [
+                "(local_time is null or __offset is not null)",
+                "(station_code is null or regexp_full_match(station_code, '[ -~]*'))",
+                f"not ({known} and {_text_cases('status_code', {c: p[0] for c, p in codes.items()})}"
+                " = 'EXCEPTION' and remarks is not null)",
+            ]
+        )
+        casts = []
+        for i, column in enumerate(contract.columns):
+            expr = event[column.name]
+            casts.append(f"case when __ok then {expr} end as __t{i}")
+        con.register("_rail_text", text)
+        con.register("_rail_offsets", offset_table)
+        try:
+            result = con.execute(
+                f"""with joined as (
+                        select t.*, o.__offset
+                        from _rail_text t left join _rail_offsets o
+                          on o.__zone = t.__zone and o.__hour = date_trunc('hour', t.__naive)
+                    ), checked as (select *, {ok} as __ok from joined)
+                    select __file, __ok, {names}, {", ".join(casts)} from checked order by __row"""
+            ).to_arrow_table()
+        finally:
+            con.unregister("_rail_text")
+            con.unregister("_rail_offsets")
+        flags = result.column("__ok").to_numpy(zero_copy_only=False).astype(bool)
+        typed_all = typed_frame(
+            result.filter(pa.array(flags))
+            .select([f"__t{i}" for i in range(len(contract.columns))])
+            .rename_columns(list(contract.column_names)),
+            contract,
+        )
+        start = typed_start = 0
+        for path, lines in files:
+            size = len(lines)
+            part = result.slice(start, size)
+            if size and part.column("__file")[0].as_py() != str(path):
+                break
+            mine = flags[start : start + size]
+            keep = [i for i in range(size) if mine[i]]
+            block = typed_all.iloc[typed_start : typed_start + len(keep)]
+            block.index = pd.Index(keep, dtype="int64")
+            read_file = TypedFile(record_nos=list(range(2, 2 + size)), raws=lines, typed=block)
+            other = [i for i in range(size) if not mine[i]]
+            if other:
+                rows = part.select(list(columns)).take(pa.array(other, type=pa.int64()))
+                read_file.python_rows = rows.to_pylist()
+                read_file.python_at = other
+            extra = [h for h in header if h not in columns]
+            if extra:
+                read_file.warnings.append(
+                    f"columns not in the contract ignored: {', '.join(extra)}"
+                )
+            out[path] = read_file
+            start += size
+            typed_start += len(keep)
+    return out

@@ -5,6 +5,7 @@
 #   make bench  throughput of the simulator, ingestion and dbt -> bench/results/*.json, BENCHMARKS.md
 #   make bench-demo  make demo from a fresh clone of HEAD, install included, timed per line -> bench/results/demo-<date>T<hhmm>.json
 #   make bench-day  one new day on a 100k-order lake (BENCH_DAY_ORDERS=; BENCH_KEEP=1 keeps the world): the daily job, stage by stage, vs a full dbt rebuild -> bench/results/new-day-*.json
+#   make bench-ingest  one world's landing files three ways (BENCH_INGEST_ORDERS=): DuckDB's bare load, contracts with typed reads, contracts record by record -> bench/results/ingest-*.json
 #   make bench-ui   the dashboards in headless Chromium on the current lake: page renders and filter changes, p50/p95
 #   make bench-stream   the ETA model vs the carrier's plan and the live path's latency at 500 events/s, on the current lake
 #   make bench-maintenance  a compressed stream with and without lake upkeep: files, snapshots, catalog size -> bench/results/lake-maintenance-<date>.json
@@ -46,7 +47,7 @@ else
 PYTEST_MARKERS :=
 endif
 
-.PHONY: help install demo simulate materialize status test lint ui bench bench-day bench-demo bench-ui bench-routing bench-stream bench-maintenance soak docs live clean
+.PHONY: help install demo simulate materialize status test lint ui bench bench-ingest bench-day bench-demo bench-ui bench-routing bench-stream bench-maintenance soak docs live clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -123,6 +124,9 @@ bench-demo: install
 
 bench-day: install
 	python -c "from pipelines.bench import run_new_day_bench; print(run_new_day_bench(orders=$(or $(BENCH_DAY_ORDERS),100000), keep=bool('$(BENCH_KEEP)')))"
+
+bench-ingest: install
+	python -c "from pipelines.bench import run_ingest_bench; print(run_ingest_bench(orders=$(or $(BENCH_INGEST_ORDERS),100000)))"
 
 bench-ui: install
 	python -c "from pipelines.bench import run_ui_bench; print(run_ui_bench())"

@@ -553,6 +553,106 @@ def run_new_day_bench(orders: int = 100_000, days: int = 90, keep: bool = False)
     return path
 
 
+def run_ingest_bench(orders: int = 100_000, days: int = 90) -> Path:
+    """The ingestion paths over one simulated world, in one run: DuckDB's bare load of the
+    files (no contract), every contract rule with typed reads (the default), and every contract
+    rule record by record (``ORDERTOWER_TYPED_READS=0``); each path into a lake of its own. The
+    two contract paths must land and quarantine the same counts (tests/test_typed_reads.py
+    checks them value for value on smaller worlds)."""
+    from ordertower.lake import connect
+    from pipelines.simulator import simulate
+
+    workdir = get_settings().bench_dir / f"ingest_{orders}"
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    landing = workdir / "landing"
+    started = time.perf_counter()
+    simulate(landing, orders=orders, days=days, seed=7)
+    sim_seconds = time.perf_counter() - started
+    base_rows, base_seconds = _baseline_load(landing)
+    paths: dict[str, Any] = {}
+    for name, flag in (("typed_reads", "1"), ("record_by_record", "0")):
+        home = workdir / name
+        with environment({"ORDERTOWER_HOME": str(home), "ORDERTOWER_TYPED_READS": flag}):
+            run = _ingest_partitions(landing, lambda key: True)
+            con = connect(read_only=True)
+            try:
+                tables = con.execute(
+                    "select table_schema || '.' || table_name from information_schema.tables "
+                    "where table_schema in ('raw', 'quarantine') and table_type = 'BASE TABLE'"
+                ).fetchall()
+                counts = {
+                    t: con.execute(f"select count(*) from {t}").fetchone()[0] for (t,) in tables
+                }
+            finally:
+                con.close()
+        paths[name] = {
+            "seconds": round(run["seconds"], 2),
+            "received": run["received"],
+            "landed": run["landed"],
+            "quarantined": run["quarantined"],
+            "typed": sum(d.get("typed", 0) for d in run["by_dataset"].values()),
+            "by_dataset": run["by_dataset"],
+            "table_rows": counts,
+        }
+        shutil.rmtree(home)
+    typed, python = paths["typed_reads"], paths["record_by_record"]
+    result = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "orders": orders,
+        "days": days,
+        "simulate_seconds": round(sim_seconds, 2),
+        "baseline_duckdb_no_contracts": {"seconds": round(base_seconds, 2), "rows": base_rows},
+        "paths": paths,
+        "same_counts": typed["table_rows"] == python["table_rows"],
+    }
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M")
+    path = RESULTS_DIR / f"ingest-{orders}-{stamp}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    shutil.rmtree(workdir)
+    write_benchmarks_md()
+    return path
+
+
+def _ingest_paths_lines() -> list[str]:
+    """``make bench-ingest``: the ingestion paths against DuckDB's bare load, per run."""
+    runs = [json.loads(f.read_text()) for f in sorted(RESULTS_DIR.glob("ingest-*.json"))]
+    if not runs:
+        return []
+    lines = [
+        "## Ingestion paths (`make bench-ingest`)",
+        "",
+        "One simulated world's landing files, loaded three ways in the same run, each into a "
+        "lake of its own: DuckDB's own readers with no contract (the baseline), every contract "
+        "rule with typed reads (the default: DuckDB reads, casts and normalises the records "
+        "that need no judgement, docs/data_contracts.md), and every contract rule record by "
+        "record in Python (`ORDERTOWER_TYPED_READS=0`). *Cost* = seconds / baseline seconds; "
+        "the issue's target is at most 3x. *File records*: as DuckDB's load counts them (an "
+        "order with its lines is one); *rows*: what the contract paths land or quarantine "
+        "(lines, shipment lines and legs are rows of their own); *typed*: the rows DuckDB read "
+        "and cast. *Same counts*: both contract paths landed and quarantined the same number of rows in every "
+        "table. *Machine speed* as in the new-day table.",
+        "",
+        "| orders | date | machine speed s | file records | rows | baseline s | typed reads s | "
+        "cost | typed | record by record s | cost | same counts |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in sorted(runs, key=lambda run: (run["orders"], run["date"])):
+        base = r["baseline_duckdb_no_contracts"]["seconds"]
+        t, p = r["paths"]["typed_reads"], r["paths"]["record_by_record"]
+        lines.append(
+            f"| {r['orders']:,} | {r['date'][:16].replace('T', ' ')} | {_speed(r['machine'])} | "
+            f"{r['baseline_duckdb_no_contracts']['rows']:,} | {t['received']:,} | {base} | "
+            f"{t['seconds']} | {t['seconds'] / base:.1f}x | "
+            f"{t['typed'] / t['received']:.0%} | {p['seconds']} | {p['seconds'] / base:.1f}x | "
+            f"{'yes' if r['same_counts'] else 'NO'} |"
+        )
+    lines.append("")
+    return lines
+
+
 def _new_day_lines() -> list[str]:
     """One new day, incremental against a full rebuild: every run, by world size then date,
     from ``make bench-day`` (new-day-*.json) or ``make bench`` (its scales)."""
@@ -832,6 +932,7 @@ def write_benchmarks_md() -> None:
                     "tests-",
                     "demo-",
                     "new-day-",
+                    "ingest-",
                 )
             )
         ),
@@ -910,6 +1011,7 @@ def write_benchmarks_md() -> None:
     lines += _ui_full_lines()
     lines += _alerts_quality_lines()
     lines += _maintenance_full_lines()
+    lines += _ingest_paths_lines()
     lines += _new_day_lines()
     lines += _demo_lines()
     lines += _test_suite_lines()

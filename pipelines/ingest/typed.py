@@ -1,31 +1,38 @@
-"""Typed reads: DuckDB reads a landing file whole and casts its canonical values in SQL.
+"""Typed reads: DuckDB reads landing files in bulk and casts their canonical values in SQL.
 
-The record-by-record readers (:mod:`pipelines.ingest.readers`) and the pandas coercion
-(:mod:`pipelines.contracts.coerce`) decide every odd case: a quote left open, a value in a
-format nobody agreed on, a number with a comma. Most records have none: a day's inventory
-snapshot is tens of thousands of rows of plain text, digits and ISO dates. For those the work
-is done by DuckDB's own reader and casts, over the whole file, and Python sees only the rest.
+The record-by-record readers (:mod:`pipelines.ingest.readers`), the carrier normalisers
+(:mod:`pipelines.ingest.carriers`) and the pandas coercion (:mod:`pipelines.contracts.coerce`)
+decide every odd case: a quote left open, a key sent twice, a value in a format nobody agreed
+on. Most records have none: a day's inventory snapshot is tens of thousands of rows of plain
+text, digits and ISO dates. For those the work is done by DuckDB over the whole batch, and
+Python sees only the rest.
 
 Which records go which way is decided so that both ways give the same result:
 
-* **File screen** (bytes, C speed): a delimited file is read by DuckDB only when every line is
-  one row of plain fields: valid UTF-8 without a byte-order mark, no quote, carriage return or
-  NUL character, no blank line, every line within the record cap, a header naming each contract
-  column once. Such a file splits the same way in Python's ``csv`` module and in DuckDB, and its
-  physical line numbers are the row numbers. A file that fails the screen is read by
-  :func:`~pipelines.ingest.readers.read_csv` as before; DuckDB refusing a row (a wrong number of
-  fields) sends the file there too.
-* **Canonical values** (SQL, per value): a value is cast in SQL only when it is written in the
-  one form where DuckDB's cast and the pandas coercion cannot differ (:func:`column_sql`): an
-  integer or a decimal of at most 15 digits, an ISO-8601 timestamp with
-  ``Z`` or a whole-quarter-hour offset in pandas' year range, a ``YYYY-MM-DD`` date, ``true`` or
-  ``false``. A record with any other value (`` 12``, ``1,5``, ``yes``, a naive timestamp in a
-  column with a default zone) goes to the pandas coercion whole, with its text as read.
+* **Delimited files** (:func:`typed_csvs`): read by DuckDB only when a byte screen shows every
+  line is one row of plain fields: valid UTF-8 without a byte-order mark, no quote, carriage
+  return or NUL character, no blank line, every line within the record cap, a header naming
+  each contract column once. Such a file splits the same way in Python's ``csv`` module and in
+  DuckDB, and its physical line numbers are the row numbers. A file that fails the screen, or
+  a row DuckDB refuses, sends the file to :func:`~pipelines.ingest.readers.read_csv`.
+* **JSON lines** (:func:`typed_jsonls`): DuckDB parses each line; a record is cast in SQL when
+  Python's parser reads it the same way and finds no fault (no escapes, trailing commas or
+  NaN/Infinity, no key twice in any object, objects only where the feed nests them); every
+  other line goes to :func:`~pipelines.ingest.readers.read_json_line`.
+* **Carrier feeds** (:func:`typed_parcel_webhooks`, :func:`typed_rail`): the same, with the
+  normaliser's mapping in SQL for the records it takes without judgement.
+* **Canonical values** (:func:`column_sql`, :func:`json_column_sql`): a value is cast in SQL
+  only when it is written in the one form where DuckDB's cast and the pandas coercion cannot
+  differ: an integer or a decimal of at most 15 digits, an ISO-8601 timestamp with ``Z`` or a
+  whole-quarter-hour offset in pandas' year range, a ``YYYY-MM-DD`` date, ``true`` or
+  ``false``, text of the right JSON type. A record with any other value (`` 12``, ``1,5``,
+  ``yes``, a naive timestamp in a column with a default zone) goes to the pandas coercion
+  whole, as Python reads it.
 
 Both ways end in the same typed frame, which the contract's rules then check in one pass
 (:func:`pipelines.contracts.enforce.enforce`). ``tests/test_typed_reads.py`` holds the two ways
-equal on the hostile corpus, the simulated defects and batches of awkward values.
-``ORDERTOWER_TYPED_READS=0`` turns this path off (every record through Python).
+equal, table for table, on the hostile corpus, the simulated defects and worlds of awkward and
+damaged files. ``ORDERTOWER_TYPED_READS=0`` turns this path off (every record through Python).
 """
 
 from __future__ import annotations

@@ -233,6 +233,51 @@ def typed_csv(
     return typed_csvs(con, [path], contract, delimiter, cap).get(path)
 
 
+def _typed_rows(result: pa.Table, contract: Contract, names: list[str]) -> tuple[Any, pd.DataFrame]:
+    """A query's ``__ok`` flags and, of its rows where they hold, the casts ``__t0``,
+    ``__t1``, ... as the typed frame of the contract columns ``names``."""
+    ok = result.column("__ok").to_numpy(zero_copy_only=False).astype(bool)
+    casts = result.filter(pa.array(ok)).select([f"__t{i}" for i in range(len(names))])
+    return ok, typed_frame(casts.rename_columns(names), contract)
+
+
+def _split_delimited(
+    files: list[tuple[Path, list[str]]],
+    result: pa.Table,
+    ok: Any,
+    typed_all: pd.DataFrame,
+    columns: tuple[str, ...],
+    header: list[str],
+) -> dict[Path, TypedFile] | None:
+    """Each delimited file's share of one query over several (``result`` rows in file and line
+    order, with ``__file`` and the text ``columns``): its typed records and, as text, the
+    others; None when the rows are not where the files say."""
+    extra = [h for h in header if h not in columns]
+    out: dict[Path, TypedFile] = {}
+    start = typed_start = 0
+    for path, lines in files:
+        size = len(lines)
+        part = result.slice(start, size)
+        if size and part.column("__file")[0].as_py() != str(path):
+            return None
+        flags = ok[start : start + size]
+        keep = [i for i in range(size) if flags[i]]
+        block = typed_all.iloc[typed_start : typed_start + len(keep)]
+        block.index = pd.Index(keep, dtype="int64")
+        read = TypedFile(record_nos=list(range(2, 2 + size)), raws=lines, typed=block)
+        other = [i for i in range(size) if not flags[i]]
+        if other:
+            rows = part.select(list(columns)).take(pa.array(other, type=pa.int64()))
+            read.python_rows = rows.to_pylist()
+            read.python_at = other
+        if extra:
+            read.warnings.append(f"columns not in the contract ignored: {', '.join(extra)}")
+        out[path] = read
+        start += size
+        typed_start += len(keep)
+    return out
+
+
 def _read_group(
     con: duckdb.DuckDBPyConnection,
     header: list[str],
@@ -265,32 +310,8 @@ def _read_group(
     sizes = [len(lines) for _, lines in files]
     if table.num_rows != sum(sizes):
         return None
-    ok = table.column("__ok").to_numpy(zero_copy_only=False).astype(bool)
-    typed_all = table.filter(pa.array(ok)).select([f"__t{i}" for i in range(len(contract.columns))])
-    typed_all = typed_frame(typed_all.rename_columns(list(contract.column_names)), contract)
-    extra = [h for h in header if h not in contract.column_names]
-    out: dict[Path, TypedFile] = {}
-    start = typed_start = 0
-    for (path, lines), size in zip(files, sizes, strict=True):
-        part = table.slice(start, size)
-        if size and part.column("__file")[0].as_py() != str(path):
-            return None
-        flags = ok[start : start + size]
-        keep = [i for i in range(size) if flags[i]]
-        block = typed_all.iloc[typed_start : typed_start + len(keep)]
-        block.index = pd.Index(keep, dtype="int64")
-        read = TypedFile(record_nos=list(range(2, 2 + size)), raws=lines, typed=block)
-        other = [i for i in range(size) if not flags[i]]
-        if other:
-            rows = part.select(list(contract.column_names)).take(pa.array(other, type=pa.int64()))
-            read.python_rows = rows.to_pylist()
-            read.python_at = other
-        if extra:
-            read.warnings.append(f"columns not in the contract ignored: {', '.join(extra)}")
-        out[path] = read
-        start += size
-        typed_start += len(keep)
-    return out
+    ok, typed_all = _typed_rows(table, contract, list(contract.column_names))
+    return _split_delimited(files, table, ok, typed_all, contract.column_names, header)
 
 
 # ------------------------------------------------------------------------------ JSON lines
@@ -517,6 +538,47 @@ def _json_split(
     return out
 
 
+def _json_query(
+    con: duckdb.DuckDBPyConnection,
+    table: pa.Table,
+    paths: list[str],
+    record_ok: list[str],
+    values: str,
+    kinds: str,
+    canonical: list[str],
+    select: list[str],
+    cap: int,
+    keep_values: bool = False,
+) -> pa.Table:
+    """The lines of ``table`` through the stages every JSON typed read shares: the text screen
+    (:func:`_plain_json`), one parse extracting ``paths`` (``__v``) and the keys, the record's
+    shape (``record_ok``), its values and their types and texts, then ``__ok`` and ``select``,
+    in file and line order. ``keep_values``: ``select`` reads ``__v`` too."""
+    v = "__v, " if keep_values else ""
+    sql = f"""
+        with plain as materialized (
+            select __f, __rec, line from _json_lines where {_plain_json(cap)}
+        ), parsed as materialized (
+            select __f, __rec, line, json_keys(line) as __keys,
+                   json_extract(line, {_sql_list(paths)}) as __v
+            from plain
+        ), valued as materialized (
+            select __f, __rec, {v}({" and ".join(record_ok)}) as __record_ok, {values}
+            from parsed
+        ), typed_text as materialized (
+            select __f, __rec, {v}__record_ok, {kinds} from valued
+        ), checked as materialized (
+            select *, __record_ok and {" and ".join(canonical)} as __ok from typed_text
+        )
+        select __f, __rec, __ok, {", ".join(select)} from checked order by __f, __rec
+    """
+    con.register("_json_lines", table)
+    try:
+        return con.execute(sql).to_arrow_table()
+    finally:
+        con.unregister("_json_lines")
+
+
 def typed_jsonls(
     con: duckdb.DuckDBPyConnection,
     paths: list[Path],
@@ -568,41 +630,17 @@ def typed_jsonls(
         shape.append(f"coalesce(json_type({key}) in ('VARCHAR', 'NULL'), true)")
     values, kinds, casts, canonical = _stages(columns)
     casts = [f"case when __ok then {cast} end as __t{i}" for i, cast in enumerate(casts)]
-    record_ok = " and ".join(
-        [
-            *shape,
-            f"{_count('line', '{')} = " + " + ".join(braces),
-            f"{_count('line', chr(34) + ':')} = " + " + ".join(keys),
-            *unique,
-        ]
-    )
-    sql = f"""
-        with plain as materialized (
-            select __f, __rec, line from _json_lines where {_plain_json(cap)}
-        ), parsed as materialized (
-            select __f, __rec, line, json_keys(line) as __keys,
-                   json_extract(line, {_sql_list(where.paths)}) as __v
-            from plain
-        ), valued as materialized (
-            select __f, __rec, ({record_ok}) as __record_ok, {values} from parsed
-        ), typed_text as materialized (
-            select __f, __rec, __record_ok, {kinds} from valued
-        ), checked as materialized (
-            select *, __record_ok and {" and ".join(canonical)} as __ok from typed_text
-        )
-        select __f, __rec, __ok, {", ".join(casts)} from checked order by __f, __rec
-    """
+    record_ok = [
+        *shape,
+        f"{_count('line', '{')} = " + " + ".join(braces),
+        f"{_count('line', chr(34) + ':')} = " + " + ".join(keys),
+        *unique,
+    ]
+    result = _json_query(con, table, where.paths, record_ok, values, kinds, canonical, casts, cap)
+    ok, typed_all = _typed_rows(result, contract, [c.name for c, _ in columns])
     con.register("_json_lines", table)
     try:
-        result = con.execute(sql).to_arrow_table()
-        ok = result.column("__ok").to_numpy(zero_copy_only=False).astype(bool)
         ok_rows = result.filter(pa.array(ok))
-        typed_all = typed_frame(
-            ok_rows.select([f"__t{i}" for i in range(len(columns))]).rename_columns(
-                [c.name for c, _ in columns]
-            ),
-            contract,
-        )
         kids = {}
         if children and ok_rows.num_rows:
             con.register("_json_ok", ok_rows.select(["__f", "__rec"]))
@@ -814,35 +852,10 @@ def typed_parcel_webhooks(
     for i, column in enumerate(contract.columns):
         expr = cast_of.get(column.name) or derived[column.name]
         select.append(f"case when __ok then {expr} end as __t{i}")
-    sql = f"""
-        with plain as materialized (
-            select __f, __rec, line from _json_lines where {_plain_json(cap)}
-        ), parsed as materialized (
-            select __f, __rec, line, json_keys(line) as __keys,
-                   json_extract(line, {_sql_list(where.paths)}) as __v
-            from plain
-        ), valued as materialized (
-            select __f, __rec, __v, ({" and ".join(record_ok)}) as __record_ok, {values}
-            from parsed
-        ), typed_text as materialized (
-            select __f, __rec, __v, __record_ok, {kinds} from valued
-        ), checked as materialized (
-            select *, __record_ok and {" and ".join(canonical)} as __ok from typed_text
-        )
-        select __f, __rec, __ok, {", ".join(select)} from checked order by __f, __rec
-    """
-    con.register("_json_lines", table)
-    try:
-        result = con.execute(sql).to_arrow_table()
-    finally:
-        con.unregister("_json_lines")
-    ok = result.column("__ok").to_numpy(zero_copy_only=False).astype(bool)
-    typed_all = typed_frame(
-        result.filter(pa.array(ok))
-        .select([f"__t{i}" for i in range(len(contract.columns))])
-        .rename_columns(list(contract.column_names)),
-        contract,
+    result = _json_query(
+        con, table, where.paths, record_ok, values, kinds, canonical, select, cap, keep_values=True
     )
+    ok, typed_all = _typed_rows(result, contract, list(contract.column_names))
     return _json_split(files, result, ok, typed_all, cap)
 
 
@@ -987,35 +1000,6 @@ def typed_rail(
         finally:
             con.unregister("_rail_text")
             con.unregister("_rail_offsets")
-        flags = result.column("__ok").to_numpy(zero_copy_only=False).astype(bool)
-        typed_all = typed_frame(
-            result.filter(pa.array(flags))
-            .select([f"__t{i}" for i in range(len(contract.columns))])
-            .rename_columns(list(contract.column_names)),
-            contract,
-        )
-        start = typed_start = 0
-        for path, lines in files:
-            size = len(lines)
-            part = result.slice(start, size)
-            if size and part.column("__file")[0].as_py() != str(path):
-                break
-            mine = flags[start : start + size]
-            keep = [i for i in range(size) if mine[i]]
-            block = typed_all.iloc[typed_start : typed_start + len(keep)]
-            block.index = pd.Index(keep, dtype="int64")
-            read_file = TypedFile(record_nos=list(range(2, 2 + size)), raws=lines, typed=block)
-            other = [i for i in range(size) if not mine[i]]
-            if other:
-                rows = part.select(list(columns)).take(pa.array(other, type=pa.int64()))
-                read_file.python_rows = rows.to_pylist()
-                read_file.python_at = other
-            extra = [h for h in header if h not in columns]
-            if extra:
-                read_file.warnings.append(
-                    f"columns not in the contract ignored: {', '.join(extra)}"
-                )
-            out[path] = read_file
-            start += size
-            typed_start += len(keep)
+        flags, typed_all = _typed_rows(result, contract, list(contract.column_names))
+        out.update(_split_delimited(files, result, flags, typed_all, columns, list(header)) or {})
     return out

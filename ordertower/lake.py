@@ -225,10 +225,15 @@ def lake(
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    """Whether the lake has a table or view ``schema.table`` (DuckDB's catalog functions:
+    information_schema.tables answers the same, slower, and much slower beside a registered
+    data frame)."""
     row = con.execute(
-        "select count(*) from information_schema.tables "
-        "where table_catalog = ? and table_schema = ? and table_name = ?",
-        [LAKE_ALIAS, schema, table],
+        "select exists (select 1 from duckdb_tables() "
+        "  where database_name = $db and schema_name = $schema and table_name = $name) "
+        "or exists (select 1 from duckdb_views() "
+        "  where database_name = $db and schema_name = $schema and view_name = $name)",
+        {"db": LAKE_ALIAS, "schema": schema, "name": table},
     ).fetchone()
     return bool(row and row[0])
 

@@ -163,6 +163,12 @@ def test_policy_errors_name_the_key(tmp_path):
     bad.write_text("objective: {carbon_tax: 3}\n")
     with pytest.raises(PolicyError, match="carbon_tax"):
         load_policy(bad)
+    bad.write_text("routing: {stall_iterations: 0}\n")
+    with pytest.raises(PolicyError, match="stall_iterations"):
+        load_policy(bad)
+    bad.write_text("routing: {stall_iterations: null}\n")
+    assert load_policy(bad).routing.stall_iterations is None  # the time limit alone
+    assert load_policy().routing.stall_iterations == 2000
 
 
 # -------------------------------------------------------------------------------- allocation

@@ -296,6 +296,32 @@ def test_engine_on_synthetic_minutes_and_km(engine: str) -> None:
     assert sol.distance == pytest.approx(expected)
 
 
+def test_a_stalled_search_ends_with_the_plan_the_full_time_limit_finds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """stall_iterations ends PyVRP's search after that many iterations without a better plan
+    (whichever comes first with the time limit); on a round of a few stops the plan is the one
+    the whole time limit finds."""
+    import pyvrp
+    from pyvrp.stop import MultipleCriteria
+
+    inst = synthetic()
+    full = solve(inst, time_limit=1.0, seed=3)
+    stops = []
+    original = pyvrp.Model.solve
+
+    def spy(self, stop, **kwargs):
+        stops.append(stop)
+        return original(self, stop=stop, **kwargs)
+
+    monkeypatch.setattr(pyvrp.Model, "solve", spy)
+    stalled = solve(inst, time_limit=1.0, seed=3, stall_iterations=500)
+    assert isinstance(stops[-1], MultipleCriteria)
+    assert stalled.feasible and stalled.distance == pytest.approx(full.distance)
+    with pytest.raises(ValueError, match="stall iterations"):
+        solve(inst, time_limit=1.0, stall_iterations=0)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("name", ["R101", "RC101"])

@@ -78,6 +78,8 @@ class RoutingPolicy:
     service_minutes: float = 4.0
     time_limit_s_per_100_stops: float = 1.0
     max_time_limit_s: float = 5.0
+    #: a round's search also ends after this many iterations without a better solution
+    stall_iterations: int | None = None
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,9 @@ def load_policy(path: Path | None = None) -> DispatchPolicy:
         raise PolicyError(f"{path}: solver.backend must be highs, scip, cbc or cp-sat")
     if solver.candidates_per_order < 1 or solver.time_limit_s <= 0:
         raise PolicyError(f"{path}: solver.candidates_per_order and time_limit_s must be positive")
+    stall = routing.stall_iterations
+    if stall is not None and (isinstance(stall, bool) or not isinstance(stall, int) or stall < 1):
+        raise PolicyError(f"{path}: routing.stall_iterations must be a positive integer or null")
     if not 0 <= network.cutoff_local_hour <= 24:
         raise PolicyError(f"{path}: network.cutoff_local_hour must be an hour of the day")
     return DispatchPolicy(objective, network, solver, routing)

@@ -117,7 +117,10 @@ def solve_round(
     inst = problem.instance
     started = time.perf_counter()
     solution = solve(
-        inst, engine=policy.routing.engine, time_limit=time_limit(policy, inst.num_customers)
+        inst,
+        engine=policy.routing.engine,
+        time_limit=time_limit(policy, inst.num_customers),
+        stall_iterations=policy.routing.stall_iterations,
     )
     seconds = time.perf_counter() - started
     planned_at = datetime.now(UTC)

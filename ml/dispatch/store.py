@@ -15,6 +15,7 @@ import pandas as pd
 from ml.dispatch.config import DispatchPolicy
 from ml.dispatch.network import Network
 from ml.dispatch.wave import LINE_COLUMNS, Wave
+from ordertower.lake import table_exists
 
 LINES = "intermediate.int_dispatch_lines"
 INVENTORY = "marts.fct_inventory_daily"
@@ -174,13 +175,7 @@ def load_stock(con: duckdb.DuckDBPyConnection, wave_date: date) -> pd.DataFrame:
 
 def _exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
     schema, table = qualified.split(".")
-    return bool(
-        con.execute(
-            "select count(*) from information_schema.tables "
-            "where table_schema = ? and table_name = ?",
-            [schema, table],
-        ).fetchone()[0]
-    )
+    return table_exists(con, schema, table)
 
 
 def replace_waves(
@@ -192,9 +187,9 @@ def replace_waves(
     try:
         con.execute("begin")
         con.execute(f"create schema if not exists {table.split('.')[0]}")
-        if not _exists(con, table):
-            cols = ", ".join(f"{c} {t}" for c, t in COLUMNS[table].items())
-            con.execute(f"create table {table} ({cols})")
+        # no catalog query first: information_schema costs 0.2 s a call on the lake
+        cols = ", ".join(f"{c} {t}" for c, t in COLUMNS[table].items())
+        con.execute(f"create table if not exists {table} ({cols})")
         con.execute(f"delete from {table} where wave_date >= ? and wave_date < ?", [start, end])
         if len(frame):
             names = ", ".join(COLUMNS[table])

@@ -88,23 +88,33 @@ def solve(
     engine: str = DEFAULT_ENGINE,
     time_limit: float = 10.0,
     seed: int = 1,
+    stall_iterations: int | None = None,
 ) -> Solution:
     """Route ``instance`` with ``engine`` within ``time_limit`` seconds; checked independently.
 
     ``seed`` drives PyVRP's search; OR-Tools' guided local search is deterministic and
-    ignores it.
+    ignores it. ``stall_iterations`` also ends PyVRP's search once that many iterations in a
+    row found nothing better (a round of a few stops is solved in the first milliseconds of
+    its time limit); OR-Tools ignores it.
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
     if not 0 < time_limit < float("inf"):
         raise ValueError(f"time limit must be a positive number of seconds, got {time_limit}")
+    if stall_iterations is not None and stall_iterations < 1:
+        raise ValueError(f"stall iterations must be a positive number, got {stall_iterations}")
     data = scaled(instance)
     started = time.perf_counter()
     if engine == "pyvrp":
         from ml.dispatch.routing.pyvrp_engine import solve_routes
     else:
         from ml.dispatch.routing.ortools_engine import solve_routes
-    routes = solve_routes(instance, data, time_limit=time_limit, seed=seed)
+    if engine == "pyvrp":
+        routes = solve_routes(
+            instance, data, time_limit=time_limit, seed=seed, stall_iterations=stall_iterations
+        )
+    else:
+        routes = solve_routes(instance, data, time_limit=time_limit, seed=seed)
     seconds = time.perf_counter() - started
     notes = [] if routes is not None else [f"{engine} found no solution in {time_limit:g} s"]
     routes = [[int(c) for c in r] for r in (routes or []) if r]

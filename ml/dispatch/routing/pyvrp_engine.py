@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pyvrp import Model
-from pyvrp.stop import MaxRuntime
+from pyvrp.stop import MaxRuntime, MultipleCriteria, NoImprovement
 
 from ml.dispatch.routing.instance import Instance
 
@@ -56,10 +56,18 @@ def build_model(instance: Instance, data: ScaledData) -> Model:
 
 
 def solve_routes(
-    instance: Instance, data: ScaledData, time_limit: float, seed: int
+    instance: Instance,
+    data: ScaledData,
+    time_limit: float,
+    seed: int,
+    stall_iterations: int | None = None,
 ) -> list[list[int]] | None:
     model = build_model(instance, data)
-    result = model.solve(stop=MaxRuntime(time_limit), seed=seed, collect_stats=False, display=False)
+    stop = MaxRuntime(time_limit)
+    if stall_iterations is not None:
+        # whichever comes first: the time limit, or that many iterations without a better one
+        stop = MultipleCriteria([stop, NoImprovement(stall_iterations)])
+    result = model.solve(stop=stop, seed=seed, collect_stats=False, display=False)
     routes = []
     for route in result.best.routes():
         # activities: start depot, clients (idx = client index), end depot

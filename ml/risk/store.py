@@ -15,8 +15,8 @@ import pandas as pd
 
 from ml.risk.features import build_features, feature_names
 from ordertower import audit
-from ordertower.lake import table_exists
 from ordertower.access import AccessDenied, Identity, require
+from ordertower.lake import table_exists
 
 FACTS = "intermediate.int_order_risk_facts"
 VERDICTS = "intermediate.int_order_fraud_labels"

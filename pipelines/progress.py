@@ -40,13 +40,16 @@ class StageProgress:
     landed: int = 0
     quarantined: int = 0
     failed: list[str] = field(default_factory=list)
-    started: float = field(default_factory=time.monotonic)
+    started: float = field(default_factory=lambda: time.monotonic())
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _shown: int = -1
     _keys: set[str] = field(default_factory=set)
     #: asset key -> (landed, quarantined) of its materialisation. A run over a partition range
     #: reports one event per partition, each with the range's totals: counted once per asset.
     _counts: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: the latest message of a running step, and when one was last written (off a terminal)
+    _note: str = ""
+    _noted_at: float = field(default_factory=lambda: time.monotonic())
 
     @property
     def prefix(self) -> str:
@@ -69,6 +72,25 @@ class StageProgress:
                 self.quarantined = sum(q for _, q in self._counts.values())
             self._bar()
 
+    def note(self, step: str, message: str) -> None:
+        """A running step said something (a wave planned, a chunk of features stored): on a
+        terminal it follows the bar; elsewhere a line, at most one per :data:`NOTE_SECONDS`, so
+        a long stage never sits silent."""
+        text = " ".join(str(message).split())
+        if not text:
+            return
+        with self._lock:
+            self._note = f"{step}: {text}"
+            if self._tty():
+                self._bar()
+            elif time.monotonic() - self._noted_at >= NOTE_SECONDS:
+                self._noted_at = time.monotonic()
+                self._write(f"  {self._clip(self._note, 110)} ({self.elapsed()})", end="\n")
+
+    @staticmethod
+    def _clip(text: str, width: int) -> str:
+        return text if len(text) <= width else text[: width - 3] + "..."
+
     def step_failed(self, step: str) -> None:
         with self._lock:
             self.failed.append(step)
@@ -80,9 +102,10 @@ class StageProgress:
             width = 30
             filled = int(width * min(share, 1.0))
             elapsed = time.monotonic() - self.started
+            note = f"  {self._clip(self._note, 70)}" if self._note else ""
             self._write(
                 f"\r  [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} "
-                f"assets, {elapsed:.0f} s",
+                f"assets, {elapsed:.0f} s{note}\x1b[K",
                 end="",
             )
         else:
@@ -97,8 +120,8 @@ class StageProgress:
 
     def finish(self, success: bool) -> str:
         """The stage's closing line."""
-        if self._tty() and self.done:
-            self._write("\r" + " " * 60 + "\r", end="")
+        if self._tty() and (self.done or self._note):
+            self._write("\r\x1b[K", end="")
         parts = [f"{self.done}/{self.total} assets"]
         if self.landed or self.quarantined:
             parts.append(f"{self.landed:,} records landed, {self.quarantined:,} quarantined")
@@ -117,6 +140,9 @@ class StageProgress:
         self.out.flush()
 
 
+#: off a terminal, a running step's messages are shown at most once per this many seconds
+NOTE_SECONDS = 30.0
+
 #: the stage being materialised in this process (the logger below reports into it)
 _current: StageProgress | None = None
 
@@ -132,7 +158,12 @@ class _EventHandler(logging.Handler):
         stage = _current
         meta = getattr(record, "dagster_meta", None) or {}
         event = meta.get("dagster_event")
-        if stage is None or event is None:
+        if stage is None:
+            return
+        if event is None:
+            # a step's own log line (context.log.info): what a long step is doing now
+            if meta.get("step_key") and record.levelno >= logging.INFO:
+                stage.note(meta["step_key"], meta.get("orig_message") or "")
             return
         kind = event.event_type_value
         if kind == "ASSET_MATERIALIZATION":

@@ -59,3 +59,27 @@ def test_a_demo_transcript_is_summarised_into_its_milestones_and_noise() -> None
     assert summary["lines"] == 6 and summary["noise_lines"] == 1
     assert "BetaWarning" in summary["noise_examples"][0]
     assert summary["last_lines"][-1] == "Open the UIs with: make ui"
+
+
+def test_a_long_step_says_what_it_is_doing_at_most_once_per_interval(monkeypatch) -> None:
+    """A step's own log lines (a wave planned) show between the quarter lines, off a terminal at
+    most one per NOTE_SECONDS, so a stage of several minutes is never silent."""
+    from pipelines import progress
+
+    clock = [1000.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
+    out = io.StringIO()
+    stage = StageProgress(4, 7, "dispatch", total=2, out=out)
+    stage.begin()
+    for day in range(1, 7):
+        clock[0] += 10  # a wave every ten seconds
+        stage.note("dispatch_plan", f"wave 2026-09-0{day}:\n 500 orders")
+    stage.note("dispatch_plan", "   ")  # nothing to say: nothing shown
+    notes = out.getvalue().splitlines()[1:]
+    # at 30 s and 60 s of the stage: the latest wave then, on one line, with the stage's time
+    assert notes == ["  dispatch_plan: wave 2026-09-03: 500 orders (30 s)",
+                     "  dispatch_plan: wave 2026-09-06: 500 orders (60 s)"]  # fmt: skip
+    stage.note("dispatch_plan", "x" * 300)
+    clock[0] += 30
+    stage.note("dispatch_plan", "y" * 300)
+    assert len(out.getvalue().splitlines()[-1]) < 130  # clipped

@@ -41,8 +41,9 @@ OIDC_PORT ?= 9400
 ROUTE_TIME_LIMIT ?= 10
 # CI runs everything (slow, browser, service tests); a developer's default run skips slow ones
 ifeq ($(CI),true)
-# two workers, each module on one worker (modules share one built world)
-PYTEST_MARKERS := -m "" -n 2 --dist loadfile
+# two workers, each module on one worker (modules share one built world); the modules in the
+# order tests/conftest.py gives (longest first), not xdist's (most tests first)
+PYTEST_MARKERS := -m "" -n 2 --dist loadfile --no-loadscope-reorder
 else
 PYTEST_MARKERS :=
 endif

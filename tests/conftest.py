@@ -30,6 +30,41 @@ from pipelines.ingest.ops import UNPARTITIONED, ensure_ops_tables
 absl_logging.get_absl_handler().python_handler.stream = sys.__stderr__
 
 
+#: the clean-clone runs' figures (.ci/test_summary.py), newest last by name
+_TEST_RUNS = Path(__file__).resolve().parent.parent / "bench" / "results"
+
+
+def module_seconds() -> dict[str, float]:
+    """Seconds each test module took in the newest recorded full run (``tests.test_x``: s)."""
+    for path in sorted(_TEST_RUNS.glob("tests-*.json"), reverse=True):
+        try:
+            modules = json.loads(path.read_text()).get("modules") or {}
+        except (OSError, ValueError):
+            continue
+        if isinstance(modules, dict) and modules:
+            return {str(k): float(v) for k, v in modules.items()}
+    return {}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Longest modules first (by the last recorded full run; new modules last), each module's
+    tests in their own order. Under ``-n 2 --dist loadfile --no-loadscope-reorder`` each worker
+    takes the next module when it is free, so the longest go first and the run ends with short
+    ones on both workers, not one worker finishing a long module alone."""
+    seconds = module_seconds()
+    if not seconds:
+        return
+
+    def module(item: pytest.Item) -> str:
+        return item.nodeid.split("::", 1)[0].removesuffix(".py").replace("/", ".")
+
+    rank = {id(item): (-seconds.get(module(item), 0.0), i) for i, item in enumerate(items)}
+    first = {}
+    for item in items:
+        first.setdefault(module(item), rank[id(item)])
+    items.sort(key=lambda item: (first[module(item)], rank[id(item)][1]))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _apptest_survives_the_cpython_ast_race() -> Iterator[None]:
     """Every AppTest run survives CPython 3.11.7's AST race (tests/auth_support.py)."""

@@ -372,22 +372,77 @@ def _sql_list(items: list[str]) -> str:
 
 
 class _Paths:
-    """The JSONPaths one ``json_extract`` call reads from each line (``__v[i]``, 1-based)."""
+    """The JSONPaths read from each line (or item), each once, by one ``json_extract``: its
+    list of values is unpacked into a column per path (``__v<k>``), and each value's JSON type
+    and text (``__y<k>``, ``__s<k>``) are read off the value's own text, with no further parse.
+
+    A value's text is DuckDB's serialisation of it: a string in quotes, escaped only where it
+    must be (never in a typed read: a line with a backslash is Python's), ``null``, ``true`` or
+    ``false``, a number, an object or an array; so its first character is its type. Numbers
+    are one type here (``NUMBER``): every number rule accepts all of them and checks the text.
+    ``json_type`` and ``->> '$'`` on each value parse it again, value by value: that was most
+    of a typed read's time."""
 
     def __init__(self) -> None:
         self.paths: list[str] = []
 
-    def at(self, path: str) -> str:
+    def _k(self, path: str) -> int:
         if path not in self.paths:
             self.paths.append(path)
-        return f"__v[{self.paths.index(path) + 1}]"
+        return self.paths.index(path) + 1
+
+    def at(self, path: str) -> str:
+        """The path's JSON value (NULL when absent)."""
+        return f"__v{self._k(path)}"
+
+    def type(self, path: str) -> str:
+        """The path's JSON type: VARCHAR, OBJECT, ARRAY, NULL, BOOLEAN or NUMBER (NULL when
+        absent)."""
+        return f"__y{self._k(path)}"
+
+    def text(self, path: str) -> str:
+        """The path's text as ``json_extract_string`` gives it: a string's value, the JSON of
+        any other value; NULL for an absent path and for JSON null."""
+        return f"__s{self._k(path)}"
+
+    def lists(self, source: str) -> str:
+        return f"json_extract({source}, {_sql_list(self.paths)}) as __vl"
+
+    def unpacked(self) -> str:
+        # as text: a slice of a JSON value would be JSON again
+        return ", ".join(f"__vl[{k}]::varchar as __v{k}" for k in range(1, len(self.paths) + 1))
+
+    def described(self) -> str:
+        """Each value's type and text, from the unpacked values."""
+        out = []
+        for k in range(1, len(self.paths) + 1):
+            v = f"__v{k}"
+            out.append(
+                f"case when {v} is null then null else case left({v}, 1) "
+                "when '\"' then 'VARCHAR' when '{' then 'OBJECT' when '[' then 'ARRAY' "
+                "when 'n' then 'NULL' when 't' then 'BOOLEAN' when 'f' then 'BOOLEAN' "
+                f"else 'NUMBER' end end as __y{k}"
+            )
+            out.append(
+                f"case when {v} is null or {v} = 'null' then null "
+                f"when left({v}, 1) <> '\"' then {v} "
+                f"when contains({v}, '\\') then {v} ->> '$' else {v}[2:-2] end as __s{k}"
+            )
+        return ", ".join(out)
+
+    def names(self) -> str:
+        return ", ".join(f"__v{k}, __y{k}, __s{k}" for k in range(1, len(self.paths) + 1))
+
+
+#: a contract column's source in a JSON record: SQL for its JSON value, type and text
+Source3 = tuple[str, str, str]
 
 
 def _columns(
     contract: Contract, paths: _Paths, objects: tuple[str, ...], skip: tuple[str, ...] = ()
-) -> tuple[list[tuple[Column, str]], list[str]]:
-    """Each contract column's JSON value as Python's ``flatten`` finds it, and the conditions
-    under which that is the only place it could come from.
+) -> tuple[list[tuple[Column, Source3]], list[str]]:
+    """Each contract column's JSON value, type and text as Python's ``flatten`` finds it, and
+    the conditions under which that is the only place it could come from.
 
     A column ``<object>_<key>`` of a declared object comes from the object's key, and the
     record must not also hold a top-level ``<object>_<key>`` (Python would keep the later
@@ -396,15 +451,26 @@ def _columns(
     for column in contract.columns:
         if column.name in skip:
             continue
-        top = paths.at(_path(column.name))
+        top = _path(column.name)
         owner = next((o for o in objects if column.name.startswith(o + "_")), None)
         if owner is None:
-            out.append((column, f"case when json_type({top}) <> 'OBJECT' then {top} end"))
-            unique.append(f"coalesce(json_type({top}) <> 'OBJECT', true)")
+            kind = paths.type(top)
+            scalar = f"{kind} <> 'OBJECT'"
+            out.append(
+                (
+                    column,
+                    (
+                        f"case when {scalar} then {paths.at(top)} end",
+                        f"case when {scalar} then {kind} end",
+                        f"case when {scalar} then {paths.text(top)} end",
+                    ),
+                )
+            )
+            unique.append(f"coalesce({scalar}, true)")
         else:
-            member = paths.at(_path(owner, column.name[len(owner) + 1 :]))
-            out.append((column, member))
-            unique.append(f"{top} is null")
+            member = _path(owner, column.name[len(owner) + 1 :])
+            out.append((column, (paths.at(member), paths.type(member), paths.text(member))))
+            unique.append(f"{paths.at(top)} is null")
     return out, unique
 
 
@@ -419,7 +485,7 @@ def json_column_sql(column: Column, value: str, jt: str, text: str) -> tuple[str
     if kind in ("integer", "number"):
         return (
             cast,
-            f"({absent} or ({jt} in ('BIGINT', 'UBIGINT', 'DOUBLE', 'VARCHAR') and {form}))",
+            f"({absent} or ({jt} in ('NUMBER', 'VARCHAR') and {form}))",
         )
     if kind in ("timestamp", "date"):
         return cast, f"({absent} or ({jt} = 'VARCHAR' and {form}))"
@@ -435,24 +501,25 @@ def json_column_sql(column: Column, value: str, jt: str, text: str) -> tuple[str
     return text, f"({absent} or {jt} = 'VARCHAR')"
 
 
-def _stages(columns: list[tuple[Column, str]]) -> tuple[str, str, list[str], list[str]]:
-    """Select lists for the value stages: each column's JSON value (``__c``), then its JSON
-    type and text once (``__j``, ``__x``); the casts and canonical tests over those."""
-    values = ", ".join(f"{value} as __c{i}" for i, (_, value) in enumerate(columns))
-    kinds = ", ".join(
-        f"json_type(__c{i}) as __j{i}, nullif(__c{i} ->> '$', '') as __x{i}, __c{i}"
-        for i in range(len(columns))
+def _stages(columns: list[tuple[Column, Source3]]) -> tuple[str, list[str], list[str]]:
+    """The select list of the columns' values, JSON types and texts (``__c``, ``__j``,
+    ``__x``: '' as NULL), and the casts and canonical tests over them."""
+    values = ", ".join(
+        f"{value} as __c{i}, {kind} as __j{i}, nullif({text}, '') as __x{i}"
+        for i, (_, (value, kind, text)) in enumerate(columns)
     )
     casts, canonical = [], []
     for i, (column, _) in enumerate(columns):
         cast, ok = json_column_sql(column, f"__c{i}", f"__j{i}", f"__x{i}")
         casts.append(cast)
         canonical.append(ok)
-    return values, kinds, casts, canonical
+    return values, casts, canonical
 
 
 def _count(text: str, what: str) -> str:
-    return f"((strlen({text}) - strlen(replace({text}, '{what}', ''))) // {len(what.encode())})"
+    """How many times ``what`` occurs in ``text`` (not overlapping): the pieces a split on it
+    makes, less one (a split points into the text; a ``replace`` would copy it)."""
+    return f"(len(string_split({text}, '{what}')) - 1)"
 
 
 def _distinct(keys: str) -> str:
@@ -541,34 +608,35 @@ def _json_split(
 def _json_query(
     con: duckdb.DuckDBPyConnection,
     table: pa.Table,
-    paths: list[str],
+    where: _Paths,
     record_ok: list[str],
     values: str,
-    kinds: str,
     canonical: list[str],
     select: list[str],
     cap: int,
     keep_values: bool = False,
 ) -> pa.Table:
     """The lines of ``table`` through the stages every JSON typed read shares: the text screen
-    (:func:`_plain_json`), one parse extracting ``paths`` (``__v``) and the keys, the record's
-    shape (``record_ok``), its values and their types and texts, then ``__ok`` and ``select``,
-    in file and line order. ``keep_values``: ``select`` reads ``__v`` too."""
-    v = "__v, " if keep_values else ""
+    (:func:`_plain_json`), one parse per kind for the values, types and texts of ``where``'s
+    paths and one for the keys, the record's shape (``record_ok``), its column values, then
+    ``__ok`` and ``select``, in file and line order. ``keep_values``: ``select`` reads the
+    paths' columns too."""
+    kept = f"{where.names()}, " if keep_values else ""
     sql = f"""
         with plain as materialized (
             select __f, __rec, line from _json_lines where {_plain_json(cap)}
         ), parsed as materialized (
-            select __f, __rec, line, json_keys(line) as __keys,
-                   json_extract(line, {_sql_list(paths)}) as __v
+            select __f, __rec, line, json_keys(line) as __keys, {where.lists("line")}
             from plain
+        ), values as materialized (
+            select __f, __rec, line, __keys, {where.unpacked()} from parsed
+        ), unpacked as materialized (
+            select *, {where.described()} from values
         ), valued as materialized (
-            select __f, __rec, {v}({" and ".join(record_ok)}) as __record_ok, {values}
-            from parsed
-        ), typed_text as materialized (
-            select __f, __rec, {v}__record_ok, {kinds} from valued
+            select __f, __rec, {kept}({" and ".join(record_ok)}) as __record_ok, {values}
+            from unpacked
         ), checked as materialized (
-            select *, __record_ok and {" and ".join(canonical)} as __ok from typed_text
+            select *, __record_ok and {" and ".join(canonical)} as __ok from valued
         )
         select __f, __rec, __ok, {", ".join(select)} from checked order by __f, __rec
     """
@@ -608,17 +676,15 @@ def typed_jsonls(
     braces = ["1"]
     shape = [_distinct("__keys")]
     for o in objects:
-        value = where.at(_path(o))
-        shape.append(f"coalesce(json_type({value}) in ('OBJECT', 'NULL'), true)")
-        braces.append(f"coalesce((json_type({value}) = 'OBJECT')::int, 0)")
+        value, kind = where.at(_path(o)), where.type(_path(o))
+        shape.append(f"coalesce({kind} in ('OBJECT', 'NULL'), true)")
+        braces.append(f"coalesce(({kind} = 'OBJECT')::int, 0)")
         keys.append(f"coalesce(len(list_distinct(json_keys({value}))), 0)")
-    items_of = {}
     for child, _ in children:
-        value = where.at(_path(child.field))
-        items_of[child] = value
+        value, kind = where.at(_path(child.field)), where.type(_path(child.field))
         item_keys = f"json_keys({value}, '$[*]')"
         shape.append(
-            f"coalesce(json_type({value}) = 'NULL' or (json_type({value}) = 'ARRAY' and "
+            f"coalesce({kind} = 'NULL' or ({kind} = 'ARRAY' and "
             f"coalesce(list_bool_and(list_transform(json_type({value}, '$[*]'), "
             f"t -> t = 'OBJECT')), true)), true)"
         )
@@ -626,9 +692,9 @@ def typed_jsonls(
         keys.append(
             f"coalesce(list_sum(list_transform({item_keys}, k -> len(list_distinct(k)))), 0)"
         )
-        key = where.at(_path(child.parent_key))
-        shape.append(f"coalesce(json_type({key}) in ('VARCHAR', 'NULL'), true)")
-    values, kinds, casts, canonical = _stages(columns)
+        key = where.type(_path(child.parent_key))
+        shape.append(f"coalesce({key} in ('VARCHAR', 'NULL'), true)")
+    values, casts, canonical = _stages(columns)
     casts = [f"case when __ok then {cast} end as __t{i}" for i, cast in enumerate(casts)]
     record_ok = [
         *shape,
@@ -636,7 +702,7 @@ def typed_jsonls(
         f"{_count('line', chr(34) + ':')} = " + " + ".join(keys),
         *unique,
     ]
-    result = _json_query(con, table, where.paths, record_ok, values, kinds, canonical, casts, cap)
+    result = _json_query(con, table, where, record_ok, values, canonical, casts, cap)
     ok, typed_all = _typed_rows(result, contract, [c.name for c, _ in columns])
     con.register("_json_lines", table)
     try:
@@ -664,7 +730,7 @@ def _typed_items(
 
     where = _Paths()
     columns, unique = _columns(contract, where, (), skip=(child.parent_key,))
-    values, kinds, casts, canonical = _stages(columns)
+    values, casts, canonical = _stages(columns)
     casts = [
         f"case when __ok then {cast} end as {_q(column.name)}"
         for cast, (column, _) in zip(casts, columns, strict=True)
@@ -680,15 +746,16 @@ def _typed_items(
                    unnest(range(len(__items))) as __i
             from records
         ), parsed as materialized (
-            select __f, __rec, __i, __key, json_extract(item, {_sql_list(where.paths)}) as __v
-            from unnested
+            select __f, __rec, __i, __key, {where.lists("item")} from unnested
+        ), values as materialized (
+            select __f, __rec, __i, __key, {where.unpacked()} from parsed
+        ), unpacked as materialized (
+            select *, {where.described()} from values
         ), valued as materialized (
             select __f, __rec, __i, __key, {" and ".join(unique) or "true"} as __unique, {values}
-            from parsed
-        ), typed_text as materialized (
-            select __f, __rec, __i, __key, __unique, {kinds} from valued
+            from unpacked
         ), checked as materialized (
-            select *, __unique and {" and ".join(canonical) or "true"} as __ok from typed_text
+            select *, __unique and {" and ".join(canonical) or "true"} as __ok from valued
         )
         select __ok, __key as {_q(child.parent_key)}, {", ".join(casts)}
         from checked order by __f, __rec, __i
@@ -774,24 +841,25 @@ def typed_parcel_webhooks(
         return {}
     where = _Paths()
     cp, loc = ("checkpoint",), ("checkpoint", "location")
-    v = {
-        "msg_id": where.at(_path("msg_id")),
-        "carrier": where.at(_path("carrier")),
-        "tracking_number": where.at(_path("tracking_number")),
-        "checkpoint": where.at(_path(*cp)),
-        "tag": where.at(_path(*cp, "tag")),
-        "subtag": where.at(_path(*cp, "subtag")),
-        "checkpoint_time": where.at(_path(*cp, "checkpoint_time")),
-        "message": where.at(_path(*cp, "message")),
-        "location": where.at(_path(*loc)),
-        "city": where.at(_path(*loc, "city")),
-        "country_iso2": where.at(_path(*loc, "country_iso2")),
-        "lat": where.at(_path(*loc, "lat")),
-        "lon": where.at(_path(*loc, "lon")),
+    path = {
+        "msg_id": _path("msg_id"),
+        "carrier": _path("carrier"),
+        "tracking_number": _path("tracking_number"),
+        "checkpoint": _path(*cp),
+        "tag": _path(*cp, "tag"),
+        "subtag": _path(*cp, "subtag"),
+        "checkpoint_time": _path(*cp, "checkpoint_time"),
+        "message": _path(*cp, "message"),
+        "location": _path(*loc),
+        "city": _path(*loc, "city"),
+        "country_iso2": _path(*loc, "country_iso2"),
+        "lat": _path(*loc, "lat"),
+        "lon": _path(*loc, "lon"),
     }
+    v = {name: where.at(p) for name, p in path.items()}
 
     def jt(name: str) -> str:
-        return f"json_type({v[name]})"
+        return where.type(path[name])
 
     def obj_keys(name: str) -> str:
         return f"(case when {jt(name)} = 'OBJECT' then len(list_distinct(json_keys({v[name]}))) else 0 end)"
@@ -808,7 +876,7 @@ def typed_parcel_webhooks(
         f"{_count('line', chr(34) + ':')} = len(list_distinct(__keys)) + {obj_keys('checkpoint')} "
         f"+ {obj_keys('location')}",
     ]
-    text = {k: f"nullif({v[k]} ->> '$', '')" for k in ("carrier", "tag", "subtag")}
+    text = {k: f"nullif({where.text(path[k])}, '')" for k in ("carrier", "tag", "subtag")}
     code = {
         k: _text_cases(text[k], {c: pair[0] for c, pair in codes.items()})
         for k in ("subtag", "tag")
@@ -834,26 +902,29 @@ def typed_parcel_webhooks(
         "mode": _sql_text(mode),
     }
     sourced = {  # the columns taken from the feed as they are: checked like any JSON value
-        "event_id": v["msg_id"],
-        "tracking_ref": v["tracking_number"],
-        "event_ts": v["checkpoint_time"],
-        "carrier_status_text": v["message"],
-        "location_name": v["city"],
-        "location_country": v["country_iso2"],
-        "location_lat": v["lat"],
-        "location_lon": v["lon"],
+        column: (v[name], jt(name), where.text(path[name]))
+        for column, name in (
+            ("event_id", "msg_id"),
+            ("tracking_ref", "tracking_number"),
+            ("event_ts", "checkpoint_time"),
+            ("carrier_status_text", "message"),
+            ("location_name", "city"),
+            ("location_country", "country_iso2"),
+            ("location_lat", "lat"),
+            ("location_lon", "lon"),
+        )
     }
     if set(derived) | set(sourced) != set(contract.column_names):
         return {}  # the contract changed: Python normalises until this follows
     json_columns = [(c, sourced[c.name]) for c in contract.columns if c.name in sourced]
-    values, kinds, casts, canonical = _stages(json_columns)
+    values, casts, canonical = _stages(json_columns)
     cast_of = {c.name: cast for (c, _), cast in zip(json_columns, casts, strict=True)}
     select = []
     for i, column in enumerate(contract.columns):
         expr = cast_of.get(column.name) or derived[column.name]
         select.append(f"case when __ok then {expr} end as __t{i}")
     result = _json_query(
-        con, table, where.paths, record_ok, values, kinds, canonical, select, cap, keep_values=True
+        con, table, where, record_ok, values, canonical, select, cap, keep_values=True
     )
     ok, typed_all = _typed_rows(result, contract, list(contract.column_names))
     return _json_split(files, result, ok, typed_all, cap)

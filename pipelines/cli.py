@@ -487,11 +487,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+#: dbt commands that open the lake (``ls``, ``parse`` and the like do not)
+DBT_LAKE_COMMANDS = frozenset(
+    {"build", "run", "test", "seed", "compile", "docs", "show", "snapshot", "source",
+     "run-operation", "retry"}
+)  # fmt: skip
+
+
 def cmd_dbt(args: argparse.Namespace) -> int:
     """Run dbt on the lake's project, with the lake's location exported (e.g. ``docs generate``)."""
     import os
     import subprocess
 
+    from ordertower.lake import exists as lake_exists
     from ordertower.settings import DBT_PROJECT_DIR, get_settings
 
     dbt = Path(sys.executable).parent / "dbt"
@@ -504,7 +512,15 @@ def cmd_dbt(args: argparse.Namespace) -> int:
         raise CliError(
             "give dbt arguments, e.g. `ordertower dbt build` or `ordertower dbt docs generate`"
         )
-    env = {**os.environ, **get_settings().dbt_env()}
+    settings = get_settings()
+    command = next((a for a in dbt_args if not a.startswith("-")), "")
+    if command in DBT_LAKE_COMMANDS and not lake_exists(settings):
+        # dbt would open the lake's catalog and end in a traceback
+        raise CliError(
+            f"no lake at {settings.catalog}: run `make demo` (or `ordertower materialize`) "
+            f"before `ordertower dbt {command}`"
+        )
+    env = {**os.environ, **settings.dbt_env()}
     cmd = [str(dbt), *dbt_args]
     if "--profiles-dir" not in dbt_args:
         cmd += ["--profiles-dir", str(DBT_PROJECT_DIR)]

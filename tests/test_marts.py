@@ -460,6 +460,14 @@ def test_cli_dbt_needs_arguments(capsys):
     assert "give dbt arguments" in capsys.readouterr().err
 
 
+def test_cli_dbt_without_a_lake_says_so(lake_home: Path, capsys):
+    """A dbt command that opens the lake, before there is one: one line, no traceback."""
+    assert main(["dbt", "compile", "--select", "fct_orders"]) == 1
+    err = capsys.readouterr().err
+    assert "no lake at" in err and "make demo" in err and "Traceback" not in err
+    assert not (lake_home / "lake" / "catalog.sqlite").exists()
+
+
 def test_every_wave_is_planned_and_routed_with_green_checks(world: Path):
     """The materialised graph plans each wave beside the baseline, routes the forward
     warehouses' vans, and its asset checks passed (read from the Dagster instance)."""

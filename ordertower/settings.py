@@ -38,6 +38,8 @@ class Settings:
     #: processes that parse and validate landing files in parallel (the lake has one writer)
     ingest_workers: int
     routing_workers: int
+    #: processes that solve the waves of a multi-day dispatch_plan run (the lake has one writer)
+    dispatch_workers: int
     #: console log level of in-process runs (step events always go to the run's event log)
     log_level: str
     #: AMQP URL of the message broker carrying live carrier events (RabbitMQ)
@@ -248,6 +250,7 @@ def get_settings() -> Settings:
         stream_max_length=_number("ORDERTOWER_STREAM_MAX_LENGTH", 1_000_000),
         ingest_workers=_number("ORDERTOWER_INGEST_WORKERS", min(2, os.cpu_count() or 1)),
         routing_workers=_number("ORDERTOWER_ROUTING_WORKERS", min(2, os.cpu_count() or 1)),
+        dispatch_workers=_number("ORDERTOWER_DISPATCH_WORKERS", min(2, os.cpu_count() or 1)),
         lake_retention_days=_number("ORDERTOWER_LAKE_RETENTION_DAYS", 7, float, 0),
         lake_dense_hours=_number("ORDERTOWER_LAKE_DENSE_HOURS", 24, float, 0),
         lake_delete_grace_minutes=_number("ORDERTOWER_LAKE_DELETE_GRACE_MINUTES", 30, float, 0),

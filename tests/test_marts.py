@@ -568,3 +568,43 @@ def test_the_pattern_scan_finds_no_personal_data_outside_the_raw_layer(world: Pa
     assert report.scanned["lake"]["columns"] > 100 and report.scanned["dagster"]["files"] > 0
     assert report.scanned.get("mlflow", {}).get("files", 0) > 0
     assert report.clean, format_report(report)
+
+
+def test_waves_solved_in_worker_processes_are_the_waves_solved_in_turn(
+    tmp_path_factory: pytest.TempPathFactory,
+):
+    """plan_waves with two worker processes (what a multi-day dispatch_plan run does) stores
+    the plans one process stores: the same shipments, costs and checks, wave by wave."""
+    from ml.dispatch import pipeline
+    from ml.dispatch.config import load_policy
+
+    home = lake_copy(tmp_path_factory, "dispatch_pool_world")
+    with at_home(home):
+        con = lake.connect()
+        try:
+            days = [
+                r[0]
+                for r in con.execute(
+                    "select distinct wave_date from intermediate.int_dispatch_lines "
+                    "order by 1 desc limit 3"
+                ).fetchall()
+            ][::-1]
+            plans = {}
+            for workers in (1, 2):
+                results = pipeline.plan_waves(con, days, load_policy(), workers=workers)
+                ships = con.execute(
+                    "select wave_date, plan, order_id, warehouse_id, modes, transport_cost_eur, kg_co2e "
+                    "from ml.dispatch_shipments order by all"
+                ).df()
+                plans[workers] = (results, ships)
+        finally:
+            con.close()
+    (one, ships_one), (two, ships_two) = plans[1], plans[2]
+    assert [r["wave_date"] for r in two] == [str(d) for d in days]  # stored in day order
+    keys = ("cost_eur", "orders", "next_day_hit_rate", "status")
+    assert [{k: r["optimised"][k] for k in keys} for r in two] == [
+        {k: r["optimised"][k] for k in keys} for r in one
+    ]
+    assert [r["violations"] for r in two] == [r["violations"] for r in one] == [[], [], []]
+    assert len(ships_one) > 0
+    pd.testing.assert_frame_equal(ships_two, ships_one)

@@ -108,7 +108,13 @@ def savings_metadata(results: list[dict]) -> dict:
 def dispatch_plan(context: dg.AssetExecutionContext, lake: LakeResource):
     con = lake.connect()
     try:
-        results = pipeline.plan_waves(con, _days(context), load_policy(), log=context.log.info)
+        results = pipeline.plan_waves(
+            con,
+            _days(context),
+            load_policy(),
+            log=context.log.info,
+            workers=get_settings().dispatch_workers,
+        )
     finally:
         con.close()
     meta = savings_metadata(results)

@@ -11,6 +11,7 @@ failed) as they happen, in the same process (the in-process executor).
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import threading
 import time
@@ -76,7 +77,7 @@ class StageProgress:
         """A running step said something (a wave planned, a chunk of features stored): on a
         terminal it follows the bar; elsewhere a line, at most one per :data:`NOTE_SECONDS`, so
         a long stage never sits silent."""
-        text = " ".join(str(message).split())
+        text = _DIRECTORIES.sub("", " ".join(str(message).split()))
         if not text:
             return
         with self._lock:
@@ -139,6 +140,9 @@ class StageProgress:
         self.out.write(text + end)
         self.out.flush()
 
+
+#: the directories of absolute paths in a step's message (a note shows the file's name only)
+_DIRECTORIES = re.compile(r"(?<![\w:/])(?:/[\w.+-]+)+/(?=[\w.+-])")
 
 #: off a terminal, a running step's messages are shown at most once per this many seconds
 NOTE_SECONDS = 30.0

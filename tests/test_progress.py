@@ -79,6 +79,18 @@ def test_a_long_step_says_what_it_is_doing_at_most_once_per_interval(monkeypatch
     # at 30 s and 60 s of the stage: the latest wave then, on one line, with the stage's time
     assert notes == ["  dispatch_plan: wave 2026-09-03: 500 orders (30 s)",
                      "  dispatch_plan: wave 2026-09-06: 500 orders (60 s)"]  # fmt: skip
+    clock[0] += 30
+    stage.note(
+        "dbt_lake",
+        "Finished dbt command: `/tmp/ab/c/.venv/bin/dbt build --x /w/dbt` to http://127.0.0.1:8765/m",
+    )
+    assert (
+        out.getvalue()
+        .splitlines()[-1]
+        .startswith(
+            "  dbt_lake: Finished dbt command: `dbt build --x dbt` to http://127.0.0.1:8765/m"
+        )
+    )  # the file's name, not the machine's directories
     stage.note("dispatch_plan", "x" * 300)
     clock[0] += 30
     stage.note("dispatch_plan", "y" * 300)

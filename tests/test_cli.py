@@ -37,6 +37,7 @@ def test_sql_without_a_lake_fails_with_one_clear_line(lake_home: Path):
         ("ORDERTOWER_CATALOG", "oracle"),
         ("ORDERTOWER_CONTRACT_ENGINE", "pandas"),
         ("ORDERTOWER_ROUTING_WORKERS", "two"),
+        ("ORDERTOWER_DISPATCH_WORKERS", "0"),
         ("ORDERTOWER_INGEST_WORKERS", "0"),
         ("ORDERTOWER_MAX_RECORD_BYTES", "1.5"),
         ("ORDERTOWER_LAKE_RETENTION_DAYS", "nan"),

@@ -20,6 +20,8 @@ from typing import IO, Any
 
 import dagster as dg
 
+from ordertower.redact import redact
+
 #: metadata keys of an ingestion asset's materialisation (pipelines/defs/ingest/assets.py)
 _LANDED, _QUARANTINED = "landed", "quarantined"
 
@@ -77,7 +79,8 @@ class StageProgress:
         """A running step said something (a wave planned, a chunk of features stored): on a
         terminal it follows the bar; elsewhere a line, at most one per :data:`NOTE_SECONDS`, so
         a long stage never sits silent."""
-        text = _DIRECTORIES.sub("", " ".join(str(message).split()))
+        # the raw message of the step's log call: masked here like every log record
+        text = redact(_DIRECTORIES.sub("", " ".join(str(message).split())))
         if not text:
             return
         with self._lock:

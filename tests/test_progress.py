@@ -91,6 +91,9 @@ def test_a_long_step_says_what_it_is_doing_at_most_once_per_interval(monkeypatch
             "  dbt_lake: Finished dbt command: `dbt build --x dbt` to http://127.0.0.1:8765/m"
         )
     )  # the file's name, not the machine's directories
+    clock[0] += 30
+    stage.note("stream", "broker amqp://ops:s3cr3t-pw@127.0.0.1:5672/%2F reached")
+    assert "s3cr3t-pw" not in out.getvalue() and "ops:***@" in out.getvalue()
     stage.note("dispatch_plan", "x" * 300)
     clock[0] += 30
     stage.note("dispatch_plan", "y" * 300)

@@ -151,15 +151,18 @@ def plan_waves(
     network = store.load_network(con, policy)
     results: list[dict] = []
 
-    def stored(day: date, result: dict) -> None:
-        results.append(_store(con, day, result))
+    def done(result: dict) -> None:
+        results.append(result)
         if log:
-            log(_progress(results[-1]))
+            log(_progress(result))
+
+    def stored(day: date, result: dict) -> None:
+        done(_store(con, day, result))
 
     with _process_pool(len(days), workers) as pool:
         if pool is None:
             for day in days:
-                stored(day, solve_wave(store.load_wave(con, day, policy, network)))
+                done(plan_wave(con, day, policy, network))
             return results
         pending: collections.deque = collections.deque()
         for day in days:

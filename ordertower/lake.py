@@ -225,17 +225,24 @@ def lake(
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    """Whether the lake has a table or view ``schema.table`` (DuckDB's catalog functions:
-    information_schema.tables answers the same, slower, and much slower beside a registered
-    data frame)."""
-    row = con.execute(
-        "select exists (select 1 from duckdb_tables() "
-        "  where database_name = $db and schema_name = $schema and table_name = $name) "
-        "or exists (select 1 from duckdb_views() "
-        "  where database_name = $db and schema_name = $schema and view_name = $name)",
-        {"db": LAKE_ALIAS, "schema": schema, "name": table},
-    ).fetchone()
-    return bool(row and row[0])
+    """Whether the lake has a table or view ``schema.table``."""
+    return bool(columns_of(con, schema, table))
+
+
+def columns_of(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[str]:
+    """The columns of the lake's table or view ``schema.table`` in order; [] when there is
+    none. Read from ``duckdb_columns()``: on DuckLake, ``duckdb_tables()`` and
+    information_schema gather every table's statistics first (about 80 ms a call against
+    10 ms, and much slower beside a registered data frame)."""
+    return [
+        r[0]
+        for r in con.execute(
+            "select column_name from duckdb_columns() "
+            "where database_name = $db and schema_name = $schema and table_name = $name "
+            "order by column_index",
+            {"db": LAKE_ALIAS, "schema": schema, "name": table},
+        ).fetchall()
+    ]
 
 
 def current_snapshot_id(con: duckdb.DuckDBPyConnection) -> int | None:

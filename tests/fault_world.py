@@ -41,9 +41,15 @@ VOLATILE = {
 }
 
 
+#: what a process that ran dbt exports about its own lake (``export_dbt_env``): the test
+#: process has run many lakes, so a command for ``home`` must not inherit them (an inherited
+#: ``ORDERTOWER_PII_KEY_FILE`` would hash every world's identifiers with one home's key)
+DBT_EXPORTS = ("ORDERTOWER_DUCKLAKE_URI", "ORDERTOWER_PII_KEY_FILE", "DBT_TARGET_PATH")
+
+
 def world_env(home: Path, **extra: str) -> dict[str, str]:
     """The environment of a command run on the lake at ``home`` (its own Dagster instance)."""
-    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    env = {k: v for k, v in os.environ.items() if k not in (*ENV_VARS, *DBT_EXPORTS)}
     return {**env, "ORDERTOWER_HOME": str(home), "ORDERTOWER_INGEST_WORKERS": "1", **extra}
 
 
@@ -150,8 +156,11 @@ def copy_world(world: CleanWorld, home: Path) -> None:
 
 
 def fresh_copy_of_landing(world: CleanWorld, home: Path) -> None:
-    """The world's input (its landing zone) in a new, empty ``home``: the same files."""
+    """The world's input (its landing zone) in a new, empty ``home``: the same files, and the
+    same deployment's PII key (``secrets/``): the lake's identifiers are keyed hashes, so a lake
+    built with another key is another lake."""
     import shutil
 
     home.mkdir(parents=True, exist_ok=True)
     shutil.copytree(world.home / "landing", home / "landing")
+    shutil.copytree(world.home / "secrets", home / "secrets")

@@ -7,6 +7,7 @@ from pathlib import Path
 import landing_factory as lf
 import pytest
 
+from ordertower import lake
 from ordertower.lake import connect
 from pipelines.ingest import carriers
 from pipelines.ingest.runner import ingest_source, landed_partitions
@@ -350,3 +351,29 @@ def test_rail_times_are_read_as_strptime_reads_them() -> None:
         texts.append("".join(chars))
     strptime = lambda t: datetime.strptime(t, "%d.%m.%Y %H:%M")  # noqa: E731
     assert [read(_rail_naive, t) for t in texts] == [read(strptime, t) for t in texts]
+
+
+def test_ops_tables_change_only_what_is_missing(lake_writer):
+    """Every ingestion step ensures the ops tables: a lake that has them all is only read; an
+    older lake gains a column added since, and a dropped view comes back."""
+    from pipelines.ingest import ops
+
+    statements: list[str] = []
+
+    class Recording:
+        def execute(self, sql, *args):
+            statements.append(" ".join(sql.split()).lower())
+            return lake_writer.execute(sql, *args)
+
+    ops.ensure_ops_tables(Recording())
+    assert not [s for s in statements if s.startswith(("create", "alter"))], statements
+
+    lake_writer.execute("alter table ops.contract_results drop column severity")
+    lake_writer.execute("drop view ops.ingest_status")
+    statements.clear()
+    ops.ensure_ops_tables(Recording())
+    changed = [s for s in statements if s.startswith(("create", "alter"))]
+    assert len(changed) == 2, changed
+    assert "severity" in lake.columns_of(lake_writer, "ops", "contract_results")
+    assert lake.table_exists(lake_writer, "ops", "ingest_status")
+    assert not lake.table_exists(lake_writer, "ops", "no_such_table")

@@ -91,9 +91,14 @@ def test_postgres_catalog(lake_home: Path, monkeypatch: pytest.MonkeyPatch):
         for source in SOURCES:
             ingest_source(source, landed_partitions(source, landing), con, landing, "pg-run")
         con.close()
+        # dbt finds the same catalog (the profile attaches the secret its plugin makes)
+        from pipelines.cli import main
+
+        assert main(["dbt", "run", "--select", "stg_oms__orders"]) == 0
         reader = lake.connect(read_only=True)
         assert reader.execute("select count(*) from raw.orders").fetchone()[0] == 3
         assert reader.execute("select count(*) from raw.carrier_events").fetchone()[0] == 5
+        assert reader.execute("select count(*) from staging.stg_oms__orders").fetchone()[0] == 3
         reader.close()
         with psycopg.connect(f"{base} dbname={db}") as pg:  # the catalog really is in PostgreSQL
             tables = pg.execute(

@@ -140,10 +140,39 @@ ADDED_COLUMNS = (
 )
 
 
+#: the lakes (by catalog) whose ``ops.ingest_status`` view this process has (re)defined
+_views_defined: set[str] = set()
+
+
+def _existing_columns(con: duckdb.DuckDBPyConnection) -> set[tuple[str, str]]:
+    """(schema.table, column) of every ops and quarantine table and view, in one catalog read."""
+    rows = con.execute(
+        "select schema_name || '.' || table_name, column_name from duckdb_columns() "
+        "where database_name = current_database() and schema_name in ('ops', 'quarantine')"
+    ).fetchall()
+    return {(table, column) for table, column in rows}
+
+
 def ensure_ops_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the ops and quarantine tables and views if they do not exist yet."""
-    for ddl in DDL.values():
-        con.execute(ddl)
+    """Create the ops and quarantine tables and views if they do not exist yet, and add the
+    columns of :data:`ADDED_COLUMNS` to older lakes.
+
+    Every ingestion step calls this: it reads the catalog once and changes only what is
+    missing (each DDL statement is a catalog transaction on DuckLake, ten of them a tenth of a
+    second per step). The view is re-defined once per process and lake, so a changed
+    definition reaches every existing lake."""
+    existing = _existing_columns(con)
+    tables = {table for table, _ in existing}
+    for table, ddl in DDL.items():
+        if table not in tables:
+            con.execute(ddl)
     for table, column, kind in ADDED_COLUMNS:
-        con.execute(f"alter table {table} add column if not exists {column} {kind}")
-    con.execute(CURRENT_INGEST_VIEW)
+        if (table, column) not in existing:
+            con.execute(f"alter table {table} add column if not exists {column} {kind}")
+    catalog = con.execute(
+        "select path from duckdb_databases() where database_name = current_database()"
+    ).fetchone()
+    lake_id = str(catalog[0]) if catalog else ""
+    if "ops.ingest_status" not in tables or lake_id not in _views_defined:
+        con.execute(CURRENT_INGEST_VIEW)
+        _views_defined.add(lake_id)

@@ -23,6 +23,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from ordertower import lake
 from ordertower.settings import get_settings
 from pipelines.contracts import Contract, load_contract
 from pipelines.contracts.enforce import enforce
@@ -528,13 +529,7 @@ def ensure_raw_table(con: duckdb.DuckDBPyConnection, contract: Contract) -> None
     if contract.table == "raw.carrier_events":
         con.execute(stream_table_ddl(contract))
     schema, table = contract.table.split(".")
-    existing = {
-        r[0]
-        for r in con.execute(
-            "select column_name from information_schema.columns where table_schema = ? and table_name = ?",
-            [schema, table],
-        ).fetchall()
-    }
+    existing = set(lake.columns_of(con, schema, table))
     for column in contract.columns:
         if column.name not in existing:
             con.execute(

@@ -22,7 +22,12 @@ from dagster_dbt.errors import DagsterDbtCliRuntimeError
 from ordertower import lake
 from ordertower.settings import environment, get_settings
 from pipelines.defs.resources import LAKE_WRITER_POOL
-from pipelines.defs.transform.project import dbt_project, export_dbt_env, translator
+from pipelines.defs.transform.project import (
+    PARTIAL_PARSE,
+    dbt_project,
+    export_dbt_env,
+    translator,
+)
 
 #: dbt tag of the models built on the risk scores (built by dbt_risk_marts, not dbt_lake)
 RISK_SCORES_TAG = "risk_scores"
@@ -69,7 +74,6 @@ def _dbt_echo() -> contextlib.AbstractContextManager:
 #: invocation folders kept under the home's dbt target (artifacts and dbt.log of recent runs);
 #: older ones are deleted after each run, so the disk does not fill with one per run
 KEPT_INVOCATIONS = 24
-PARTIAL_PARSE = "partial_parse.msgpack"
 #: the partition window reaches dbt as environment variables, not ``--vars``: vars are part of
 #: dbt's partial-parse check, so a window in vars would make dbt parse the whole project again
 WINDOW_ENV = ("ORDERTOWER_EVENTS_FROM", "ORDERTOWER_EVENTS_TO")

@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import shutil
 import sys
 from collections.abc import Mapping
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtProject
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    DbtProject,
+)
+from packaging import version
 
 from ordertower.settings import DBT_PROJECT_DIR, get_settings
 
 #: dbt from this environment, whether or not its bin folder is on PATH
 DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
+#: dbt's saved parse of the project, which the next invocation starts from
+PARTIAL_PARSE = "partial_parse.msgpack"
 
 
 def export_dbt_env() -> None:
@@ -25,10 +36,46 @@ def export_dbt_env() -> None:
     # the partial parse they share (dagster-dbt reads DBT_TARGET_PATH for both)
     settings.dbt_target_dir.mkdir(parents=True, exist_ok=True)
     os.environ["DBT_TARGET_PATH"] = str(settings.dbt_target_dir)
+    _seed_partial_parse(settings.dbt_target_dir)
     # the preparer (dbt parse) finds dbt on PATH
     bin_dir = str(Path(DBT_EXECUTABLE).parent)
     if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+
+
+def _seed_partial_parse(target: Path) -> None:
+    """A lake's first dbt run starts from the project's own parse (``dbt/target``, made by the
+    preparer below) instead of parsing every file again: the profile names no lake
+    (ordertower/dbt_plugin.py), so that parse is valid for every lake. dbt still checks it
+    (versions, file hashes, vars) and parses what changed."""
+    own = target / PARTIAL_PARSE
+    project = DBT_PROJECT_DIR / "target" / PARTIAL_PARSE
+    if own.exists() or not project.exists() or own.parent.resolve() == project.parent.resolve():
+        return
+    tmp = own.with_name(f".{PARTIAL_PARSE}.{os.getpid()}")
+    shutil.copyfile(project, tmp)
+    os.replace(tmp, own)
+
+
+class LakeDbtCli(DbtCliResource):
+    """dagster-dbt's dbt resource without the dbt adapter it opens in Dagster's own process.
+
+    Before each dbt command, ``DbtCliResource.cli`` builds a dbt Core adapter in-process (it
+    parses every macro of the project: 3-5 s per dbt step) for one use: the optional
+    ``fetch_row_counts()`` / ``fetch_column_metadata()`` of the event stream, which read the
+    built tables back. The lake's steps use neither (row counts are the data tests' business),
+    so the adapter is not built; dbt itself runs as before, in its subprocess.
+
+    Nor does it ask ``dbt --version`` in a subprocess of its own (2-3 s of importing dbt, once
+    per run): the dbt it runs is this environment's (``DBT_EXECUTABLE``), so the installed
+    dbt-core package's version is the answer."""
+
+    def _initialize_dbt_core_adapter(self, args):  # noqa: ANN001, ANN202 (dagster-dbt's hook)
+        return None
+
+    @functools.cached_property
+    def _cli_version(self) -> version.Version:
+        return version.parse(metadata.version("dbt-core"))
 
 
 export_dbt_env()

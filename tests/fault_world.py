@@ -41,15 +41,9 @@ VOLATILE = {
 }
 
 
-#: what a process that ran dbt exports about its own lake (``export_dbt_env``): the test
-#: process has run many lakes, so a command for ``home`` must not inherit them (an inherited
-#: ``ORDERTOWER_PII_KEY_FILE`` would hash every world's identifiers with one home's key)
-DBT_EXPORTS = ("ORDERTOWER_DUCKLAKE_URI", "ORDERTOWER_PII_KEY_FILE", "DBT_TARGET_PATH")
-
-
 def world_env(home: Path, **extra: str) -> dict[str, str]:
     """The environment of a command run on the lake at ``home`` (its own Dagster instance)."""
-    env = {k: v for k, v in os.environ.items() if k not in (*ENV_VARS, *DBT_EXPORTS)}
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
     return {**env, "ORDERTOWER_HOME": str(home), "ORDERTOWER_INGEST_WORKERS": "1", **extra}
 
 

@@ -30,6 +30,12 @@ ENV_VARS = (
     "ORDERTOWER_DATA_PATH",
     "DAGSTER_HOME",
     "MLFLOW_TRACKING_URI",
+    # what a process that ran dbt exports about its lake (``export_dbt_env``): this process
+    # has run many, so a world must not inherit them (an inherited ``ORDERTOWER_PII_KEY_FILE``
+    # would hash a world's identifiers with another home's key)
+    "ORDERTOWER_DUCKLAKE_URI",
+    "ORDERTOWER_PII_KEY_FILE",
+    "DBT_TARGET_PATH",
 )
 
 

@@ -526,7 +526,7 @@ def _world_then_its_last_day(workdir: Path, landing: Path) -> dict[str, Any]:
 def run_new_day_bench(orders: int = 100_000, days: int = 90, keep: bool = False) -> Path:
     """``make bench-day``: one new day on a lake of ``orders`` over ``days`` (ingest it, dbt
     build incrementally) against a full rebuild in the same run ->
-    bench/results/new-day-<date>.json. ``keep``: leave the world in the bench directory
+    bench/results/new-day-<orders>-<date>T<hhmm>.json. ``keep``: leave the world in the bench directory
     (to profile a stage on it) instead of deleting it."""
     from pipelines.simulator import simulate
 
@@ -545,7 +545,8 @@ def run_new_day_bench(orders: int = 100_000, days: int = 90, keep: bool = False)
         "new_day": phases["new_day"],
     }
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"new-day-{orders}-{datetime.now(UTC).date().isoformat()}.json"
+    # date and time: a second run on the same day is a second file, never an overwrite
+    path = RESULTS_DIR / f"new-day-{orders}-{datetime.now(UTC):%Y-%m-%dT%H%M}.json"
     path.write_text(json.dumps(data, indent=2) + "\n")
     if not keep:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -364,27 +364,69 @@ def _ingest_partitions(landing: Path, keep) -> dict[str, Any]:
 NO_LOOKBACK = {"ORDERTOWER_INCREMENTAL_LOOKBACK_MINUTES": "0"}
 
 
-def _prepare_models(first_day: str, last_day: str) -> dict[str, float]:
-    """What the daily job scores with, as production has it before a night: the risk features
-    of the world's days, and a risk and an ETA champion trained on them (the weekly jobs)."""
-    from pipelines.materialize import materialize
+#: the weekly models' stages before a night, as ``ordertower materialize`` selections
+PREPARE_STAGES = (
+    ("risk_features", "key:ml/order_risk_features", True),
+    (
+        "risk_training",
+        "group:risk and not key:ml/order_risk_features and not "
+        "key:ml/order_risk_scores and not kind:dbt",
+        False,
+    ),
+    ("eta_training", "group:eta and not key:ml/shipment_etas and not kind:dbt", False),
+)
 
-    seconds: dict[str, float] = {}
-    for name, select, window in (
-        ("risk_features", "key:ml/order_risk_features", f"{first_day}...{last_day}"),
-        (
-            "risk_training",
-            "group:risk and not key:ml/order_risk_features and not "
-            "key:ml/order_risk_scores and not kind:dbt",
-            None,
-        ),
-        ("eta_training", "group:eta and not key:ml/shipment_etas and not kind:dbt", None),
-    ):
+
+def _high_water_kib(pid: int) -> int:
+    """The peak resident memory of process ``pid`` so far (``VmHWM``), 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def measured_command(argv: list[str], poll_seconds: float = 0.2) -> dict[str, float]:
+    """Run ``argv`` to its end in a process of its own: its seconds and its peak resident
+    memory, the kernel's high-water mark of that process (``VmHWM``, read every
+    ``poll_seconds`` while it runs: ``wait4``'s figure would include the memory of this
+    process, which the child is forked from). A failure raises with the end of its error
+    output."""
+    import subprocess
+    import tempfile
+
+    peak = 0
+    with tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        with open(os.devnull, "w") as quiet:
-            materialize(select=select, partition=window, out=quiet)
-        seconds[name] = round(time.perf_counter() - started, 2)
-    return seconds
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err)
+        while proc.poll() is None:
+            peak = max(peak, _high_water_kib(proc.pid))
+            time.sleep(poll_seconds)
+        seconds = time.perf_counter() - started
+        if proc.returncode != 0:
+            err.seek(0)
+            tail = err.read().decode(errors="replace")[-3000:]
+            raise RuntimeError(f"{' '.join(argv[:3])} ... exited {proc.returncode}: {tail}")
+    return {"seconds": round(seconds, 2), "peak_gb": round(peak / 2**20, 2)}
+
+
+def _prepare_models(first_day: str, last_day: str) -> dict[str, dict[str, float]]:
+    """What the daily job scores with, as production has it before a night: the risk features
+    of the world's days, and a risk and an ETA champion trained on them (the weekly jobs), each
+    an ``ordertower materialize`` of its own, timed with its peak memory."""
+    import sys
+
+    ordertower = str(Path(sys.executable).parent / "ordertower")
+    measured: dict[str, dict[str, float]] = {}
+    for name, select, partitioned in PREPARE_STAGES:
+        argv = [ordertower, "materialize", "--select", select]
+        if partitioned:
+            argv += ["--partition", f"{first_day}...{last_day}"]
+        measured[name] = measured_command(argv)
+    return measured
 
 
 def _daily_job_run(day: str) -> tuple[Any, list[Any]]:
@@ -714,6 +756,45 @@ def _new_day_lines() -> list[str]:
     return lines
 
 
+def _prepared_lines() -> list[str]:
+    """The weekly models before a night, per ``make bench-day`` run: risk features, risk and
+    ETA training, seconds and (since 2026-12-06) peak memory."""
+    runs = []
+    for f in sorted(RESULTS_DIR.glob("new-day-*.json")):
+        data = json.loads(f.read_text())
+        prepared = (data.get("new_day") or {}).get("prepared")
+        if prepared:
+            runs.append((data, prepared))
+    if not runs:
+        return []
+
+    def cell(value: Any) -> str:
+        if isinstance(value, dict):  # seconds and peak memory, measured in a process of its own
+            return f"{value['seconds']} / {value['peak_gb']}"
+        return f"{value} / -" if value is not None else ""
+
+    lines = [
+        "### Before the night: the weekly models on the same world",
+        "",
+        "The risk features of every day but the last, the risk champion and the ETA champion "
+        "(`PREPARE_STAGES` in `pipelines/bench.py`), each an `ordertower materialize` of its "
+        "own: seconds / peak resident memory in GB of that process (- before it was "
+        "measured). Target for ETA training: a 1M-order world in at most 600 s and 6 GB.",
+        "",
+        "| orders | date | machine speed s | risk features s / GB | risk training s / GB | "
+        "ETA training s / GB |",
+        "|---:|---|---|---|---|---|",
+    ]
+    for data, prepared in sorted(runs, key=lambda r: (r[0]["orders"], r[0]["date"])):
+        lines.append(
+            f"| {data['orders']:,} | {data['date'][:10]} | {_speed(data['machine'])} | "
+            + " | ".join(cell(prepared.get(n)) for n, _, _ in PREPARE_STAGES)
+            + " |"
+        )
+    lines.append("")
+    return lines
+
+
 def _speed(machine_info: dict[str, Any]) -> str:
     """A results file's machine speed, Python / DuckDB seconds (blank before it was recorded)."""
     speed = machine_info.get("speed")
@@ -1014,6 +1095,7 @@ def write_benchmarks_md() -> None:
     lines += _maintenance_full_lines()
     lines += _ingest_paths_lines()
     lines += _new_day_lines()
+    lines += _prepared_lines()
     lines += _demo_lines()
     lines += _test_suite_lines()
     BENCHMARKS_MD.write_text("\n".join(lines) + "\n")

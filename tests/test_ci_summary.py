@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from ordertower.settings import PROJECT_ROOT
 
 SCRIPT = PROJECT_ROOT / ".ci" / "test_summary.py"
@@ -53,3 +55,23 @@ def test_a_real_pytest_report_is_summarised(tmp_path: Path) -> None:
     assert len(summary["slowest"]) == 2
     assert all(s["test"].startswith("test_sample::") for s in summary["slowest"])
     assert list(summary["modules"]) == ["test_sample"]
+
+
+def test_a_measured_command_reports_its_own_peak_memory_and_its_errors():
+    """make bench-day times the weekly models in processes of their own: the peak memory is that
+    process's (one that holds 300 MB reports at least that), and a failure says why."""
+    import sys
+
+    from pipelines.bench import measured_command
+
+    hold = (
+        "import time; b = bytearray(300 * 2**20); b[::4096] = b'x' * len(b[::4096]); time.sleep(1)"
+    )
+    big = measured_command([sys.executable, "-c", hold])
+    small = measured_command([sys.executable, "-c", "import time; time.sleep(1)"])
+    assert big["peak_gb"] >= 0.29 > small["peak_gb"]
+    assert big["seconds"] >= 0
+    with pytest.raises(RuntimeError, match="exited 3: .*no such asset"):
+        measured_command(
+            [sys.executable, "-c", "import sys; sys.stderr.write('no such asset'); sys.exit(3)"]
+        )

@@ -23,14 +23,11 @@ import os
 from dbt.adapters.duckdb.plugins import BasePlugin
 from duckdb import DuckDBPyConnection
 
+from ordertower.lake import load_lake_extensions, sql_literal
 from ordertower.pii import register_pii_functions
 
 #: the secret ``dbt/profiles.yml`` attaches (``ducklake:ordertower_lake``)
 LAKE_SECRET = "ordertower_lake"
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def lake_secret_sql(ducklake_uri: str, data_path: str) -> str:
@@ -39,23 +36,16 @@ def lake_secret_sql(ducklake_uri: str, data_path: str) -> str:
     metadata = ducklake_uri.removeprefix("ducklake:")
     return (
         f"CREATE OR REPLACE TEMPORARY SECRET {LAKE_SECRET} (TYPE ducklake, "
-        f"METADATA_PATH {_literal(metadata)}, DATA_PATH {_literal(data_path)})"
+        f"METADATA_PATH {sql_literal(metadata)}, DATA_PATH {sql_literal(data_path)})"
     )
 
 
 class Plugin(BasePlugin):
     def configure_connection(self, conn: DuckDBPyConnection) -> None:
-        from ordertower.lake import import_extensions
         from ordertower.settings import get_settings
 
         env = os.environ if "ORDERTOWER_DUCKLAKE_URI" in os.environ else get_settings().dbt_env()
         uri = env["ORDERTOWER_DUCKLAKE_URI"]
-        import_extensions()  # the packaged extensions, never downloaded
-        conn.execute("LOAD ducklake")
-        conn.execute(
-            "LOAD postgres_scanner"
-            if uri.startswith("ducklake:postgres:")
-            else "LOAD sqlite_scanner"
-        )
+        load_lake_extensions(conn, "postgres" if uri.startswith("ducklake:postgres:") else "sqlite")
         conn.execute(lake_secret_sql(uri, env["ORDERTOWER_DATA_PATH"]))
         register_pii_functions(conn)

@@ -50,19 +50,28 @@ def import_extensions() -> None:
         _imported = True
 
 
-def _literal(text: str) -> str:
+def sql_literal(text: str) -> str:
+    """``text`` as a quoted SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
 
 
+def load_lake_extensions(con: duckdb.DuckDBPyConnection, catalog_kind: str) -> None:
+    """``LOAD`` DuckLake and the scanner of its catalog (``sqlite`` or ``postgres``) from the
+    packaged extensions, on a connection that autoloads nothing."""
+    import_extensions()
+    con.execute("LOAD ducklake")
+    con.execute("LOAD sqlite_scanner" if catalog_kind == "sqlite" else "LOAD postgres_scanner")
+
+
 def _attach_sql(settings: Settings, read_only: bool, inline_rows: int = 500) -> str:
-    options = [f"DATA_PATH {_literal(settings.data_path)}"]
+    options = [f"DATA_PATH {sql_literal(settings.data_path)}"]
     if read_only:
         options.append("READ_ONLY")
     else:
         # Small writes (stream micro-batches, ops logs) stay in the catalog instead of
         # producing one tiny Parquet file each; they are flushed by compaction.
         options.append(f"DATA_INLINING_ROW_LIMIT {int(inline_rows)}")
-    return f"ATTACH {_literal(settings.ducklake_uri)} AS {LAKE_ALIAS} ({', '.join(options)})"
+    return f"ATTACH {sql_literal(settings.ducklake_uri)} AS {LAKE_ALIAS} ({', '.join(options)})"
 
 
 def exists(settings: Settings | None = None) -> bool:
@@ -136,12 +145,7 @@ def connect(
         try:
             # no progress bar drawn into a command's, a run's or a bench's output
             con.execute("SET enable_progress_bar = false")
-            con.execute("LOAD ducklake")
-            con.execute(
-                "LOAD sqlite_scanner"
-                if settings.catalog_kind == "sqlite"
-                else "LOAD postgres_scanner"
-            )
+            load_lake_extensions(con, settings.catalog_kind)
             con.execute(_attach_sql(settings, read_only, inline_rows))
             con.execute(f"USE {LAKE_ALIAS}")
             _register_pii(con, settings, read_only)

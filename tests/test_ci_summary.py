@@ -60,8 +60,6 @@ def test_a_real_pytest_report_is_summarised(tmp_path: Path) -> None:
 def test_a_measured_command_reports_its_own_peak_memory_and_its_errors():
     """make bench-day times the weekly models in processes of their own: the peak memory is that
     process's (one that holds 300 MB reports at least that), and a failure says why."""
-    import sys
-
     from pipelines.bench import measured_command
 
     hold = (

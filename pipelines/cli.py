@@ -520,6 +520,18 @@ def cmd_dbt(args: argparse.Namespace) -> int:
             f"no lake at {settings.catalog}: run `make demo` (or `ordertower materialize`) "
             f"before `ordertower dbt {command}`"
         )
+    if command in DBT_LAKE_COMMANDS and settings.catalog_kind == "postgres":
+        # a PostgreSQL catalog exists until connecting says otherwise: say it in one line,
+        # where dbt would end in a traceback
+        from ordertower.lake import LakeError, connect
+
+        try:
+            connect(read_only=True, settings=settings, retries=0).close()
+        except LakeError as exc:
+            reason = " ".join(str(exc).split())  # libpq's message spans lines
+            raise CliError(
+                f"{reason}; `ordertower dbt {command}` needs the lake's catalog"
+            ) from exc
     env = {**os.environ, **settings.dbt_env()}
     cmd = [str(dbt), *dbt_args]
     if "--profiles-dir" not in dbt_args:

@@ -108,3 +108,19 @@ def test_postgres_catalog(lake_home: Path, monkeypatch: pytest.MonkeyPatch):
     finally:
         with psycopg.connect(f"{base} dbname=postgres", autocommit=True) as admin:
             admin.execute(f'drop database if exists "{db}" with (force)')
+
+
+def test_cli_dbt_with_the_catalog_unreachable_says_so_in_one_line(
+    lake_home: Path, monkeypatch: pytest.MonkeyPatch, capsys
+):
+    """The PostgreSQL catalog's server stopped: `ordertower dbt` says so in one line, without
+    a traceback or the catalog's password, instead of starting dbt."""
+    from pipelines.cli import main
+
+    monkeypatch.setenv("ORDERTOWER_CATALOG", "postgres")
+    monkeypatch.setenv("ORDERTOWER_CATALOG_DSN", "host=127.0.0.1 port=1 dbname=x password=Pw_42x")
+    assert main(["dbt", "run", "--select", "stg_oms__orders"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot attach the lake" in err and "needs the lake's catalog" in err
+    assert "Traceback" not in err and "Pw_42x" not in err
+    assert len(err.strip().splitlines()) == 1, err

@@ -3,8 +3,8 @@ guard and safe reloads of rules and templates.
 
 Fast tests run on an empty lake (``lake_writer``): validation, the clock guard, the storm guard,
 reloads while a live hook runs. The rule-by-rule tests need a world (legs, orders, customers,
-warehouses for the priced alternatives): a small simulated one is built once per module and
-they are marked slow.
+warehouses for the priced alternatives): a copy of the run's shared lake, and they are
+marked slow.
 """
 
 from __future__ import annotations
@@ -275,24 +275,14 @@ def test_a_bad_file_at_start_stops_the_start_with_a_clear_message(tmp_path: Path
 
 # ------------------------------------------------------------------------------ rule by rule
 
-WORLD = ["--orders", "600", "--days", "8", "--seed", "5", "--dirty-rate", "0"]
-
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    from pipelines.cli import main
+    """A copy of the run's lake (tests/dashboard_world.py: built once, shared with the marts,
+    dashboard, ETA and stream modules), with ``ORDERTOWER_HOME`` pointed at it."""
+    from tests.dashboard_world import module_world
 
-    home = tmp_path_factory.mktemp("alert_world")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ORDERTOWER_HOME", str(home))
-        for var in ("ORDERTOWER_CATALOG", "ORDERTOWER_CATALOG_DSN", "ORDERTOWER_DATA_PATH"):
-            mp.delenv(var, raising=False)
-        mp.delenv("DAGSTER_HOME", raising=False)
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        assert main(["simulate", *WORLD]) == 0
-        select = "not group:dispatch and not group:risk and not group:eta"
-        main(["materialize", "--select", select, "--no-dbt-tests"])
-        yield home
+    yield from module_world(tmp_path_factory, "alert_world")
 
 
 @pytest.fixture

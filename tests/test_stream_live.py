@@ -1,6 +1,7 @@
 """Fault tests of the whole live path on a real broker: events, ETAs, alerts and CRM messages.
 
-A small simulated world is built once (ingestion, the dbt lake, the ETA model). Then:
+A copy of the run's shared lake (tests/dashboard_world.py: ingestion and the dbt lake) gets an
+ETA model of its own. Then:
 
 * ``ordertower stream`` is killed with SIGKILL mid-stream and restarted: every published event
   is stored exactly once, every alert exists once, every alert's message reaches the CRM once;
@@ -9,7 +10,7 @@ A small simulated world is built once (ingestion, the dbt lake, the ETA model). 
   rows are written and before the commit: the same holds (the broken-lake, broker-restart and
   random-kill faults are in tests/test_stream_faults.py).
 
-Slow (a world and a model are built), and ``service`` (RabbitMQ): CI runs them.
+Slow (a world is copied and a model trained), and ``service`` (RabbitMQ): CI runs them.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ import pytest
 from broker_support import Proxy, fresh_topology, require_broker
 
 from ordertower import lake
-from pipelines.cli import main
 from pipelines.contracts.enforce import enforce
 from pipelines.contracts.model import load_contract
 from pipelines.crm.outbox import run_sender
@@ -38,38 +38,24 @@ from pipelines.ingest.runner import carrier_registry
 from pipelines.stream.consumer import StreamConsumer
 from pipelines.stream.land import Delivery, normalise
 from pipelines.stream.publish import landed_days, publish, read_messages
+from tests.dashboard_world import module_world
 
 pytestmark = [pytest.mark.slow, pytest.mark.service]
-
-WORLD = ["--orders", "2000", "--days", "12", "--seed", "21", "--dirty-rate", "0.003"]
 
 
 @pytest.fixture(scope="module")
 def live_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A copy of the run's lake (tests/dashboard_world.py: built once, shared) with an ETA
+    champion, and no stream prefix or CRM of the caller's."""
     require_broker()
-    home = tmp_path_factory.mktemp("live_world")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ORDERTOWER_HOME", str(home))
-        for var in (
-            "ORDERTOWER_CATALOG",
-            "ORDERTOWER_CATALOG_DSN",
-            "ORDERTOWER_DATA_PATH",
-            "DAGSTER_HOME",
-            "MLFLOW_TRACKING_URI",
-            "ORDERTOWER_STREAM_PREFIX",
-            "ORDERTOWER_CRM_URL",
-        ):
-            mp.delenv(var, raising=False)
-        assert main(["simulate", *WORLD]) == 0
-        # the ETA champion is trained below with a policy for a young world
-        select = "not group:dispatch and not group:risk and not group:eta"
-        assert main(["materialize", "--select", select, "--no-dbt-tests"]) == 0
-        _train_eta_champion()
-        yield home
+        mp.delenv("ORDERTOWER_STREAM_PREFIX", raising=False)
+        mp.delenv("ORDERTOWER_CRM_URL", raising=False)
+        yield from module_world(tmp_path_factory, "live_world", _train_eta_champion)
 
 
 def _train_eta_champion() -> None:
-    """A 12-day world is too young for the ETA policy's 14-day maturity: train a champion on
+    """A 21-day world is too young for the ETA policy's 14-day maturity: train a champion on
     what has matured after 1 day, so the stream predicts live ETAs (and predicted-late alerts)."""
     from ml.eta import pipeline as eta
     from ml.eta.config import load_policy

@@ -36,6 +36,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ordertower.lake import LAKE_ALIAS, columns_of
 from ordertower.pii import Match, find_pii, mask_sample, street_pattern
 from ordertower.settings import Settings, get_settings
 
@@ -160,14 +161,7 @@ def known_streets(con) -> set[str]:
         ("orders", ("shipping_address_street", "billing_address_street")),
     )
     for table, columns in sources:
-        present = {
-            r[0]
-            for r in con.execute(
-                "select column_name from information_schema.columns "
-                "where table_schema = 'raw' and table_name = ?",
-                [table],
-            ).fetchall()
-        }
+        present = set(columns_of(con, "raw", table))
         for column in columns:
             if column not in present:
                 continue
@@ -180,61 +174,66 @@ def known_streets(con) -> set[str]:
     return names
 
 
-def _relations(con, schemas: Iterable[str]) -> list[tuple[str, str]]:
-    wanted = list(schemas)
+def _text_columns(con, schemas: Iterable[str]) -> dict[tuple[str, str], list[str]]:
+    """Every table and view of the lake's ``schemas`` with its text columns in order (one read
+    of ``duckdb_columns()``; information_schema gathers every DuckLake table's statistics)."""
     rows = con.execute(
-        "select table_schema, table_name from information_schema.tables "
-        "where table_catalog = 'lake' and table_schema in (select unnest(?)) "
-        "order by table_schema, table_name",
-        [wanted],
+        "select schema_name, table_name, column_name, data_type from duckdb_columns() "
+        "where database_name = ? and schema_name in (select unnest(?)) "
+        "order by schema_name, table_name, column_index",
+        [LAKE_ALIAS, list(schemas)],
     ).fetchall()
-    return [(r[0], r[1]) for r in rows]
+    relations: dict[tuple[str, str], list[str]] = {}
+    for schema, table, column, kind in rows:
+        columns = relations.setdefault((schema, table), [])
+        if any(t in kind.upper() for t in _TEXT_TYPES):
+            columns.append(column)
+    return relations
 
 
-def _text_columns(con, schema: str, table: str) -> list[str]:
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _scan_columns(
+    con, schema: str, table: str, columns: list[str], patterns: Patterns
+) -> dict[str, _Tally]:
+    """The candidates of every column in one pass over the table (unpivoted to column, value):
+    at most :data:`MAX_CANDIDATES` distinct values per column, each with its count."""
+    tallies = {column: _Tally() for column in columns}
+    if not columns:
+        return tallies
+    casts = ", ".join(f"cast({_quoted(c)} as varchar) as {_quoted(c)}" for c in columns)
     rows = con.execute(
-        "select column_name, data_type from information_schema.columns "
-        "where table_catalog = 'lake' and table_schema = ? and table_name = ? "
-        "order by ordinal_position",
-        [schema, table],
-    ).fetchall()
-    return [name for name, kind in rows if any(t in kind.upper() for t in _TEXT_TYPES)]
-
-
-def _scan_column(con, schema: str, table: str, column: str, patterns: Patterns) -> _Tally:
-    tally = _Tally()
-    quoted = '"' + column.replace('"', '""') + '"'
-    rows = con.execute(
-        f"select v, count(*) from (select cast({quoted} as varchar) as v "
-        f'from lake."{schema}"."{table}") where regexp_matches(v, ?) '
-        f"group by v limit {MAX_CANDIDATES}",
+        f"select column_name, v, count(*) from (unpivot (select {casts} "
+        f"from lake.{_quoted(schema)}.{_quoted(table)}) on columns(*) "
+        f"into name column_name value v) where regexp_matches(v, ?) group by column_name, v "
+        f"qualify row_number() over (partition by column_name order by v) <= {MAX_CANDIDATES}",
         [patterns.sql],
     ).fetchall()
-    for value, n in rows:
-        tally.add(find_pii(value, patterns.streets), int(n))
-    return tally
+    for column, value, n in rows:
+        tallies[column].add(find_pii(value, patterns.streets), int(n))
+    return tallies
 
 
 def scan_lake(con, report: ScanReport, patterns: Patterns) -> None:
     """Every text column of the lake's non-raw schemas, and the quarantine's reasons."""
-    for schema, table in _relations(con, SCANNED_SCHEMAS):
+    for (schema, table), columns in _text_columns(con, SCANNED_SCHEMAS).items():
         surface = "crm" if (schema, table) == ("ops", "crm_outbox") else "lake"
         report.count(surface, "tables")
-        for column in _text_columns(con, schema, table):
-            if (schema, table, column) in IDENTITY_COLUMNS:
-                continue
-            report.count(surface, "columns")
-            tally = _scan_column(con, schema, table, column, patterns)
+        scanned = [c for c in columns if (schema, table, c) not in IDENTITY_COLUMNS]
+        report.count(surface, "columns", len(scanned))
+        for column, tally in _scan_columns(con, schema, table, scanned, patterns).items():
             report.findings.extend(tally.findings(surface, f"{schema}.{table}", column))
     schema, table = QUARANTINE_TABLE
-    if (schema, table) in _relations(con, [schema]):
+    relations = _text_columns(con, [schema])
+    if (schema, table) in relations:
         report.count("quarantine", "tables")
-        present = set(_text_columns(con, schema, table)) | {"reasons", "rules"}
-        for column in QUARANTINE_COLUMNS:
-            if column in present:
-                report.count("quarantine", "columns")
-                tally = _scan_column(con, schema, table, column, patterns)
-                report.findings.extend(tally.findings("quarantine", f"{schema}.{table}", column))
+        present = set(relations[schema, table]) | {"reasons", "rules"}
+        scanned = [c for c in QUARANTINE_COLUMNS if c in present]
+        report.count("quarantine", "columns", len(scanned))
+        for column, tally in _scan_columns(con, schema, table, scanned, patterns).items():
+            report.findings.extend(tally.findings("quarantine", f"{schema}.{table}", column))
 
 
 # ------------------------------------------------------------------------------- files

@@ -223,16 +223,13 @@ def test_no_pii_value_leaves_the_raw_layer(world: Path):
                     samples -= {str(r[0]) for r in rows}
         assert len(samples) > 100
         columns = con.execute(
-            "select table_name, column_name from information_schema.columns "
-            "where table_schema in ('staging', 'intermediate', 'marts') and data_type = 'VARCHAR'"
+            "select schema_name, table_name, column_name from duckdb_columns() "
+            "where database_name = 'lake' and data_type = 'VARCHAR' "
+            "and schema_name in ('staging', 'intermediate', 'marts')"
         ).fetchall()
         assert columns, "no staging models were built"
         leaks = []
-        for table, column in columns:
-            schema = con.execute(
-                "select table_schema from information_schema.columns where table_name = ? limit 1",
-                [table],
-            ).fetchone()[0]
+        for schema, table, column in columns:
             values = {
                 r[0]
                 for r in con.execute(

@@ -129,9 +129,11 @@ def _plant(lake_writer: duckdb.DuckDBPyConnection, home: Path) -> None:
     )
     lake_writer.execute(
         "create table marts.planted as select * from (values "
-        f"('ORD-1', 'mail {EMAIL}'), ('ORD-2', 'call {PHONE}'), ('ORD-3', 'seen at {IP}'), "
-        f"('ORD-4', 'ship to {STREET}'), ('ORD-5', 'nothing 2026-08-20T10:00:00+02:00')) "
-        "t(order_id, note)"
+        f"('ORD-1', 'mail {EMAIL}', 1.5, null), ('ORD-2', 'call {PHONE}', 2.0, 'plain'), "
+        f"('ORD-3', 'seen at {IP}', null, 'plain'), ('ORD-4', 'ship to {STREET}', 3.0, null), "
+        f"('ORD-5', 'nothing 2026-08-20T10:00:00+02:00', 4.0, 'or {EMAIL}')) "
+        # a number between the text columns, and a column name that needs quoting
+        't(order_id, note, amount, "odd ""name""")'
     )
     lake_writer.execute(
         "insert into quarantine.rejected_records values ('r', 'customers', '2026-08-20', 'f', 1, "
@@ -154,6 +156,8 @@ def test_the_scanner_catches_planted_pii_in_a_table_and_in_files(
     for kind in ("email", "phone", "ipv4", "street_address"):
         assert found[("lake", "marts.planted", "note", kind)].count == 1
         assert ("logs", "stream_demo.log", "", kind) in found
+    assert found[("lake", "marts.planted", 'odd "name"', "email")].count == 1
+    assert report.scanned["lake"]["columns"] >= 3  # order_id, note, odd "name"; not amount
     assert ("crm", "crm/receiver.sqlite", "messages.payload", "email") in found
     # raw holds PII by design, and the quarantine's original text is for stewards only
     assert not any(

@@ -26,6 +26,7 @@ import duckdb
 import pandas as pd
 
 from ml.eta.config import EtaPolicy
+from ml.frames import fetch_frame
 
 
 @dataclass(frozen=True)
@@ -344,10 +345,12 @@ def build_features(
     passthrough: tuple[str, ...] = (),
     sources: Sources = STAGING,
     respect_receipt: bool = True,
+    categorical: tuple[str, ...] = (),
 ) -> pd.DataFrame:
-    """Run :func:`feature_sql`: the ``passthrough`` columns, :data:`ID_COLUMNS`, the features."""
+    """Run :func:`feature_sql`: the ``passthrough`` columns, :data:`ID_COLUMNS`, the features
+    (the text columns in ``categorical`` as pandas categoricals: :func:`ml.frames.fetch_frame`)."""
     sql = feature_sql(points, passthrough, sources, respect_receipt)
-    return con.execute(sql, params or {}).df()
+    return fetch_frame(con, sql, params, categorical)
 
 
 # ------------------------------------------------------------------------------ training points
@@ -495,6 +498,9 @@ def training_examples(
         params,
         passthrough=("point_kind", "actual_delivered_at"),
         sources=sources,
+        # a million-order history gives millions of examples: their repeated text (carriers,
+        # modes, countries, event codes, the kind of point) as categoricals, not strings
+        categorical=(*categorical_names(), "point_kind"),
     )
     frame["remaining_hours"] = (
         frame["actual_delivered_at"] - frame["as_of"]

@@ -352,23 +352,24 @@ STAGING_TEST = "accepted_values_stg_oms__orders_channel__web__app__marketplace__
 MART_TEST = "not_null_fct_orders_customer_id"
 
 
-def _dbt_test(name: str, capfd: pytest.CaptureFixture[str], **env: str) -> tuple[int, str]:
+def _dbt_test(names: list[str], capfd: pytest.CaptureFixture[str], **env: str) -> tuple[int, str]:
     from ordertower.settings import environment
 
     capfd.readouterr()
     with environment(env):
-        rc = main(["dbt", "test", "--select", name])
+        rc = main(["dbt", "test", "--select", *names])
     return rc, capfd.readouterr().out
 
 
-def failed(run: tuple[int, str]) -> bool:
-    """The dbt test ran and found rows (not an error of the run)."""
-    assert run[0] == 1 and "Failure in test" in run[1], run[1][-1500:]
+def failed(run: tuple[int, str], *tests: str) -> bool:
+    """The dbt run found rows in each of ``tests`` (not an error of the run)."""
+    assert run[0] == 1 and all(f"Failure in test {t}" in run[1] for t in tests), run[1][-1500:]
     return True
 
 
-def passed(run: tuple[int, str]) -> bool:
-    assert run[0] == 0 and "PASS=1" in run[1], run[1][-1500:]
+def passed(run: tuple[int, str], test: str) -> bool:
+    out = run[1]
+    assert run[0] == 0 and "PASS=1" in out and f"Failure in test {test}" not in out, out[-1500:]
     return True
 
 
@@ -380,6 +381,7 @@ def test_a_one_day_run_tests_what_it_changed_and_catches_a_bad_new_row(
     was the business of the run that landed it; ORDERTOWER_TEST_SCOPE=all reads every row."""
     day, other = LAST_DAY.isoformat(), FIRST_DAY.isoformat()
     window = {"ORDERTOWER_EVENTS_FROM": day, "ORDERTOWER_EVENTS_TO": day}
+    both = [STAGING_TEST, MART_TEST]
     with at_home(built["home"]):
         con = lake.connect()
         try:
@@ -397,21 +399,21 @@ def test_a_one_day_run_tests_what_it_changed_and_catches_a_bad_new_row(
                     [order_id, refreshed],
                 )
             outside = {"ORDERTOWER_EVENTS_FROM": other, "ORDERTOWER_EVENTS_TO": other}
-            staged = {
-                "window": _dbt_test(STAGING_TEST, capfd, **window),
-                "outside": _dbt_test(STAGING_TEST, capfd, **outside),
-                "all": _dbt_test(STAGING_TEST, capfd, **window, ORDERTOWER_TEST_SCOPE="all"),
-            }
-            mart_both = _dbt_test(MART_TEST, capfd, **window)
+            # one dbt run per scope (each run starts dbt: seconds of CI), both tests in each
+            in_window = _dbt_test(both, capfd, **window)
+            staged_outside = _dbt_test([STAGING_TEST], capfd, **outside)
             con.execute("delete from marts.fct_orders where order_id = 'T-NEW'")
-            mart_old_only = _dbt_test(MART_TEST, capfd, **window)
-            mart_old_all = _dbt_test(MART_TEST, capfd, **window, ORDERTOWER_TEST_SCOPE="all")
-            bad_scope = _dbt_test(MART_TEST, capfd, **window, ORDERTOWER_TEST_SCOPE="some")
+            mart_old_only = _dbt_test([MART_TEST], capfd, **window)
+            every_row = _dbt_test(both, capfd, **window, ORDERTOWER_TEST_SCOPE="all")
+            bad_scope = _dbt_test([MART_TEST], capfd, **window, ORDERTOWER_TEST_SCOPE="some")
         finally:
             con.execute("delete from raw.orders where order_id = 'T-BAD-CHANNEL'")
             con.execute("delete from marts.fct_orders where order_id in ('T-OLD', 'T-NEW')")
             con.close()
-    assert failed(staged["window"]) and passed(staged["outside"]) and failed(staged["all"])
-    # a mart row this run derived is read; one from an earlier run is not, but is by "all"
-    assert failed(mart_both) and passed(mart_old_only) and failed(mart_old_all)
+    # the bad staging row is in the window, and the mart row this run derived is read
+    assert failed(in_window, STAGING_TEST, MART_TEST)
+    assert passed(staged_outside, STAGING_TEST)
+    # a mart row from an earlier run is not read, but is by "all", as is the staging row
+    assert passed(mart_old_only, MART_TEST)
+    assert failed(every_row, STAGING_TEST, MART_TEST)
     assert bad_scope[0] != 0 and "ORDERTOWER_TEST_SCOPE must be 'changed' or 'all'" in bad_scope[1]

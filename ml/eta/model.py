@@ -179,6 +179,7 @@ def train(frame: pd.DataFrame, policy: EtaPolicy) -> TrainResult:
         categorical_feature=list(categories),
         params=dict(policy.params),
     )
+    started = time.perf_counter()  # binning and boosting, as when lgb.train built the dataset
     dtrain.construct()
     del x_train
     val = frame.iloc[val_rows]
@@ -188,7 +189,6 @@ def train(frame: pd.DataFrame, policy: EtaPolicy) -> TrainResult:
         reference=dtrain,
         params=dict(policy.params),
     )
-    started = time.perf_counter()
     booster = lgb.train(
         policy.params,
         dtrain,

@@ -55,6 +55,11 @@ def sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def quote_identifier(name: str) -> str:
+    """``name`` as a quoted SQL identifier (a column or table name of any spelling)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def load_lake_extensions(con: duckdb.DuckDBPyConnection, catalog_kind: str) -> None:
     """``LOAD`` DuckLake and the scanner of its catalog (``sqlite`` or ``postgres``) from the
     packaged extensions, on a connection that autoloads nothing."""

@@ -36,7 +36,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ordertower.lake import LAKE_ALIAS, columns_of
+from ordertower.lake import LAKE_ALIAS, columns_of, quote_identifier
 from ordertower.pii import Match, find_pii, mask_sample, street_pattern
 from ordertower.settings import Settings, get_settings
 
@@ -191,10 +191,6 @@ def _text_columns(con, schemas: Iterable[str]) -> dict[tuple[str, str], list[str
     return relations
 
 
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _scan_columns(
     con, schema: str, table: str, columns: list[str], patterns: Patterns
 ) -> dict[str, _Tally]:
@@ -203,10 +199,12 @@ def _scan_columns(
     tallies = {column: _Tally() for column in columns}
     if not columns:
         return tallies
-    casts = ", ".join(f"cast({_quoted(c)} as varchar) as {_quoted(c)}" for c in columns)
+    casts = ", ".join(
+        f"cast({quote_identifier(c)} as varchar) as {quote_identifier(c)}" for c in columns
+    )
     rows = con.execute(
         f"select column_name, v, count(*) from (unpivot (select {casts} "
-        f"from lake.{_quoted(schema)}.{_quoted(table)}) on columns(*) "
+        f"from lake.{quote_identifier(schema)}.{quote_identifier(table)}) on columns(*) "
         f"into name column_name value v) where regexp_matches(v, ?) group by column_name, v "
         f"qualify row_number() over (partition by column_name order by v) <= {MAX_CANDIDATES}",
         [patterns.sql],

@@ -35,6 +35,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from ordertower.lake import quote_identifier
 from pipelines.contracts.model import Column, Contract
 
 #: the position of each record in the batch (the index Great Expectations reports)
@@ -51,10 +52,6 @@ class Outcome:
     success: bool
     index: list[int] = field(default_factory=list)
     count: int = 0
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _text(value: str) -> str:
@@ -155,7 +152,7 @@ def _check(
         return _Check(rule, "false") if kind == "expect_table_row_count_to_be_between" else None
     column = kw.get("column")
     c = by_name.get(column) if isinstance(column, str) else None
-    col = _q(column) if isinstance(column, str) else ""
+    col = quote_identifier(column) if isinstance(column, str) else ""
     plain = f"regexp_full_match({col}, '{_PLAIN_TEXT}')"
     if kind == "expect_column_values_to_not_be_null" and usable(column):
         return _Check(rule, f"{col} is null")
@@ -252,8 +249,8 @@ def _check(
             return None
         if any(by_name.get(n) is not None and by_name[n].logical_type == "array" for n in names):
             return None
-        cols = ", ".join(_q(n) for n in names)
-        considered = "not (" + " and ".join(f"{_q(n)} is null" for n in names) + ")"
+        cols = ", ".join(quote_identifier(n) for n in names)
+        considered = "not (" + " and ".join(f"{quote_identifier(n)} is null" for n in names) + ")"
         rn, cnt = f"__rn{i}", f"__cnt{i}"
         return _Check(
             rule,
@@ -270,7 +267,7 @@ def _check(
         if not usable(a, b):
             return None
         ignore = kw.get("ignore_row_if", "both_values_are_missing")
-        qa, qb = _q(a), _q(b)
+        qa, qb = quote_identifier(a), quote_identifier(b)
         considered = {
             "both_values_are_missing": f"not ({qa} is null and {qb} is null)",
             "either_value_is_missing": f"{qa} is not null and {qb} is not null",

@@ -46,6 +46,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from ordertower.lake import quote_identifier
 from pipelines.contracts.model import Column, Contract
 
 _BOM = b"\xef\xbb\xbf"
@@ -79,10 +80,6 @@ def connection() -> duckdb.DuckDBPyConnection:
     if multiprocessing.parent_process() is not None:
         config["threads"] = 1
     return duckdb.connect(config=config)
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _years(value: str) -> str:
@@ -292,10 +289,10 @@ def _read_group(
     delim = delimiter.replace("'", "''")
     casts, canonical = [], []
     for i, column in enumerate(contract.columns):
-        cast, ok = column_sql(column, _q(column.name))
+        cast, ok = column_sql(column, quote_identifier(column.name))
         casts.append(f"case when __ok then {cast} end as __t{i}")
         canonical.append(ok)
-    names = ", ".join(_q(c) for c in contract.column_names)
+    names = ", ".join(quote_identifier(c) for c in contract.column_names)
     sql = (
         f"select __file, {names}, __ok, {', '.join(casts)} from ("
         f"select __file, {names}, {' and '.join(canonical)} as __ok from read_csv(?, "
@@ -732,7 +729,7 @@ def _typed_items(
     columns, unique = _columns(contract, where, (), skip=(child.parent_key,))
     values, casts, canonical = _stages(columns)
     casts = [
-        f"case when __ok then {cast} end as {_q(column.name)}"
+        f"case when __ok then {cast} end as {quote_identifier(column.name)}"
         for cast, (column, _) in zip(casts, columns, strict=True)
     ]
     items = f"json_extract(line, '{_path(child.field)}[*]')"
@@ -757,7 +754,7 @@ def _typed_items(
         ), checked as materialized (
             select *, __unique and {" and ".join(canonical) or "true"} as __ok from valued
         )
-        select __ok, __key as {_q(child.parent_key)}, {", ".join(casts)}
+        select __ok, __key as {quote_identifier(child.parent_key)}, {", ".join(casts)}
         from checked order by __f, __rec, __i
     """
     counts = (
@@ -975,7 +972,7 @@ def typed_rail(
         spec_sql = (
             "{" + ", ".join(f"'{h.replace(chr(39), chr(39) * 2)}': 'VARCHAR'" for h in header) + "}"
         )
-        names = ", ".join(_q(c) for c in columns)
+        names = ", ".join(quote_identifier(c) for c in columns)
         read = (
             f"read_csv(?, columns={spec_sql}, header=true, auto_detect=false, delim=';', "
             f"quote='', escape='', strict_mode=true, null_padding=false, filename='__file', "
@@ -1020,7 +1017,7 @@ def typed_rail(
             }
         )
         key = " || '|' || ".join(
-            f"coalesce({_q(c)}, '')"
+            f"coalesce({quote_identifier(c)}, '')"
             for c in ("consignment_no", "status_code", "station_code", "local_time")
         )
         event = {

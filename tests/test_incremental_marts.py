@@ -349,7 +349,7 @@ def test_a_lookback_that_is_not_whole_minutes_stops_the_build(
 
 
 STAGING_TEST = "accepted_values_stg_oms__orders_channel__web__app__marketplace__call_center"
-MART_TEST = "not_null_fct_orders_customer_id"
+MART_TEST = "not_null_fct_orders"
 
 
 def _dbt_test(names: list[str], capfd: pytest.CaptureFixture[str], **env: str) -> tuple[int, str]:

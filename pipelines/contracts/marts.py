@@ -116,19 +116,32 @@ def _unique_combination(tests: list[Any] | None) -> tuple[str, ...]:
     return ()
 
 
+def _not_null_columns(tests: list[Any] | None) -> set[str]:
+    """The columns of the model-level ``not_null_columns`` tests (one not_null for several)."""
+    names: set[str] = set()
+    for test in tests or []:
+        if isinstance(test, dict) and "not_null_columns" in test:
+            spec = test["not_null_columns"] or {}
+            names.update((spec.get("arguments") or spec).get("column_names") or ())
+    return names
+
+
 def dbt_models(directory: Path = MARTS_DIR) -> dict[str, DbtModel]:
-    """The models declared in the yml files of a dbt folder, by name."""
+    """The models declared in the yml files of a dbt folder, by name. A column named by the
+    model's ``not_null_columns`` test counts as tested ``not_null``."""
     models: dict[str, DbtModel] = {}
     for path in sorted(directory.rglob("*.yml")):
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         for m in doc.get("models") or []:
             config = m.get("config") or {}
+            grouped = _not_null_columns(m.get("data_tests") or m.get("tests"))
             columns = tuple(
                 DbtColumn(
                     name=c["name"],
                     data_type=str(c.get("data_type") or ""),
                     description=str(c.get("description") or ""),
-                    tests=_test_names(c.get("data_tests") or c.get("tests")),
+                    tests=_test_names(c.get("data_tests") or c.get("tests"))
+                    + (("not_null",) if c["name"] in grouped else ()),
                 )
                 for c in m.get("columns") or []
             )

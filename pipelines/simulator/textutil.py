@@ -9,6 +9,12 @@ import pyarrow.compute as pc
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 
 
+def single(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """One contiguous array: Arrow converts a large NumPy string array (beyond about 16 MB of
+    text) into a chunked one, which ``ListArray.from_arrays`` and the like refuse."""
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
 def cat(*parts: pa.Array | str) -> pa.Array:
     """Concatenate Arrow string arrays / literal strings element-wise."""
     arrays = [pa.scalar(p) if isinstance(p, str) else p for p in parts]
@@ -28,7 +34,7 @@ def hex_str(values: np.ndarray, prefix: str = "", ndigits: int = 16) -> pa.Array
     nibbles = ((v[:, None] >> shifts[None, :]) & np.uint64(15)).astype(np.uint8)
     chars = _HEX[nibbles]
     raw = np.ascontiguousarray(chars).view(f"S{ndigits}").ravel()
-    arr = pa.array(raw.astype(f"U{ndigits}"))
+    arr = single(pa.array(raw, type=pa.binary()).cast(pa.string()))
     return cat(prefix, arr) if prefix else arr
 
 
@@ -42,7 +48,8 @@ def pattern_str(rng: np.random.Generator, pattern: str, n: int) -> pa.Array:
             out[:, i] = rng.integers(65, 91, n)
         else:
             out[:, i] = ord(ch)
-    return pa.array(np.ascontiguousarray(out).view(f"S{len(pattern)}").ravel().astype(str))
+    raw = np.ascontiguousarray(out).view(f"S{len(pattern)}").ravel()
+    return single(pa.array(raw, type=pa.binary()).cast(pa.string()))
 
 
 def dotted_ip(ip: np.ndarray) -> pa.Array:

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import geo, vocab
-from .textutil import cat, dotted_ip, hex_str, map_values, num_str, pattern_str, pick
+from .textutil import cat, dotted_ip, hex_str, map_values, num_str, pattern_str, pick, single
 from .timeutil import DAY, epoch_s, iso_local, utc_offset_min
 
 # id, city, type, opened year
@@ -442,10 +442,10 @@ def customer_table(world: World, rng: np.random.Generator) -> pa.Table:
     signup = iso_local(world.cust_signup, utc_offset_min(rule, world.cust_signup))
     book = world.addresses.freeze()
     devices = pa.ListArray.from_arrays(
-        pa.array(world.cust_dev_off.astype(np.int32)), hex_str(world.cust_devices, "dev_")
+        pa.array(world.cust_dev_off.astype(np.int32)), single(hex_str(world.cust_devices, "dev_"))
     )
     ips = pa.ListArray.from_arrays(
-        pa.array(world.cust_ip_off.astype(np.int32)), dotted_ip(world.cust_ips)
+        pa.array(world.cust_ip_off.astype(np.int32)), single(dotted_ip(world.cust_ips))
     )
     return pa.table(
         {

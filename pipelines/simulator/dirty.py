@@ -13,6 +13,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .textutil import list_array, struct_array
+
 BAD_TIMESTAMPS = ["2026-13-45T25:61:00+02:00", "20/08/2026 10:15", "not-a-timestamp"]
 
 
@@ -136,6 +138,6 @@ def negate_first_line_qty(table: pa.Table, mask: np.ndarray) -> pa.Table:
     fields = [values.field(i) for i in range(values.type.num_fields)]
     names = [values.type.field(i).name for i in range(values.type.num_fields)]
     fields[names.index("quantity")] = pa.array(qty)
-    new_values = pa.StructArray.from_arrays(fields, names)
-    new = pa.ListArray.from_arrays(lines.offsets, new_values)
+    new_values = struct_array(fields, names)
+    new = list_array(lines.offsets, new_values)
     return table.set_column(table.column_names.index("lines"), "lines", new)

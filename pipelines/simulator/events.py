@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from . import geo
 from .shipments import AIR, LM, NODE_ADDR, RAIL, ROAD, SEA, Legs
-from .textutil import cat, hex_str, num_str
+from .textutil import cat, hex_str, list_array, num_str, struct_array
 from .timeutil import DAY, HOUR, MINUTE, iso_local, rail_local, utc_offset_min
 from .world import CARRIERS
 
@@ -228,11 +228,11 @@ def _codes(table: dict, kind: np.ndarray, unmapped: np.ndarray, fallback: tuple,
 def parcel_table(ev: Events, legs: Legs, refs: pa.Array, carrier_id: str) -> pa.Table:
     city, cc, lat, lon, _, off = _location(ev, legs)
     ids = hex_str(ev.id_a, "msg_")
-    checkpoint = pa.StructArray.from_arrays(
+    checkpoint = struct_array(
         [_codes(PARCEL_CODES, ev.kind, ev.unmapped, UNMAPPED_PARCEL, i) for i in range(3)]
         + [
             iso_local(ev.t, off),
-            pa.StructArray.from_arrays(
+            struct_array(
                 [pa.array(geo.CITY_NAMES[city]), pa.array(cc), pa.array(lat), pa.array(lon)],
                 ["city", "country_iso2", "lat", "lon"],
             ),
@@ -288,11 +288,11 @@ def dcsa_table(ev: Events, legs: Legs, refs: pa.Array) -> pa.Table:
         pa.array(pc.equal(cols[0], "EQUIPMENT")), equip, pa.scalar(None, pa.string())
     )
     facility = np.char.add("Port of ", geo.CITY_NAMES[city].astype(str))
-    call = pa.StructArray.from_arrays(
+    call = struct_array(
         [pa.array(geo.CITY_LOCODE[city]), pa.array(np.full(n, "VESSEL")), pa.array(facility)],
         ["UNLocationCode", "modeOfTransport", "facilityName"],
     )
-    docs = pa.StructArray.from_arrays(
+    docs = struct_array(
         [pa.array(np.full(n, "BKG")), refs.take(pa.array(ev.leg))],
         ["documentReferenceType", "documentReferenceValue"],
     )
@@ -308,9 +308,7 @@ def dcsa_table(ev: Events, legs: Legs, refs: pa.Array) -> pa.Table:
             "shipmentEventTypeCode": shipment_code,
             "equipmentReference": equip,
             "transportCall": call,
-            "documentReferences": pa.ListArray.from_arrays(
-                pa.array(np.arange(n + 1, dtype=np.int32)), docs
-            ),
+            "documentReferences": list_array(pa.array(np.arange(n + 1, dtype=np.int32)), docs),
         }
     )
 

@@ -14,7 +14,17 @@ import pyarrow as pa
 
 from . import geo
 from .demand import EVERGREEN_CODE, Calendar, local_times
-from .textutil import cat, dotted_ip, hex_str, map_values, num_str, pick, splitmix64
+from .textutil import (
+    cat,
+    dotted_ip,
+    hex_str,
+    list_array,
+    map_values,
+    num_str,
+    pick,
+    splitmix64,
+    struct_array,
+)
 from .timeutil import DAY, date_array, iso_local, local_day, utc_offset_min
 from .world import World, address_struct, customer_ids, random_ip
 
@@ -230,7 +240,7 @@ def orders_table(world: World, o: Orders, cal: Calendar) -> pa.Table:
 
     agents = [ua for ch in CHANNELS for ua in USER_AGENTS[ch]]
     n_lines = len(o.line_sku)
-    lines = pa.StructArray.from_arrays(
+    lines = struct_array(
         [
             pa.array(np.arange(n_lines) - np.repeat(o.line_off[:-1], f["n_lines"]) + 1),
             cat("SKU-", num_str(o.line_sku + 1, 6)),
@@ -259,7 +269,7 @@ def orders_table(world: World, o: Orders, cal: Calendar) -> pa.Table:
             "shipping_address": address_struct(book, f["ship"]),
             "order_total": f["total"] / 100,
             "shipping_fee": f["fee"] / 100,
-            "lines": pa.ListArray.from_arrays(pa.array(o.line_off.astype(np.int32)), lines),
+            "lines": list_array(pa.array(o.line_off.astype(np.int32)), lines),
         }
     )
 

@@ -8,7 +8,7 @@ import pyarrow as pa
 from . import geo
 from .orders import FRAUD_PATTERNS, PROMISES, Orders
 from .shipments import MODES, Legs, Shipments, node_index, node_names
-from .textutil import cat, num_str, pick
+from .textutil import cat, list_array, num_str, pick, struct_array
 from .timeutil import date_array, iso_local, utc_offset_min
 from .world import CARRIER_IDS, WAREHOUSES, World
 
@@ -51,7 +51,7 @@ def leg_struct(world: World, legs: Legs, refs: pa.Array) -> pa.StructArray:
     d_name = np.array(names, dtype=object)[node_index(legs.d_kind, legs.d_city, wmap)]
     o_off = utc_offset_min(geo.country_tz_rule_index(legs.o_cc), legs.plan_dep)
     d_off = utc_offset_min(geo.country_tz_rule_index(legs.d_cc), legs.plan_arr)
-    return pa.StructArray.from_arrays(
+    return struct_array(
         [
             pa.array(legs.leg_no),
             pick(MODES, legs.mode),
@@ -105,7 +105,7 @@ def shipments_table(
     sel = sel[np.argsort(line_ship[sel], kind="stable")]
     counts = np.bincount(line_ship[sel], minlength=n)
     line_no = sel - np.repeat(o.line_off[:-1], o.f["n_lines"])[sel] + 1
-    lines = pa.StructArray.from_arrays(
+    lines = struct_array(
         [
             pa.array(line_no),
             cat("SKU-", num_str(o.line_sku[sel] + 1, 6)),
@@ -123,10 +123,10 @@ def shipments_table(
             "service_level": pick(PROMISES, s.service),
             "total_weight_kg": s.weight,
             "promised_delivery_date": date_array(s.promised),
-            "lines": pa.ListArray.from_arrays(
+            "lines": list_array(
                 pa.array(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)), lines
             ),
-            "legs": pa.ListArray.from_arrays(
+            "legs": list_array(
                 pa.array(np.concatenate([[0], np.cumsum(leg_counts)]).astype(np.int32)),
                 leg_struct(world, s.legs, refs),
             ),
@@ -183,7 +183,7 @@ def shipments_truth(s: Shipments, t_end: int) -> pa.Table:
     names = np.array([k for k, _ in flags], dtype=object)
     counts = mat.sum(axis=1)
     values = np.broadcast_to(names, mat.shape)[mat]
-    kinds = pa.ListArray.from_arrays(
+    kinds = list_array(
         pa.array(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)),
         pa.array(values, pa.string()),
     )

@@ -15,6 +15,16 @@ def single(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
+def struct_array(arrays: list, names: list[str]) -> pa.StructArray:
+    """``pa.StructArray.from_arrays`` over arrays that may have come back chunked."""
+    return pa.StructArray.from_arrays([single(a) for a in arrays], names)
+
+
+def list_array(offsets: pa.Array, values: pa.Array | pa.ChunkedArray) -> pa.ListArray:
+    """``pa.ListArray.from_arrays`` over values that may have come back chunked."""
+    return pa.ListArray.from_arrays(single(offsets), single(values))
+
+
 def cat(*parts: pa.Array | str) -> pa.Array:
     """Concatenate Arrow string arrays / literal strings element-wise."""
     arrays = [pa.scalar(p) if isinstance(p, str) else p for p in parts]

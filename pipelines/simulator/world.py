@@ -15,7 +15,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import geo, vocab
-from .textutil import cat, dotted_ip, hex_str, map_values, num_str, pattern_str, pick, single
+from .textutil import (
+    cat,
+    dotted_ip,
+    hex_str,
+    list_array,
+    map_values,
+    num_str,
+    pattern_str,
+    pick,
+    struct_array,
+)
 from .timeutil import DAY, epoch_s, iso_local, utc_offset_min
 
 # id, city, type, opened year
@@ -102,7 +112,7 @@ class Addresses:
 def address_struct(book: dict[str, object], idx: np.ndarray) -> pa.StructArray:
     """The spec's address object for address-book rows ``idx``."""
     ia = pa.array(np.asarray(idx, dtype=np.int64))
-    return pa.StructArray.from_arrays(
+    return struct_array(
         [
             book["street"].take(ia),
             pa.array(geo.CITY_NAMES[book["city"][idx]]),
@@ -441,12 +451,10 @@ def customer_table(world: World, rng: np.random.Generator) -> pa.Table:
     rule = geo.country_tz_rule_index(country)
     signup = iso_local(world.cust_signup, utc_offset_min(rule, world.cust_signup))
     book = world.addresses.freeze()
-    devices = pa.ListArray.from_arrays(
-        pa.array(world.cust_dev_off.astype(np.int32)), single(hex_str(world.cust_devices, "dev_"))
+    devices = list_array(
+        pa.array(world.cust_dev_off.astype(np.int32)), hex_str(world.cust_devices, "dev_")
     )
-    ips = pa.ListArray.from_arrays(
-        pa.array(world.cust_ip_off.astype(np.int32)), single(dotted_ip(world.cust_ips))
-    )
+    ips = list_array(pa.array(world.cust_ip_off.astype(np.int32)), dotted_ip(world.cust_ips))
     return pa.table(
         {
             "customer_id": customer_ids(np.arange(n)),

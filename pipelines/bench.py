@@ -464,12 +464,10 @@ DAILY_STAGES = {
     "dbt_lake": "dbt build, incremental",
     "ml__order_risk_features": "risk features",
     "ml__order_risk_scores": "risk scoring",
-    "dbt_risk_marts": "marts after the ML steps",
     "dispatch_plan": "dispatch wave",
     "route_plans": "van rounds",
-    "dbt_dispatch_marts": "marts after the ML steps",
     "ml__shipment_etas": "ETAs",
-    "dbt_eta_marts": "marts after the ML steps",
+    "dbt_ml_marts": "marts after the ML steps",
 }
 
 

@@ -294,12 +294,10 @@ def test_the_daily_job_runs_a_day_end_to_end_and_again_without_duplicates(built:
         "ingest_carrier_events",
         "dbt_lake",
         "ml__order_risk_scores",
-        "dbt_risk_marts",
         "dispatch_plan",
         "route_plans",
-        "dbt_dispatch_marts",
         "ml__shipment_etas",
-        "dbt_eta_marts",
+        "dbt_ml_marts",
     ):
         assert step in done, step
     assert after == before

@@ -255,8 +255,9 @@ def test_a_run_gets_the_window_its_kind_needs():
         stage_run_settings(Stage(True, {rw}), owner, None)
 
 
-def _project_plan(select) -> list[tuple[bool, set[str]]]:
-    """The project's plan for the keys ``select(owner_name)`` keeps, as sets of owner names."""
+def _project_stages(select) -> list[tuple[bool, set[str], set[str]]]:
+    """The project's plan for the keys ``select(owner_name)`` keeps: per stage, whether it is
+    partitioned, its owners' names and its asset keys."""
     from pipelines.definitions import defs
 
     graph = defs.resolve_asset_graph()
@@ -264,7 +265,19 @@ def _project_plan(select) -> list[tuple[bool, set[str]]]:
     keys = {k for k in owner if select(owner[k].node_def.name)}
     partitioned = {k for k in keys if graph.get(k).partitions_def is not None}
     stages = plan_stages(graph, keys, partitioned, owner)
-    return [(s.partitioned, {owner[k].node_def.name for k in s.keys}) for s in stages]
+    return [
+        (
+            s.partitioned,
+            {owner[k].node_def.name for k in s.keys},
+            {k.to_user_string() for k in s.keys},
+        )
+        for s in stages
+    ]
+
+
+def _project_plan(select) -> list[tuple[bool, set[str]]]:
+    """The project's plan for the keys ``select(owner_name)`` keeps, as sets of owner names."""
+    return [(p, owners) for p, owners, _ in _project_stages(select)]
 
 
 def test_the_lake_runs_as_reference_data_then_the_ingest_then_dbt(lake_home: Path):
@@ -278,18 +291,18 @@ def test_the_lake_runs_as_reference_data_then_the_ingest_then_dbt(lake_home: Pat
 
 
 def test_the_whole_project_alternates_up_to_the_risk_and_dispatch_marts(lake_home: Path):
-    plan = _project_plan(lambda name: True)
+    stages = _project_stages(lambda name: True)
+    plan = [(p, owners) for p, owners, _ in stages]
     assert [p for p, _ in plan] == [False, True, False, True, False, True, False]
     assert all(n.startswith("ingest_") for n in plan[0][1] | plan[1][1])
-    # the lake, then the ETA model on its staging views and the ETA mart (nothing partitioned
-    # in between)
+    # the lake, then the ETA model on its staging views and the ETAs (nothing partitioned in
+    # between)
     assert plan[2][1] == {
         "dbt_lake",
         "ml__eta_model_candidate",
         "ml__eta_model_evaluation",
         "ml__eta_model_champion",
         "ml__shipment_etas",
-        "dbt_eta_marts",
     }
     # daily: risk features, and each wave's dispatch plan then its van rounds
     assert plan[3][1] == {"ml__order_risk_features", "dispatch_plan", "route_plans"}
@@ -297,7 +310,10 @@ def test_the_whole_project_alternates_up_to_the_risk_and_dispatch_marts(lake_hom
         "ml__risk_model_candidate",
         "ml__risk_model_evaluation",
         "ml__risk_model_champion",
-        "dbt_dispatch_marts",
     }
     assert plan[5][1] == {"ml__order_risk_scores"}
-    assert plan[6][1] == {"dbt_risk_marts"}
+    assert plan[6][1] == {"dbt_ml_marts"}
+    # the marts on the ETAs, the plans and the scores in one dbt invocation, after the last
+    # of the ML assets they read
+    marts = ("fct_shipment_eta", "fct_dispatch_waves", "fct_route_plans", "fct_order_risk")
+    assert {f"marts/{m}" for m in marts} <= stages[6][2]

@@ -1,10 +1,10 @@
 """The daily job: one new day end to end in one run, what the nightly schedule starts.
 
 Ingest the day's partition of every feed -> dbt builds the lake (the marts incremental, the
-day as the window) -> the day's risk features and scores -> the risk marts -> the day's
-dispatch wave and van rounds -> the dispatch marts -> the ETAs of the open shipments -> the ETA
-marts. Retraining stays weekly (``risk_retrain``, ``eta_retrain``); the domain jobs and their
-sensors stay for re-runs of one step (a day whose files changed: ``landing_zone_sensor``).
+day as the window) -> the day's risk features and scores, its dispatch wave and van rounds,
+the ETAs of the open shipments -> the marts on all three, in one dbt invocation. Retraining
+stays weekly (``risk_retrain``, ``eta_retrain``); the domain jobs and their sensors stay for
+re-runs of one step (a day whose files changed: ``landing_zone_sensor``).
 """
 
 import dagster as dg
@@ -14,12 +14,7 @@ from pipelines.defs.eta.assets import shipment_etas
 from pipelines.defs.ingest.assets import partitioned_ingest_keys
 from pipelines.defs.partitions import daily_partitions
 from pipelines.defs.risk.assets import order_risk_features, order_risk_scores
-from pipelines.defs.transform.assets import (
-    dbt_dispatch_marts,
-    dbt_eta_marts,
-    dbt_lake,
-    dbt_risk_marts,
-)
+from pipelines.defs.transform.assets import dbt_lake, dbt_ml_marts
 
 daily_job = dg.define_asset_job(
     "daily",
@@ -28,12 +23,10 @@ daily_job = dg.define_asset_job(
         dbt_lake,
         order_risk_features,
         order_risk_scores,
-        dbt_risk_marts,
         dispatch_plan,
         route_plans,
-        dbt_dispatch_marts,
         shipment_etas,
-        dbt_eta_marts,
+        dbt_ml_marts,
     ),
     partitions_def=daily_partitions,
     description=(

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from pipelines.defs.dispatch.assets import dispatch_plan, route_plans
-from pipelines.defs.transform.assets import dbt_dispatch_marts
+from pipelines.defs.transform.assets import DISPATCH_PLANS_TAG, ml_marts
 from pipelines.defs.transform.automation import transform_lake_job, window_of
 
 dispatch_job = dg.define_asset_job(
@@ -15,7 +15,7 @@ dispatch_job = dg.define_asset_job(
 
 dispatch_marts_job = dg.define_asset_job(
     "dispatch_marts",
-    selection=dg.AssetSelection.assets(dbt_dispatch_marts),
+    selection=ml_marts(DISPATCH_PLANS_TAG),
     description="The marts on the plans: waves (plan vs baseline), shipments, routes and stops.",
 )
 

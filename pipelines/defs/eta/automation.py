@@ -8,7 +8,7 @@ from pipelines.defs.eta.assets import (
     eta_model_evaluation,
     shipment_etas,
 )
-from pipelines.defs.transform.assets import dbt_eta_marts
+from pipelines.defs.transform.assets import SHIPMENT_ETAS_TAG, ml_marts
 from pipelines.defs.transform.automation import transform_lake_job
 
 eta_retrain_job = dg.define_asset_job(
@@ -22,7 +22,7 @@ eta_retrain_job = dg.define_asset_job(
 
 eta_refresh_job = dg.define_asset_job(
     "eta_refresh",
-    selection=dg.AssetSelection.assets(shipment_etas, dbt_eta_marts),
+    selection=dg.AssetSelection.assets(shipment_etas) | ml_marts(SHIPMENT_ETAS_TAG),
     description="The champion's ETA of every open shipment (ml.shipment_etas), then fct_shipment_eta.",
 )
 

@@ -9,7 +9,7 @@ from pipelines.defs.risk.assets import (
     risk_model_champion,
     risk_model_evaluation,
 )
-from pipelines.defs.transform.assets import dbt_risk_marts
+from pipelines.defs.transform.assets import RISK_SCORES_TAG, ml_marts
 from pipelines.defs.transform.automation import transform_lake_job, window_of
 
 risk_retrain_job = dg.define_asset_job(
@@ -29,7 +29,7 @@ risk_score_job = dg.define_asset_job(
 
 risk_marts_job = dg.define_asset_job(
     "risk_marts",
-    selection=dg.AssetSelection.assets(dbt_risk_marts),
+    selection=ml_marts(RISK_SCORES_TAG),
     description="The marts on the scores: fct_order_risk and the review queue.",
 )
 

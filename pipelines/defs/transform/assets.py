@@ -16,7 +16,7 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
     PARTITION_NAME_TAG,
 )
-from dagster_dbt import DbtCliResource, dbt_assets
+from dagster_dbt import DbtCliResource, build_dbt_asset_selection, dbt_assets
 from dagster_dbt.errors import DagsterDbtCliRuntimeError
 
 from ordertower import lake
@@ -29,11 +29,11 @@ from pipelines.defs.transform.project import (
     translator,
 )
 
-#: dbt tag of the models built on the risk scores (built by dbt_risk_marts, not dbt_lake)
+#: dbt tag of the models built on the risk scores (built by dbt_ml_marts, not dbt_lake)
 RISK_SCORES_TAG = "risk_scores"
-#: dbt tag of the models built on the dispatch plans (built by dbt_dispatch_marts)
+#: dbt tag of the models built on the dispatch plans (dbt_ml_marts)
 DISPATCH_PLANS_TAG = "dispatch_plans"
-#: dbt tag of the models built on the ETAs (batch and live; built by dbt_eta_marts)
+#: dbt tag of the models built on the ETAs (batch and live; dbt_ml_marts)
 SHIPMENT_ETAS_TAG = "shipment_etas"
 
 
@@ -212,8 +212,8 @@ def window_of(tags: dict[str, str]) -> tuple[str, str] | None:
     dagster_dbt_translator=translator,
     pool=LAKE_WRITER_POOL,
     name="dbt_lake",
-    # the marts built on the risk model's scores come after scoring (dbt_risk_marts), those on
-    # the dispatch plans after planning (dbt_dispatch_marts), those on the ETAs after them
+    # the marts built on the risk model's scores, the dispatch plans and the ETAs come after
+    # the ML assets that write them (dbt_ml_marts)
     exclude=f"tag:{RISK_SCORES_TAG} tag:{DISPATCH_PLANS_TAG} tag:{SHIPMENT_ETAS_TAG}",
 )
 def dbt_lake(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig):
@@ -222,39 +222,33 @@ def dbt_lake(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: Dbt
     yield from dbt_build(context, dbt, dbt_build_args(config), window, config.test_scope)
 
 
-def _dbt_marts_after(name: str, tag: str, doc: str) -> dg.AssetsDefinition:
-    """The dbt models of one tag as their own asset, built after the ML asset they read."""
-
-    @dbt_assets(
-        manifest=dbt_project.manifest_path,
-        project=dbt_project,
-        dagster_dbt_translator=translator,
-        pool=LAKE_WRITER_POOL,
-        name=name,
-        select=f"tag:{tag}",
-    )
-    def _marts(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-        yield from dbt_build(context, dbt, ["build"])
-
-    _marts.__doc__ = doc
-    return _marts
+#: the tags of the dbt models built on what the ML assets write (scores, plans, ETAs)
+ML_MART_TAGS = (RISK_SCORES_TAG, DISPATCH_PLANS_TAG, SHIPMENT_ETAS_TAG)
 
 
-dbt_risk_marts = _dbt_marts_after(
-    "dbt_risk_marts",
-    RISK_SCORES_TAG,
-    "The marts on the risk model's scores (fct_order_risk, the review queue), after scoring.",
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    dagster_dbt_translator=translator,
+    pool=LAKE_WRITER_POOL,
+    name="dbt_ml_marts",
+    select=" ".join(f"tag:{tag}" for tag in ML_MART_TAGS),
 )
-dbt_dispatch_marts = _dbt_marts_after(
-    "dbt_dispatch_marts",
-    DISPATCH_PLANS_TAG,
-    "The marts on the dispatch plans (waves vs baseline, shipments, routes), after planning.",
-)
-dbt_eta_marts = _dbt_marts_after(
-    "dbt_eta_marts",
-    SHIPMENT_ETAS_TAG,
-    "The shipments' latest ETA against plan and promise (fct_shipment_eta), after the ETAs.",
-)
+def dbt_ml_marts(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+    """The marts on the ML assets' outputs: the risk scores (fct_order_risk, the review queue),
+    the dispatch plans (waves vs baseline, shipments, routes) and the ETAs (fct_shipment_eta).
+    Each is built after the ML asset it reads. A run builds what it selected: the daily job all
+    of them in one dbt invocation after its ML steps, a domain job the models of its tag
+    (:func:`ml_marts`)."""
+    yield from dbt_build(context, dbt, ["build"])
+
+
+def ml_marts(tag: str) -> dg.AssetSelection:
+    """The ML marts of one tag (``ML_MART_TAGS``), with their data tests."""
+    if tag not in ML_MART_TAGS:
+        raise ValueError(f"no ML marts are tagged {tag!r} (tags: {', '.join(ML_MART_TAGS)})")
+    return build_dbt_asset_selection([dbt_ml_marts], dbt_select=f"tag:{tag}")
+
 
 #: every asset that runs dbt (their asset checks are dbt's data tests)
-DBT_ASSETS = (dbt_lake, dbt_risk_marts, dbt_dispatch_marts, dbt_eta_marts)
+DBT_ASSETS = (dbt_lake, dbt_ml_marts)

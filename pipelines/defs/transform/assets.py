@@ -35,6 +35,8 @@ RISK_SCORES_TAG = "risk_scores"
 DISPATCH_PLANS_TAG = "dispatch_plans"
 #: dbt tag of the models built on the ETAs (batch and live; dbt_ml_marts)
 SHIPMENT_ETAS_TAG = "shipment_etas"
+#: the tags of the dbt models built on what the ML assets write (scores, plans, ETAs)
+ML_MART_TAGS = (RISK_SCORES_TAG, DISPATCH_PLANS_TAG, SHIPMENT_ETAS_TAG)
 
 
 #: a build that met the catalog locked by another writer (the live stream, maintenance) runs
@@ -214,16 +216,12 @@ def window_of(tags: dict[str, str]) -> tuple[str, str] | None:
     name="dbt_lake",
     # the marts built on the risk model's scores, the dispatch plans and the ETAs come after
     # the ML assets that write them (dbt_ml_marts)
-    exclude=f"tag:{RISK_SCORES_TAG} tag:{DISPATCH_PLANS_TAG} tag:{SHIPMENT_ETAS_TAG}",
+    exclude=" ".join(f"tag:{tag}" for tag in ML_MART_TAGS),
 )
 def dbt_lake(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig):
     # a window in the config wins; in a partitioned run (the daily job) it is the run's partition
     window = dbt_window(config) or window_of(context.run.tags)
     yield from dbt_build(context, dbt, dbt_build_args(config), window, config.test_scope)
-
-
-#: the tags of the dbt models built on what the ML assets write (scores, plans, ETAs)
-ML_MART_TAGS = (RISK_SCORES_TAG, DISPATCH_PLANS_TAG, SHIPMENT_ETAS_TAG)
 
 
 @dbt_assets(

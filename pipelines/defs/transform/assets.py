@@ -208,30 +208,27 @@ def window_of(tags: dict[str, str]) -> tuple[str, str] | None:
     return None
 
 
-@dbt_assets(
-    manifest=dbt_project.manifest_path,
-    project=dbt_project,
-    dagster_dbt_translator=translator,
-    pool=LAKE_WRITER_POOL,
-    name="dbt_lake",
-    # the marts built on the risk model's scores, the dispatch plans and the ETAs come after
-    # the ML assets that write them (dbt_ml_marts)
-    exclude=" ".join(f"tag:{tag}" for tag in ML_MART_TAGS),
-)
+#: what both dbt assets share: the project, its translator and the lake writers' pool
+_DBT_ASSET = {
+    "manifest": dbt_project.manifest_path,
+    "project": dbt_project,
+    "dagster_dbt_translator": translator,
+    "pool": LAKE_WRITER_POOL,
+}
+#: the models of dbt_ml_marts, which dbt_lake leaves out
+_ML_MARTS = " ".join(f"tag:{tag}" for tag in ML_MART_TAGS)
+
+
+# the marts built on the risk model's scores, the dispatch plans and the ETAs come after the ML
+# assets that write them (dbt_ml_marts)
+@dbt_assets(**_DBT_ASSET, name="dbt_lake", exclude=_ML_MARTS)
 def dbt_lake(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig):
     # a window in the config wins; in a partitioned run (the daily job) it is the run's partition
     window = dbt_window(config) or window_of(context.run.tags)
     yield from dbt_build(context, dbt, dbt_build_args(config), window, config.test_scope)
 
 
-@dbt_assets(
-    manifest=dbt_project.manifest_path,
-    project=dbt_project,
-    dagster_dbt_translator=translator,
-    pool=LAKE_WRITER_POOL,
-    name="dbt_ml_marts",
-    select=" ".join(f"tag:{tag}" for tag in ML_MART_TAGS),
-)
+@dbt_assets(**_DBT_ASSET, name="dbt_ml_marts", select=_ML_MARTS)
 def dbt_ml_marts(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     """The marts on the ML assets' outputs: the risk scores (fct_order_risk, the review queue),
     the dispatch plans (waves vs baseline, shipments, routes) and the ETAs (fct_shipment_eta).

@@ -346,7 +346,7 @@ def test_a_lookback_that_is_not_whole_minutes_stops_the_build(
     assert "must be a whole number of minutes, not 'ten'" in out.out + out.err
 
 
-STAGING_TEST = "accepted_values_stg_oms__orders_channel__web__app__marketplace__call_center"
+STAGING_TEST = "rules_stg_oms__orders"
 MART_TEST = "not_null_fct_orders"
 
 

@@ -382,7 +382,8 @@ def test_a_one_day_run_tests_what_it_changed_and_catches_a_bad_new_row(
         try:
             con.execute(
                 "insert into raw.orders select * replace ('T-BAD-CHANNEL' as order_id, "
-                "'telex' as channel) from raw.orders where _partition_key = ? limit 1",
+                "'telex' as channel, 900 as shipping_fee) from raw.orders "
+                "where _partition_key = ? limit 1",
                 [day],
             )
             # a mart row derived long ago, and one derived by a run still to come
@@ -407,6 +408,9 @@ def test_a_one_day_run_tests_what_it_changed_and_catches_a_bad_new_row(
             con.close()
     # the bad staging row is in the window, and the mart row this run derived is read
     assert failed(in_window, STAGING_TEST, MART_TEST)
+    # the staging row breaks two of the model's rules (column_rules): an accepted value, an
+    # expression; the mart row one required column (not_null_columns)
+    assert "Got 2 results" in in_window[1] and "Got 1 result," in in_window[1], in_window[1]
     assert passed(staged_outside, STAGING_TEST)
     # a mart row from an earlier run is not read, but is by "all", as is the staging row
     assert passed(mart_old_only, MART_TEST)

@@ -31,7 +31,6 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from ortools.sat.python import cp_model
 
 from ml.dispatch.network import STD
 from ml.dispatch.wave import Wave
@@ -469,6 +468,8 @@ def _greedy_chunk(
 
 
 def _solve_cpsat(problem: Problem, pol) -> tuple[np.ndarray, str, float, float]:
+    from ortools.sat.python import cp_model  # imported when a wave is solved, not at load
+
     model = cp_model.CpModel()
     v = [model.new_bool_var(f"v{i}") for i in range(len(problem.cost))]
     for group in problem.exactly_one:

@@ -17,13 +17,16 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
 from ml.eta.config import EtaPolicy
 from ml.eta.features import categorical_names, feature_names
+
+if TYPE_CHECKING:  # LightGBM loads in seconds: imported where a model trains or loads
+    import lightgbm as lgb
 
 
 class TrainingError(RuntimeError):
@@ -148,6 +151,8 @@ class EtaModel:
                 f"the model at {path} was trained on another feature set ({len(differ)} differ): "
                 "retrain it"
             )
+        import lightgbm as lgb
+
         booster = lgb.Booster(model_file=str(Path(path) / "booster.txt"))
         return cls(booster=booster, categories=meta["categories"], info=meta.get("info", {}))
 
@@ -165,6 +170,8 @@ def train(frame: pd.DataFrame, policy: EtaPolicy) -> TrainResult:
     period); the test period is left for :mod:`ml.eta.evaluate`."""
     if frame.empty:
         raise TrainingError("no delivered shipments to train on")
+    import lightgbm as lgb
+
     splits = time_split(frame, policy.split)
     train_rows, val_rows, test_rows = (s.rows for s in splits)
     # the training rows go straight from the frame to LightGBM's binned dataset: no copy of

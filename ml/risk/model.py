@@ -12,14 +12,17 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
 from ml import evaluation
 from ml.risk.config import DecisionPolicy, RiskPolicy
 from ml.risk.features import catalogue, describe, feature_names, model_matrix
+
+if TYPE_CHECKING:  # LightGBM loads in seconds: imported where a model trains or loads
+    import lightgbm as lgb
 
 DECISIONS = ("approve", "review", "reject")
 
@@ -271,6 +274,8 @@ class RiskModel:
                 f"the model at {path} was trained on another feature set ({len(missing)} differ): "
                 "retrain it"
             )
+        import lightgbm as lgb
+
         booster = lgb.Booster(model_file=str(Path(path) / "booster.txt"))
         th = meta["thresholds"]
         return cls(
@@ -301,6 +306,8 @@ def train(frame: pd.DataFrame, policy: RiskPolicy) -> TrainResult:
     """
     if frame.empty:
         raise TrainingError("no matured orders to train on")
+    import lightgbm as lgb
+
     splits = time_split(frame["ordered_at"], policy.split)
     parts = {s.name: frame.iloc[s.rows] for s in splits}
     for name, part in parts.items():

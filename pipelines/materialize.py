@@ -55,15 +55,25 @@ concurrency:
   pools:
     # lake_writer: the embedded SQLite catalog takes one writer at a time
     default_limit: 1
+# Dagster's SQLite event log, reusing one database engine per file instead of building one per
+# event (pipelines/dagster_storage.py); the files are where Dagster keeps them by default
+event_log_storage:
+  module: pipelines.dagster_storage
+  class: EngineReusingSqliteEventLogStorage
 """
+
+#: dagster.yaml as homes created before the event log storage got it: upgraded when unedited
+_EARLIER_DAGSTER_YAML = DAGSTER_YAML.split("# Dagster's SQLite event log")[0]
 
 
 def ensure_dagster_home() -> str:
-    """Create DAGSTER_HOME with its dagster.yaml (no telemetry, one lake writer at a time)."""
+    """Create DAGSTER_HOME with its dagster.yaml (no telemetry, one lake writer at a time, the
+    event log of :mod:`pipelines.dagster_storage`); a file left as an earlier version wrote it
+    is brought up to date, an edited one is left alone."""
     home = get_settings().dagster_home
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists():
+    if not config.exists() or config.read_text() == _EARLIER_DAGSTER_YAML:
         config.write_text(DAGSTER_YAML)
     return str(home)
 

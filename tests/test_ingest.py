@@ -377,3 +377,36 @@ def test_ops_tables_change_only_what_is_missing(lake_writer):
     assert "severity" in lake.columns_of(lake_writer, "ops", "contract_results")
     assert lake.table_exists(lake_writer, "ops", "ingest_status")
     assert not lake.table_exists(lake_writer, "ops", "no_such_table")
+
+
+def test_the_dataset_registry_is_written_only_when_a_contract_changed(landing: Path):
+    """ops.datasets follows the contracts; a step whose contracts it already holds writes
+    nothing (no catalog transaction, no lake snapshot per step)."""
+    from dataclasses import replace
+
+    from pipelines.contracts.model import load_contract
+    from pipelines.ingest.runner import register_datasets
+
+    _ingest_all(landing)
+    source = SOURCES_BY_NAME["orders"]
+    contracts = {name: load_contract(name) for name in source.datasets}
+    con = connect()
+    try:
+        before = lake.current_snapshot_id(con)
+        register_datasets(con, source, contracts)
+        assert lake.current_snapshot_id(con) == before
+        # a steward changes the contract's owner: the registry follows, in one snapshot
+        changed = {**contracts, "orders": replace(contracts["orders"], owner="new@example.com")}
+        assert contracts["orders"].owner != "new@example.com"
+        register_datasets(con, source, changed)
+        assert lake.current_snapshot_id(con) == before + 1
+        rows = con.execute(
+            "select dataset, owner from ops.datasets where dataset in ('orders', 'order_lines') "
+            "order by dataset"
+        ).fetchall()
+        assert rows == [
+            ("order_lines", contracts["order_lines"].owner),
+            ("orders", "new@example.com"),
+        ]
+    finally:
+        con.close()

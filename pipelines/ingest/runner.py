@@ -885,6 +885,35 @@ def carrier_registry(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]
     }
 
 
+_DATASET_COLUMNS = (
+    "dataset, title, description, domain, owner, contract_version, raw_table, partitioned, "
+    "freshness_sla_hours, rules, pii_columns, columns"
+)
+
+
+def _comparable(row: tuple) -> tuple:
+    """An ``ops.datasets`` row with its numbers as floats and its lists as tuples."""
+    return tuple(
+        tuple(v)
+        if isinstance(v, list | tuple)
+        else float(v)
+        if isinstance(v, int | float) and not isinstance(v, bool)
+        else v
+        for v in row
+    )
+
+
+def _registered(con: duckdb.DuckDBPyConnection, datasets: list[str]) -> dict[str, tuple]:
+    """The ``ops.datasets`` rows of ``datasets`` (one per dataset, or none: a duplicate reads
+    as a difference)."""
+    rows = con.execute(
+        f"select {_DATASET_COLUMNS} from ops.datasets where dataset in (select unnest(?))",
+        [datasets],
+    ).fetchall()
+    out = {r[0]: _comparable(r) for r in rows}
+    return out if len(out) == len(rows) else {}
+
+
 def register_datasets(
     con: duckdb.DuckDBPyConnection, source: Source, contracts: dict[str, Contract]
 ) -> None:
@@ -908,14 +937,16 @@ def register_datasets(
         )
         for c in contracts.values()
     ]
+    if _registered(con, list(contracts)) == {r[0]: _comparable(r) for r in rows}:
+        # as the contracts say already: no catalog write, no lake snapshot for every step
+        return
     con.execute("begin transaction")
     try:
         con.execute(
             "delete from ops.datasets where dataset in (select unnest(?))", [list(contracts)]
         )
         con.executemany(
-            "insert into ops.datasets (dataset, title, description, domain, owner, contract_version, "
-            "raw_table, partitioned, freshness_sla_hours, rules, pii_columns, columns) "
+            f"insert into ops.datasets ({_DATASET_COLUMNS}) "
             "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )

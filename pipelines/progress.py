@@ -81,7 +81,7 @@ class StageProgress:
         a long stage never sits silent."""
         # the raw message of the step's log call: masked here like every log record
         text = redact(_DIRECTORIES.sub("", " ".join(str(message).split())))
-        if not text:
+        if not text or _DBT_CHATTER.match(text):
             return
         with self._lock:
             self._note = f"{step}: {text}"
@@ -146,6 +146,14 @@ class StageProgress:
 
 #: the directories of absolute paths in a step's message (a note shows the file's name only)
 _DIRECTORIES = re.compile(r"(?<![\w:/])(?:/[\w.+-]+)+/(?=[\w.+-])")
+
+#: dagster-dbt's own messages about the command it runs (its arguments, a partial parse copied,
+#: the selection it overrides): not what the step is doing for the person watching; the dbt
+#: steps' progress is the count of their models built
+_DBT_CHATTER = re.compile(
+    r"^(?:Running dbt command|Finished dbt command|Copying `|A dbt subsetted execution"
+    r"|Overriding default `DBT_)"
+)
 
 #: off a terminal, a running step's messages are shown at most once per this many seconds
 NOTE_SECONDS = 30.0

@@ -3,10 +3,9 @@
 Dagster's ``SqliteEventLogStorage`` builds a new SQLAlchemy engine for every connection it
 opens, and it opens one or two per event (the run's own database, and the cross-run index for
 asset and check events). A dbt build yields about a thousand events (every model planned,
-materialised and output, every data test's check), so on the embedded default the event log
-cost more than a second per hundred events, a fixed share of every run (measured: 614 events
-in 8.9 s with an engine per connection, 5.2 s with one per database file;
-``tests/test_dagster_storage.py``).
+materialised and output, every data test's check), so on the embedded default building
+engines was a fixed share of every run's time (``tests/test_dagster_storage.py`` checks that
+each file gets one engine).
 
 This subclass keeps everything Dagster does (the same files, the same ``NullPool``: a fresh
 SQLite connection per transaction, the same lock and schema checks) and only reuses the
@@ -52,8 +51,8 @@ def default_base_dir() -> str:
 
 def _write_ahead_log(dbapi_connection: Any, _record: Any) -> None:
     """Each connection in write-ahead-log mode with normal sync: a commit appends to the log
-    instead of writing, syncing and deleting a rollback journal (half of what an event cost
-    once the engine was reused), and readers (the webserver) never block the run's writes.
+    instead of writing, syncing and deleting a rollback journal, and readers (the webserver)
+    never block the run's writes.
     A crash can lose the last events written, never corrupt the file."""
     cursor = dbapi_connection.cursor()
     try:

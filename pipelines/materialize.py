@@ -71,10 +71,15 @@ def ensure_dagster_home() -> str:
     event log of :mod:`pipelines.dagster_storage`); a file left as an earlier version wrote it
     is brought up to date, an edited one is left alone."""
     home = get_settings().dagster_home
-    home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists() or config.read_text() == _EARLIER_DAGSTER_YAML:
-        config.write_text(DAGSTER_YAML)
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        if not config.exists() or config.read_text() == _EARLIER_DAGSTER_YAML:
+            config.write_text(DAGSTER_YAML)
+    except OSError as exc:
+        raise MaterializeError(
+            f"cannot prepare the Dagster home {home} (DAGSTER_HOME): {exc.strerror or exc}"
+        ) from exc
     return str(home)
 
 

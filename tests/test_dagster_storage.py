@@ -95,3 +95,13 @@ def test_without_a_base_dir_or_dagster_home_it_says_what_is_missing(monkeypatch)
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     with pytest.raises(ValueError, match="DAGSTER_HOME"):
         EngineReusingSqliteEventLogStorage.from_config_value(None, {})
+
+
+def test_a_dagster_home_that_cannot_be_created_is_a_clear_error(tmp_path: Path, monkeypatch):
+    from pipelines.materialize import MaterializeError
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("DAGSTER_HOME", str(blocker / "dagster"))
+    with pytest.raises(MaterializeError, match="cannot prepare the Dagster home .*DAGSTER_HOME"):
+        ensure_dagster_home()

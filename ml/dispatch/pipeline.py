@@ -9,7 +9,8 @@ import contextlib
 import json
 import multiprocessing
 from collections.abc import Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import duckdb
@@ -178,17 +179,26 @@ def plan_waves(
     return results
 
 
-def route_wave(
+@dataclass
+class _Rounds:
+    """A wave's van rounds, loaded and built, their searches submitted or solved."""
+
+    wave_date: date
+    rounds: dict
+    #: warehouse -> the round's solution, or the future of it
+    solving: dict
+
+
+def _start_rounds(
     con: duckdb.DuckDBPyConnection,
     wave_date: date,
-    policy: DispatchPolicy | None = None,
-    network: Network | None = None,
-    executor: Executor | None = None,
-) -> dict:
-    """Van rounds of the wave's stored optimised plan, one VRPTW per forward warehouse, stored
-    (replacing the wave) with every route checked independently."""
-    policy = policy or load_policy()
-    network = network or store.load_network(con, policy)
+    policy: DispatchPolicy,
+    network: Network,
+    executor: Executor | None,
+) -> _Rounds:
+    """Load the wave's stored optimised plan and build one VRPTW per forward warehouse; the
+    searches go to ``executor`` when there is one (each is a time-limited single-threaded
+    search), else they are solved here."""
     ships = (
         con.execute(
             f"select * from {store.SHIPMENTS} where wave_date = ? and plan = 'optimised'",
@@ -197,16 +207,6 @@ def route_wave(
         if store._exists(con, store.SHIPMENTS)
         else pd.DataFrame()
     )
-    route_frames, stop_frames = [], []
-    result = {
-        "wave_date": str(wave_date),
-        "rounds": 0,
-        "routes": 0,
-        "stops": 0,
-        "infeasible_rounds": [],
-        "distance_km": 0.0,
-        "seconds": 0.0,
-    }
     van = network.van_g_per_tkm
     rounds = routes.van_rounds(ships, network) if len(ships) else {}
     problems = {
@@ -215,21 +215,35 @@ def route_wave(
         )
         for warehouse_id, stops in rounds.items()
     }
-    # each round is a time-limited single-threaded search: rounds in parallel when a pool is
-    # given (route_plans passes one), the results in the warehouses' order either way
     if executor is not None and len(problems) > 1:
-        futures = {
+        solving = {
             w: executor.submit(routes.solve_round, problem, wave_date, policy, van)
             for w, problem in problems.items()
         }
-        solved = {w: f.result() for w, f in futures.items()}
     else:
-        solved = {
+        solving = {
             w: routes.solve_round(problem, wave_date, policy, van)
             for w, problem in problems.items()
         }
-    for warehouse_id, stops in rounds.items():
-        solution, route_rows, stop_rows = solved[warehouse_id]
+    return _Rounds(wave_date, rounds, solving)
+
+
+def _finish_rounds(con: duckdb.DuckDBPyConnection, started: _Rounds) -> dict:
+    """The wave's solved rounds, in the warehouses' order, stored (replacing the wave) with
+    every route checked independently."""
+    route_frames, stop_frames = [], []
+    result = {
+        "wave_date": str(started.wave_date),
+        "rounds": 0,
+        "routes": 0,
+        "stops": 0,
+        "infeasible_rounds": [],
+        "distance_km": 0.0,
+        "seconds": 0.0,
+    }
+    for warehouse_id, stops in started.rounds.items():
+        solved = started.solving[warehouse_id]
+        solution, route_rows, stop_rows = solved.result() if isinstance(solved, Future) else solved
         route_frames.append(route_rows)
         stop_frames.append(stop_rows)
         result["rounds"] += 1
@@ -245,9 +259,24 @@ def route_wave(
         pd.concat(route_frames, ignore_index=True) if route_frames else _empty(store.ROUTES)
     )
     stop_frame = pd.concat(stop_frames, ignore_index=True) if stop_frames else _empty(store.STOPS)
-    store.replace_wave(con, store.ROUTES, route_frame, wave_date)
-    store.replace_wave(con, store.STOPS, stop_frame, wave_date)
+    store.replace_wave(con, store.ROUTES, route_frame, started.wave_date)
+    store.replace_wave(con, store.STOPS, stop_frame, started.wave_date)
     return result
+
+
+def route_wave(
+    con: duckdb.DuckDBPyConnection,
+    wave_date: date,
+    policy: DispatchPolicy | None = None,
+    network: Network | None = None,
+    executor: Executor | None = None,
+) -> dict:
+    """Van rounds of the wave's stored optimised plan, one VRPTW per forward warehouse, stored
+    (replacing the wave) with every route checked independently. With ``executor`` the rounds
+    are searched in parallel; the results are in the warehouses' order either way."""
+    policy = policy or load_policy()
+    network = network or store.load_network(con, policy)
+    return _finish_rounds(con, _start_rounds(con, wave_date, policy, network, executor))
 
 
 @contextlib.contextmanager
@@ -270,25 +299,33 @@ def route_waves(
     workers: int = 1,
     log=None,
 ) -> list[dict]:
-    """Route several waves in turn (one network load), their rounds solved by ``workers``
-    processes (``ORDERTOWER_ROUTING_WORKERS`` for the route_plans asset)."""
+    """Route several waves in day order (one network load), their rounds solved by ``workers``
+    processes (``ORDERTOWER_ROUTING_WORKERS`` for the route_plans asset) while this process
+    stores the wave before and loads the one after."""
     policy = policy or load_policy()
     network = store.load_network(con, policy)
     results = []
+
+    def done(r: dict) -> None:
+        results.append(r)
+        if log:
+            log(
+                f"wave {r['wave_date']}: {r['stops']} stops in {r['routes']} routes from "
+                f"{r['rounds']} forward warehouses, {r['distance_km']:.0f} km, "
+                f"{r['seconds']:.1f} s"
+                + (f", {len(r['infeasible_rounds'])} infeasible" if r["infeasible_rounds"] else "")
+            )
+
     with _process_pool(len(days), workers) as pool:
+        # the next wave's rounds are queued behind the ones being searched, so the workers
+        # never wait while this process stores a wave and loads the next (one lake writer)
+        pending: collections.deque[_Rounds] = collections.deque()
         for day in days:
-            r = route_wave(con, day, policy, network, executor=pool)
-            results.append(r)
-            if log:
-                log(
-                    f"wave {day}: {r['stops']} stops in {r['routes']} routes from {r['rounds']} "
-                    f"forward warehouses, {r['distance_km']:.0f} km, {r['seconds']:.1f} s"
-                    + (
-                        f", {len(r['infeasible_rounds'])} infeasible"
-                        if r["infeasible_rounds"]
-                        else ""
-                    )
-                )
+            pending.append(_start_rounds(con, day, policy, network, pool))
+            while len(pending) > 1:
+                done(_finish_rounds(con, pending.popleft()))
+        while pending:
+            done(_finish_rounds(con, pending.popleft()))
     return results
 
 

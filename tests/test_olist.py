@@ -97,12 +97,14 @@ def test_land_copies_the_files_unchanged_and_idempotently(lake_home: Path, capsy
 
 
 def test_an_absent_olist_landing_lands_nothing_and_says_so(lake_home: Path):
+    """Never brought in (no olist/ folder): nothing was expected, so a note, not a warning."""
     results = _ingest(lake_home / "landing")
     assert set(results) == {s.dataset for s in OLIST_SOURCES}
     for result in results.values():
         assert (result.received, result.landed, result.quarantined) == (0, 0, 0)
         assert result.conserved
-        assert any("no such file in the landing zone" in w for w in result.warnings)
+        assert result.warnings == []
+        assert any("no such file in the landing zone" in n for n in result.notes)
     con = connect(read_only=True)
     try:
         runs = con.execute(
@@ -112,6 +114,16 @@ def test_an_absent_olist_landing_lands_nothing_and_says_so(lake_home: Path):
         assert con.execute("select count(*) from raw.olist_orders").fetchone()[0] == 0
     finally:
         con.close()
+
+
+def test_an_olist_extract_missing_a_file_warns(lake_home: Path):
+    """Brought in, but a file is missing from it: that one lands nothing, with a warning."""
+    landing = lake_home / "landing"
+    (landing / "olist").mkdir(parents=True)
+    results = _ingest(landing)
+    for result in results.values():
+        assert result.received == 0 and result.notes == []
+        assert any("no such file in the landing zone" in w for w in result.warnings)
 
 
 # ------------------------------------------------------------------- a deliberately broken copy

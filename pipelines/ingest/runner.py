@@ -74,6 +74,8 @@ class DatasetResult:
     rules: dict[str, dict[str, Any]] = field(default_factory=dict)  # rule -> aggregated result
     top_reasons: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: what is worth knowing but wrong with nothing (an optional source not brought in)
+    notes: list[str] = field(default_factory=list)
     #: records whose values DuckDB cast (typed reads); the others were coerced in Python
     typed_records: int = 0
 
@@ -191,6 +193,7 @@ def _collect(
     contracts: dict[str, Contract],
     registry: dict[str, dict[str, str]],
     warnings: list[str],
+    notes: list[str] | None = None,
 ) -> dict[str, _Collected]:
     collected = {name: _Collected() for name in source.datasets}
     parent = collected[source.dataset]
@@ -200,7 +203,12 @@ def _collect(
         paths = source_files(source, landing_dir, key)
         if not paths and not source.partitioned:
             # a full snapshot that was never delivered: say so rather than land nothing quietly
-            warnings.append(f"{source.pattern}: no such file in the landing zone, nothing received")
+            absent = f"{source.pattern}: no such file in the landing zone, nothing received"
+            if source.optional and not (landing_dir / source.pattern).parent.is_dir():
+                # an optional source never brought in: nothing was expected
+                (notes if notes is not None else warnings).append(absent)
+            else:
+                warnings.append(absent)
         for path in paths:
             rel = _relative(path, landing_dir)
             refused = landing.refusal(path, landing_dir)
@@ -998,7 +1006,8 @@ def _process_batch(
     contracts = {name: load_contract(name) for name in source.datasets}
     started = datetime.now(UTC)
     warnings: list[str] = []
-    collected = _collect(source, batch, landing_dir, contracts, registry, warnings)
+    notes: list[str] = []
+    collected = _collect(source, batch, landing_dir, contracts, registry, warnings, notes)
     out: list[_DatasetBatch] = []
     parent_rejects: set[tuple[str, int]] | None = None
     for name in source.datasets:
@@ -1006,6 +1015,7 @@ def _process_batch(
         is_child = name != source.dataset
         if not is_child:
             partial.warnings = warnings
+            partial.notes = notes
         landed, rejected, stats, rejected_keys, rule_rows = _enforce_dataset(
             contracts[name],
             collected[name],
@@ -1027,6 +1037,7 @@ def _merge_partial(result: DatasetResult, partial: DatasetResult) -> None:
     for reason, n in partial.top_reasons.items():
         result.top_reasons[reason] = result.top_reasons.get(reason, 0) + n
     result.warnings.extend(partial.warnings)
+    result.notes.extend(partial.notes)
     result.typed_records += partial.typed_records
 
 

@@ -31,6 +31,9 @@ class Source:
     #: keys whose value is an object in every record of a JSON feed (``billing_address``): its
     #: keys land as ``<key>_<its key>`` columns (typed reads rely on it, pipelines/ingest/typed.py)
     objects: tuple[str, ...] = ()
+    #: landed only when someone brings its extract in (Olist, ``ordertower olist land``): while
+    #: its folder does not exist nothing is expected, and an absent file is a note, not a warning
+    optional: bool = False
 
     @property
     def datasets(self) -> tuple[str, ...]:
@@ -135,7 +138,8 @@ SOURCES: tuple[Source, ...] = (
         "reviews",
     ),
     # Olist, a second source system: the real Brazilian marketplace extract as its CSVs come
-    # (`ordertower olist land`). Full snapshots; an absent file lands nothing, with a warning.
+    # (`ordertower olist land`). Full snapshots, optional: without the olist/ folder nothing is
+    # expected (a note); a file missing from it lands nothing, with a warning.
     Source(
         "olist_orders",
         "Olist marketplace orders (real data, CSV, Sao Paulo local times).",
@@ -143,6 +147,7 @@ SOURCES: tuple[Source, ...] = (
         "csv",
         "olist_orders",
         partitioned=False,
+        optional=True,
     ),
     Source(
         "olist_order_items",
@@ -151,6 +156,7 @@ SOURCES: tuple[Source, ...] = (
         "csv",
         "olist_order_items",
         partitioned=False,
+        optional=True,
     ),
     Source(
         "olist_customers",
@@ -159,6 +165,7 @@ SOURCES: tuple[Source, ...] = (
         "csv",
         "olist_customers",
         partitioned=False,
+        optional=True,
     ),
     Source(
         "olist_products",
@@ -167,6 +174,7 @@ SOURCES: tuple[Source, ...] = (
         "csv",
         "olist_products",
         partitioned=False,
+        optional=True,
     ),
     Source(
         "olist_product_categories",
@@ -175,6 +183,7 @@ SOURCES: tuple[Source, ...] = (
         "csv",
         "olist_product_categories",
         partitioned=False,
+        optional=True,
     ),
 )
 

@@ -141,6 +141,8 @@ def build_source_asset(source: Source) -> dg.AssetsDefinition:
                 context.log.warning(
                     f"{dataset}: {len(result.warnings)} file warnings, e.g. {result.warnings[:3]}"
                 )
+            for note in result.notes:
+                context.log.info(f"{dataset}: {note} (an optional source not brought in)")
             yield dg.MaterializeResult(
                 asset_key=raw_key(dataset),
                 metadata={

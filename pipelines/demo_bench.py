@@ -141,6 +141,12 @@ def summarise(transcript: list[tuple[float, str]], rc: int, seconds: float) -> d
     }
 
 
+def _speed(machine: dict[str, Any]) -> str:
+    from pipelines.bench import _speed as speed
+
+    return speed(machine)
+
+
 def demo_lines() -> list[str]:
     """BENCHMARKS.md's section: every ``demo-<date>T<hhmm>.json``, newest first."""
     files = sorted(RESULTS_DIR.glob("demo-*.json"), reverse=True)
@@ -152,15 +158,20 @@ def demo_lines() -> list[str]:
         "The committed HEAD cloned into a scratch folder, then `make demo` as the README says:",
         "install (a new virtual environment from the lock file), simulate, Olist, every asset,",
         "the live path over RabbitMQ, the summary. Target: at most "
-        f"{TARGET_SECONDS // 60} minutes on 2 cores, with progress.",
+        f"{TARGET_SECONDS // 60} minutes on 2 cores, with progress. *Machine speed*: seconds "
+        "of a fixed Python loop and a fixed DuckDB query on the machine of the run (lower is "
+        "faster; blank before it was recorded): the same commit takes longer on a slower "
+        "machine.",
         "",
-        "| date | commit | cores | command | rc | total s | install s | lines printed | noise lines |",
-        "|---|---|---:|---|---:|---:|---:|---:|---:|",
+        "| date | commit | cores | machine speed s | command | rc | total s | install s | "
+        "lines printed | noise lines |",
+        "|---|---|---:|---|---|---:|---:|---:|---:|---:|",
     ]
     for f in files:
         d = json.loads(f.read_text())
         lines.append(
-            f"| {d['date'][:16]} | {d['commit']} | {d['machine']['cpus']} | `{d['command']}` | "
+            f"| {d['date'][:16]} | {d['commit']} | {d['machine']['cpus']} | "
+            f"{_speed(d['machine'])} | `{d['command']}` | "
             f"{d['rc']} | {d['seconds']:,.0f} | {d['install_seconds'] or '-'} | {d['lines']} | "
             f"{d['noise_lines']} |"
         )

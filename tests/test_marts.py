@@ -626,21 +626,31 @@ def test_waves_solved_in_worker_processes_are_the_waves_solved_in_turn(
     tmp_path_factory: pytest.TempPathFactory,
 ):
     """plan_waves with two worker processes (what a multi-day dispatch_plan run does) stores
-    the plans one process stores: the same shipments, costs and checks, wave by wave."""
-    from ml.dispatch import pipeline
+    the plans one process stores: the same shipments, costs and checks, wave by wave. The
+    waves it loads several at a time are the waves loaded one by one (the lake's first day,
+    without an earlier stock snapshot, included)."""
+    from ml.dispatch import pipeline, store
     from ml.dispatch.config import load_policy
 
     home = lake_copy(tmp_path_factory, "dispatch_pool_world")
     with at_home(home):
         con = lake.connect()
         try:
-            days = [
+            all_days = [
                 r[0]
                 for r in con.execute(
-                    "select distinct wave_date from intermediate.int_dispatch_lines "
-                    "order by 1 desc limit 3"
+                    "select distinct wave_date from intermediate.int_dispatch_lines order by 1"
                 ).fetchall()
-            ][::-1]
+            ]
+            days = all_days[-3:]
+            policy = load_policy()
+            network = store.load_network(con, policy)
+            batch = store.load_waves(con, [all_days[0], *days], policy, network)
+            assert list(batch) == [all_days[0], *days]
+            for day, wave in batch.items():
+                alone = store.load_wave(con, day, policy, network)
+                pd.testing.assert_frame_equal(wave.lines, alone.lines)
+                assert (wave.stock == alone.stock).all() and wave.stock.sum() > 0
             plans = {}
             for workers in (1, 2):
                 results = pipeline.plan_waves(con, days, load_policy(), workers=workers)

@@ -79,6 +79,22 @@ def test_the_lake_build_takes_its_window_from_a_partitioned_run():
     assert window_of({}) is None
 
 
+def test_a_check_hung_on_an_unselected_model_is_not_run_by_dbt_indirect_selection():
+    """The PII guard depends on every staging view and is the check of stg_oms__orders: a run
+    of the tracking marts (two of those views among them) leaves it out, as Dagster leaves out
+    the checks of assets it does not build; a run with stg_oms__orders runs it."""
+    import dagster as dg
+
+    from pipelines.defs.stream.automation import TRACKING_MARTS
+    from pipelines.defs.transform.assets import _hung_tests, _tests_hung_on_unselected
+
+    pii = "assert_no_pii_columns_in_staging"
+    assert _hung_tests()[pii] == dg.AssetKey(["staging", "stg_oms__orders"])
+    assert pii in _tests_hung_on_unselected(set(TRACKING_MARTS))
+    orders = {*TRACKING_MARTS, dg.AssetKey(["staging", "stg_oms__orders"])}
+    assert pii not in _tests_hung_on_unselected(orders)
+
+
 @pytest.mark.slow
 def test_dagster_definitions_validate(tmp_path: Path):
     env = {

@@ -180,8 +180,8 @@ def load_waves(
     network: Network | None = None,
 ) -> dict[date, Wave]:
     """The waves of ``days``, as :func:`load_wave` loads each, from one query for their order
-    lines and one for their stock (:func:`load_stock`'s rule, day by day): a query on the lake
-    costs a tenth of a second before it reads a row, and a backfill plans many waves."""
+    lines and one for their stock (:func:`load_stock`'s rule, day by day): every query on the
+    lake has a fixed cost before it reads a row, and a backfill plans many waves."""
     network = network or load_network(con, policy)
     cols = ", ".join(LINE_COLUMNS)
     wanted = list(days)
@@ -243,8 +243,11 @@ def replace_days(
         # no catalog query first: information_schema costs 0.2 s a call on the lake
         cols = ", ".join(f"{c} {t}" for c, t in COLUMNS[table].items())
         con.execute(f"create table if not exists {table} ({cols})")
+        # the range lets the lake skip the files of other days; the list keeps the others
         con.execute(
-            f"delete from {table} where wave_date in (select unnest(?::date[]))", [list(days)]
+            f"delete from {table} where wave_date between ? and ? "
+            "and wave_date in (select unnest(?::date[]))",
+            [min(days), max(days), list(days)],
         )
         if len(frame):
             names = ", ".join(COLUMNS[table])

@@ -1,6 +1,7 @@
 """Plan a wave end to end: load it from the lake, run the baseline and the optimiser, measure both
 with the same code, verify the plan independently, and write the results (replacing the wave;
-one transaction per table for a batch of waves). The Dagster assets are thin wrappers around these functions."""
+one transaction per table for a batch of waves). The Dagster assets are thin wrappers around
+these functions."""
 
 from __future__ import annotations
 
@@ -135,8 +136,8 @@ def plan_wave(
 
 
 #: waves loaded from the lake, and stored, together: one query per relation to load them and
-#: one transaction per table to store them, where one per wave cost the process that also feeds
-#: the solvers about 0.6 s a wave
+#: one transaction per table to store them, instead of one per wave in the process that also
+#: feeds the solvers
 BATCH_DAYS = 8
 
 

@@ -144,54 +144,19 @@ def load_wave(
     policy: DispatchPolicy,
     network: Network | None = None,
 ) -> Wave:
-    """The wave's order lines and the stock available at its start (``load_stock``)."""
-    network = network or load_network(con, policy)
-    cols = ", ".join(LINE_COLUMNS)
-    lines = _frame(con, f"select {cols} from {LINES} where wave_date = ?", [wave_date])
-    stock = load_stock(con, wave_date)
-    return Wave.build(wave_date, lines, stock, network, policy)
+    """The wave's order lines and the stock available at its start (:func:`load_stock`)."""
+    return load_waves(con, [wave_date], policy, network)[wave_date]
 
 
 def load_stock(con: duckdb.DuckDBPyConnection, wave_date: date) -> pd.DataFrame:
     """Units available per warehouse and SKU when the wave starts: the previous day's closing
     snapshot; on the lake's first day, that day's on-hand."""
+    return _stocks(con, [wave_date]).drop(columns="__wave")
+
+
+def _stocks(con: duckdb.DuckDBPyConnection, days: list[date]) -> pd.DataFrame:
+    """:func:`load_stock` for several days in one query, each row with its day (``__wave``)."""
     return _frame(
-        con,
-        f"""
-        with days as (
-            select max(snapshot_date) as day from {INVENTORY} where snapshot_date < ?
-        )
-        select warehouse_id, sku_id, available_qty
-        from {INVENTORY}
-        where snapshot_date = (select day from days)
-        union all
-        select warehouse_id, sku_id, greatest(on_hand_qty, 0)
-        from {INVENTORY}
-        where (select day from days) is null and snapshot_date = ?
-        """,
-        [wave_date, wave_date],
-    )
-
-
-def load_waves(
-    con: duckdb.DuckDBPyConnection,
-    days: list[date],
-    policy: DispatchPolicy,
-    network: Network | None = None,
-) -> dict[date, Wave]:
-    """The waves of ``days``, as :func:`load_wave` loads each, from one query for their order
-    lines and one for their stock (:func:`load_stock`'s rule, day by day): every query on the
-    lake has a fixed cost before it reads a row, and a backfill plans many waves."""
-    network = network or load_network(con, policy)
-    cols = ", ".join(LINE_COLUMNS)
-    wanted = list(days)
-    # a range, which the lake prunes its files by (an IN list of a parameter it does not)
-    lines = _frame(
-        con,
-        f"select wave_date as __wave, {cols} from {LINES} where wave_date between ? and ?",
-        [min(wanted), max(wanted)],
-    )
-    stock = _frame(
         con,
         f"""
         with wanted as (select unnest(?::date[]) as wave_date),
@@ -207,8 +172,28 @@ def load_waves(
         select d.wave_date, i.warehouse_id, i.sku_id, greatest(i.on_hand_qty, 0)
         from days d join {INVENTORY} i on d.day is null and i.snapshot_date = d.wave_date
         """,
-        [wanted],
+        [list(days)],
     )
+
+
+def load_waves(
+    con: duckdb.DuckDBPyConnection,
+    days: list[date],
+    policy: DispatchPolicy,
+    network: Network | None = None,
+) -> dict[date, Wave]:
+    """The waves of ``days`` from one query for their order lines and one for their stock:
+    every query on the lake has a fixed cost before it reads a row, and a backfill plans many
+    waves."""
+    network = network or load_network(con, policy)
+    cols = ", ".join(LINE_COLUMNS)
+    # a range, which the lake prunes its files by (an IN list of a parameter it does not)
+    lines = _frame(
+        con,
+        f"select wave_date as __wave, {cols} from {LINES} where wave_date between ? and ?",
+        [min(days), max(days)],
+    )
+    stock = _stocks(con, days)
     line_days = _as_dates(lines["__wave"])
     stock_days = _as_dates(stock["__wave"])
     out = {}

@@ -193,6 +193,36 @@ def test_worker_processes_land_exactly_what_one_process_lands(landing: Path, mon
     assert quarantined == serial["orders"].quarantined + serial["order_lines"].quarantined
 
 
+def test_worker_processes_serve_the_next_source_unless_the_settings_changed(
+    landing: Path, monkeypatch
+):
+    from pipelines.ingest import runner
+
+    lf.clean_day(landing, day="2026-08-22", n_orders=5)
+    lf.clean_day(landing, day="2026-08-23", n_orders=5)
+    monkeypatch.setattr(runner, "MIN_SPLIT_BYTES", 1)  # small days: still a batch per worker
+    keys = landed_partitions(SOURCES_BY_NAME["orders"], landing)
+    batches = runner._batches(SOURCES_BY_NAME["orders"], landing, keys, workers=2)
+    assert len(batches) == 2 and sum(batches, []) == keys
+    assert runner._batches(SOURCES_BY_NAME["orders"], landing, keys, workers=1) == [keys]
+    con = connect()
+    try:
+        ingest_source(SOURCES_BY_NAME["orders"], keys, con, landing, "first", workers=2)
+        pool = runner._pool
+        assert pool is not None
+        ingest_source(SOURCES_BY_NAME["shipments"], keys, con, landing, "second", workers=2)
+        assert runner._pool is pool  # started once for both sources
+        monkeypatch.setenv("ORDERTOWER_TYPED_READS", "0")  # what a worker reads when it starts
+        ingest_source(SOURCES_BY_NAME["orders"], keys, con, landing, "third", workers=2)
+        assert runner._pool is not pool
+        landed = con.execute("select count(*) from raw.orders").fetchone()[0]
+    finally:
+        con.close()
+        runner.shutdown_workers()
+    assert runner._pool is None
+    assert landed == 10
+
+
 # ------------------------------------------------------------------------------ isolation
 
 

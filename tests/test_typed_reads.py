@@ -378,6 +378,8 @@ def _json_damage(line: str, record: dict, source, rng: random.Random) -> str:
     if owner:
         faults += [
             lambda: line[:-1] + f',"{owner}_city":"Lyon"}}',  # a top-level twin of a nested key
+            lambda: line[:-1] + f',"{owner}_city":null}}',  # a twin that is null: still a twin
+            lambda: line[:-1] + f',"{owner}":null}}',
             lambda: line.replace(f'"{owner}":{{', f'"{owner}":{{"city":"a","city":"b",', 1),
             lambda: line.replace(f'"{owner}":{{', f'"{owner}_":{{', 1),
             lambda: line[:-1] + f',"{owner}":"flat"}}',

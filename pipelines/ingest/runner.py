@@ -8,9 +8,11 @@ partition replaces its rows, its quarantine and nothing else, in one transaction
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import multiprocessing
+import os
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
@@ -964,15 +966,29 @@ def register_datasets(
         raise
 
 
-def _batches(source: Source, landing_dir: Path, partitions: list[str]) -> list[list[str]]:
-    """Group partitions so each batch holds about BATCH_RECORDS records (by file size)."""
+#: the smallest batch worth a worker of its own (bytes of landing files): below it the work of
+#: a source is not split further to keep both workers busy
+MIN_SPLIT_BYTES = 4_000_000
+
+
+def _batches(
+    source: Source, landing_dir: Path, partitions: list[str], workers: int = 1
+) -> list[list[str]]:
+    """Group partitions so each batch holds about BATCH_RECORDS records (by file size), and a
+    source too small for that still gives each of ``workers`` a batch (when the batches would
+    hold :data:`MIN_SPLIT_BYTES` or more): one batch is read by one process."""
+    sizes = [
+        sum(p.lstat().st_size for p in source_files(source, landing_dir, key)) for key in partitions
+    ]
+    budget = BATCH_RECORDS * 250  # ~250 bytes per record
+    if workers > 1:
+        budget = min(budget, max(sum(sizes) // workers, MIN_SPLIT_BYTES))
     batches: list[list[str]] = []
     current: list[str] = []
     size = 0
-    budget = BATCH_RECORDS * 250  # ~250 bytes per record
-    for key in partitions:
+    for key, bytes_ in zip(partitions, sizes, strict=True):
         current.append(key)
-        size += sum(p.lstat().st_size for p in source_files(source, landing_dir, key))
+        size += bytes_
         if size >= budget:
             batches.append(current)
             current, size = [], 0
@@ -1041,6 +1057,38 @@ def _merge_partial(result: DatasetResult, partial: DatasetResult) -> None:
     result.typed_records += partial.typed_records
 
 
+#: the worker processes of this process's ingestion, kept from one source to the next: each
+#: is a new interpreter that imports pandas, DuckDB and the contracts before its first batch
+_pool: tuple[tuple[Any, ...], ProcessPoolExecutor] | None = None
+
+
+def _pool_key(workers: int) -> tuple[Any, ...]:
+    """What a worker inherits when it starts: a pool started under other settings (another
+    lake, typed reads off, another contract engine) is not reused."""
+    settings = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("ORDERTOWER_")))
+    return (workers, os.getcwd(), settings)
+
+
+def _workers_pool(workers: int) -> ProcessPoolExecutor:
+    global _pool
+    key = _pool_key(workers)
+    if _pool is not None and _pool[0] == key and not getattr(_pool[1], "_broken", False):
+        return _pool[1]
+    shutdown_workers()
+    context = multiprocessing.get_context("spawn")
+    _pool = (key, ProcessPoolExecutor(max_workers=workers, mp_context=context))
+    return _pool[1]
+
+
+@atexit.register
+def shutdown_workers() -> None:
+    """Stop the ingestion worker processes (they start again when a source needs them)."""
+    global _pool
+    if _pool is not None:
+        _pool[1].shutdown(wait=True, cancel_futures=True)
+        _pool = None
+
+
 def _outcomes(
     source: Source,
     batches: list[list[str]],
@@ -1052,20 +1100,24 @@ def _outcomes(
     """Batch outcomes as they are ready: in worker processes when there is more than one batch.
 
     Parsing and validation are CPU-bound Python; the lake takes one writer, so workers only
-    compute and this process writes, batch by batch, as results arrive.
+    compute and this process writes, batch by batch, as results arrive. The workers stay up
+    for the next source (:func:`shutdown_workers` stops them; they stop with the process).
     """
     if workers <= 1 or len(batches) <= 1:
         for batch in batches:
             yield _process_batch(source.name, batch, landing_dir, registry, run_id)
         return
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(batches)), mp_context=context) as pool:
-        futures = [
-            pool.submit(_process_batch, source.name, batch, landing_dir, registry, run_id)
-            for batch in batches
-        ]
+    pool = _workers_pool(workers)
+    futures = [
+        pool.submit(_process_batch, source.name, batch, landing_dir, registry, run_id)
+        for batch in batches
+    ]
+    try:
         for future in as_completed(futures):
             yield future.result()
+    finally:  # a failed batch or a stopped run: the source's other batches are not wanted
+        for future in futures:
+            future.cancel()
 
 
 def ingest_source(
@@ -1084,8 +1136,8 @@ def ingest_source(
     register_datasets(con, source, contracts)
     registry = carrier_registry(con) if source.file_format == "carrier" else {}
     results = {name: DatasetResult(name, contracts[name].table) for name in source.datasets}
-    batches = _batches(source, landing_dir, partitions)
     workers = get_settings().ingest_workers if workers is None else workers
+    batches = _batches(source, landing_dir, partitions, workers)
     for outcome in _outcomes(source, batches, landing_dir, registry, run_id, workers):
         for part in outcome:
             batch = sorted(part.stats)

@@ -364,18 +364,22 @@ def _path(*parts: str) -> str:
     return "$." + ".".join('"' + part + '"' for part in parts)
 
 
-def _sql_list(items: list[str]) -> str:
-    return "[" + ", ".join("'" + i.replace("'", "''") + "'" for i in items) + "]"
+def _parts(path: str) -> tuple[str, ...]:
+    """The keys of a path of :func:`_path`."""
+    return tuple(part.strip('"') for part in path[2:].split('"."'))
 
 
 class _Paths:
-    """The JSONPaths read from each line (or item), each once, by one ``json_extract``: its
-    list of values is unpacked into a column per path (``__v<k>``), and each value's JSON type
-    and text (``__y<k>``, ``__s<k>``) are read off the value's own text, with no further parse.
+    """The JSONPaths read from each line (or item), each once: one ``from_json`` parses the
+    line into a structure of its top-level values, each kept as JSON (an object's members by a
+    ``from_json`` of the object's text), a column per path (``__v<k>``), and each value's JSON
+    type and text (``__y<k>``, ``__s<k>``) are read off the value's own text, with no further
+    parse.
 
     A value's text is DuckDB's serialisation of it: a string in quotes, escaped only where it
-    must be (never in a typed read: a line with a backslash is Python's), ``null``, ``true`` or
-    ``false``, a number, an object or an array; so its first character is its type. Numbers
+    must be (never in a typed read: a line with a backslash is Python's), ``true`` or
+    ``false``, a number, an object or an array, and NULL for JSON null as for a key that is not
+    there (so a key's presence is read from ``json_keys``); its first character is its type. Numbers
     are one type here (``NUMBER``): every number rule accepts all of them and checks the text.
     ``json_type`` and ``->> '$'`` on each value parse it again, value by value: that was most
     of a typed read's time."""
@@ -402,12 +406,34 @@ class _Paths:
         any other value; NULL for an absent path and for JSON null."""
         return f"__s{self._k(path)}"
 
+    def _keys(self, parent: tuple[str, ...]) -> str:
+        """The ``from_json`` structure of the keys read under ``parent``, each as JSON."""
+        keys = sorted(
+            {
+                p[len(parent)]
+                for p in map(_parts, self.paths)
+                if p[: len(parent)] == parent and len(p) > len(parent)
+            }
+        )
+        return "'{" + ", ".join(f'"{k}": "JSON"' for k in keys) + "}'"
+
     def lists(self, source: str) -> str:
-        return f"json_extract({source}, {_sql_list(self.paths)}) as __vl"
+        """The record's top-level values, each as JSON, in one parse (``from_json`` into a
+        structure; a path's JSON null and its absence are both NULL there)."""
+        return f"from_json({source}, {self._keys(())}) as __vl"
+
+    def _value(self, parts: tuple[str, ...]) -> str:
+        # an object's members: its text parsed again (NULL unless it is an object)
+        if len(parts) == 1:
+            return f'__vl."{parts[0]}"'
+        return f'from_json({self._value(parts[:-1])}, {self._keys(parts[:-1])})."{parts[-1]}"'
 
     def unpacked(self) -> str:
         # as text: a slice of a JSON value would be JSON again
-        return ", ".join(f"__vl[{k}]::varchar as __v{k}" for k in range(1, len(self.paths) + 1))
+        return ", ".join(
+            f"{self._value(_parts(path))}::varchar as __v{k}"
+            for k, path in enumerate(self.paths, start=1)
+        )
 
     def described(self) -> str:
         """Each value's type and text, from the unpacked values."""
@@ -467,7 +493,7 @@ def _columns(
         else:
             member = _path(owner, column.name[len(owner) + 1 :])
             out.append((column, (paths.at(member), paths.type(member), paths.text(member))))
-            unique.append(f"{paths.at(top)} is null")
+            unique.append(f"not list_contains(__keys, {_sql_text(column.name)})")
     return out, unique
 
 

@@ -581,11 +581,12 @@ def _assemble(
         res = outcomes[rule.name]
         results.append(RuleResult(rule, res.success, res.count, rows, res.index))
         if rule.severity == ERROR and rule.row_level and res.index:
-            values = frame[rule.column].to_numpy() if rule.column in frame.columns else None
+            # the failing values only (a whole timestamp column as objects costs a batch dearly)
+            values = frame[rule.column] if rule.column in frame.columns else None
             column = _column_of(contract, rule.column)
             for i in res.index:
                 # a PII column's value never reaches a reason (it is stored and shown)
-                shown = reason_value(values[i] if values is not None else None, column)
+                shown = reason_value(values.iat[i] if values is not None else None, column)
                 prefix = (
                     f"{rule.column}: {shown} "
                     if rule.column

@@ -334,8 +334,8 @@ def sql_outcomes(
     for ch in checks:
         index, considered, unexpected = values.pop(0), values.pop(0), values.pop(0)
         if ch.python_rows:
-            column = data[ch.rule.kwargs["column"]].to_numpy()
-            extra = [int(p) for p in values.pop(0) if ch.python_test(column[p])]
+            column = data[ch.rule.kwargs["column"]]
+            extra = [int(p) for p in values.pop(0) if ch.python_test(column.iat[p])]
             index = sorted([*index, *extra])
             unexpected += len(extra)
         if not ch.rule.row_level:

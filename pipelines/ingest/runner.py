@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from ordertower import lake
@@ -383,6 +384,11 @@ def _take_typed_json(
     parsed = fast.parsed
     for rej in parsed.rejects:
         parent.rejects.append((key, rel, rej.record_no, rej.raw, [rej.reason]))
+    if not parsed.record_nos and all(
+        all(items.ok) for items in fast.children.values()
+    ):  # every record and item typed (most files): taken whole
+        _take_all_typed_json(collected, source, fast, key, rel)
+        return
     order = sorted(
         [(n, 0, i) for i, n in enumerate(fast.record_nos)]
         + [(n, 1, i) for i, n in enumerate(parsed.record_nos)]
@@ -438,6 +444,37 @@ def _take_typed_json(
             child_block = items.typed
             child_block.index = pd.Index(cursors[child.dataset][2], dtype="int64")
             collected[child.dataset].typed.append(child_block)
+
+
+def _take_all_typed_json(
+    collected: dict[str, _Collected],
+    source: Source,
+    fast: typed.TypedJsonFile,
+    key: str,
+    rel: str,
+) -> None:
+    """:func:`_take_typed_json` of a file whose records and items were all cast in SQL."""
+    parent = collected[source.dataset]
+    start, n = len(parent.partition), len(fast.record_nos)
+    parent.partition.extend([key] * n)
+    parent.source_file.extend([rel] * n)
+    parent.record_no.extend(fast.record_nos)
+    parent.raw.extend(fast.raws)
+    fast.typed.index = pd.RangeIndex(start, start + n)
+    parent.typed.append(fast.typed)
+    for child in source.children:
+        items = fast.children.get(child.dataset)
+        if items is None:
+            continue
+        target = collected[child.dataset]
+        start, total = len(target.partition), len(items.ok)
+        target.partition.extend([key] * total)
+        target.source_file.extend([rel] * total)
+        for number, raw, count in zip(fast.record_nos, fast.raws, items.counts, strict=True):
+            target.record_no.extend([number] * count)
+            target.raw.extend(typed.LazyItem(raw, child.field, i) for i in range(count))
+        items.typed.index = pd.RangeIndex(start, start + total)
+        target.typed.append(items.typed)
 
 
 def _take_typed(
@@ -798,8 +835,9 @@ def _enforce_dataset(
     for i, problems in data.problems.items():
         reasons[i] = problems + reasons.get(i, [])
     if rejected_parents:
-        for i, (rel, number) in enumerate(zip(data.source_file, data.record_no, strict=True)):
-            if (rel, number) in rejected_parents:
+        numbers = {number for _, number in rejected_parents}
+        for i, number in enumerate(data.record_no):
+            if number in numbers and (data.source_file[i], number) in rejected_parents:
                 reasons.setdefault(i, []).append(f"parent {parent_name} record rejected")
     rejects = list(data.rejects)
     for i, why in reasons.items():
@@ -814,9 +852,10 @@ def _enforce_dataset(
 
     keep = ~enforcement.typed.index.isin(list(reasons))
     landed = enforcement.typed.loc[keep].copy()
-    landed["_partition_key"] = [data.partition[i] for i in landed.index]
-    landed["_source_file"] = [data.source_file[i] for i in landed.index]
-    landed["_record_no"] = pd.array([data.record_no[i] for i in landed.index], dtype="Int64")
+    at = landed.index.to_numpy()
+    landed["_partition_key"] = np.asarray(data.partition, dtype=object)[at]
+    landed["_source_file"] = np.asarray(data.source_file, dtype=object)[at]
+    landed["_record_no"] = pd.array(data.record_no, dtype="Int64")[at]
     landed["_run_id"] = run_id
     landed["_ingested_at"] = now
 
@@ -844,14 +883,18 @@ def receipt_times(partitions: list[str], now: datetime) -> pd.Series:
     """When each record counts as received, for the contracts' ``receiptWindow`` rules: the end
     of its partition's day (a day's file holds what was sent that day), never later than now;
     now for unpartitioned snapshots."""
-    ends: dict[str, datetime] = {}
-    for key in set(partitions):
+    codes, keys = pd.factorize(pd.Index(partitions, dtype=object))
+    ends = []
+    for key in keys:
         try:
             day = datetime.fromisoformat(key).replace(tzinfo=UTC)
-            ends[key] = min(now, day + timedelta(days=1))
+            ends.append(min(now, day + timedelta(days=1)))
         except ValueError:
-            ends[key] = now
-    return pd.Series([ends[k] for k in partitions], dtype="datetime64[ns, UTC]")
+            ends.append(now)
+    return pd.Series(
+        pd.DatetimeIndex(ends, dtype="datetime64[ns, UTC]").take(codes),
+        dtype="datetime64[ns, UTC]",
+    )
 
 
 def _as_datetime(value: Any) -> datetime | None:

@@ -1018,14 +1018,16 @@ def _batches(
     source: Source, landing_dir: Path, partitions: list[str], workers: int = 1
 ) -> list[list[str]]:
     """Group partitions so each batch holds about BATCH_RECORDS records (by file size), and a
-    source too small for that still gives each of ``workers`` a batch (when the batches would
-    hold :data:`MIN_SPLIT_BYTES` or more): one batch is read by one process."""
+    source too small for that still gives each of ``workers`` two batches (when the batches
+    would hold :data:`MIN_SPLIT_BYTES` or more): one batch is read by one process, and this
+    process writes a batch while the workers read the next, so the last write, which nothing
+    overlaps, is of a smaller batch."""
     sizes = [
         sum(p.lstat().st_size for p in source_files(source, landing_dir, key)) for key in partitions
     ]
     budget = BATCH_RECORDS * 250  # ~250 bytes per record
     if workers > 1:
-        budget = min(budget, max(sum(sizes) // workers, MIN_SPLIT_BYTES))
+        budget = min(budget, max(sum(sizes) // (2 * workers), MIN_SPLIT_BYTES))
     batches: list[list[str]] = []
     current: list[str] = []
     size = 0

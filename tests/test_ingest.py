@@ -224,6 +224,46 @@ def test_worker_processes_serve_the_next_source_unless_the_settings_changed(
     assert landed == 15
 
 
+def _running(pid: int) -> bool:
+    """The process exists and has not ended (a zombie has ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def test_worker_processes_end_when_the_process_that_started_them_is_killed():
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import os, time\n"
+        "from pipelines.ingest import runner\n"
+        "pool = runner._workers_pool(2)\n"
+        "print(' '.join(str(p) for p in {pool.submit(os.getpid).result() for _ in range(4)}),"
+        " flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    try:
+        workers = [int(pid) for pid in proc.stdout.readline().split()]
+        assert workers and all(_running(pid) for pid in workers)
+    finally:
+        proc.kill()  # SIGKILL: no atexit hook stops the workers
+        proc.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(_running(pid) for pid in workers):
+        time.sleep(0.2)
+    assert not any(_running(pid) for pid in workers)
+
+
 # ------------------------------------------------------------------------------ isolation
 
 

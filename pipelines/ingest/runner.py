@@ -1114,6 +1114,23 @@ def _pool_key(workers: int) -> tuple[Any, ...]:
     return (workers, os.getcwd(), settings)
 
 
+def _exit_with_parent(parent: int) -> None:
+    """In a worker: end the process when the process that started it is gone.
+
+    A worker waits for its next batch on a pipe it also holds open itself, so it would wait
+    for ever once its parent died without stopping it: killed, or ended by ``os._exit`` (a
+    forked step process), where no ``atexit`` hook runs."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _workers_pool(workers: int) -> ProcessPoolExecutor:
     global _pool
     key = _pool_key(workers)
@@ -1121,8 +1138,14 @@ def _workers_pool(workers: int) -> ProcessPoolExecutor:
         return _pool[1]
     shutdown_workers()
     context = multiprocessing.get_context("spawn")
-    _pool = (key, ProcessPoolExecutor(max_workers=workers, mp_context=context))
-    return _pool[1]
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=_exit_with_parent,
+        initargs=(os.getpid(),),
+    )
+    _pool = (key, pool)
+    return pool
 
 
 @atexit.register

@@ -42,8 +42,9 @@ ROUTE_TIME_LIMIT ?= 10
 # CI runs everything (slow, browser, service tests); a developer's default run skips slow ones
 ifeq ($(CI),true)
 # two workers, each module on one worker (modules share one built world); the modules in the
-# order tests/conftest.py gives (longest first), not xdist's (most tests first)
-PYTEST_MARKERS := -m "" -n 2 --dist loadfile --no-loadscope-reorder
+# order tests/conftest.py gives (longest first), not xdist's (most tests first); a worker that
+# crashes ends the run (xdist's replacement worker can leave loadfile's scheduler waiting for ever)
+PYTEST_MARKERS := -m "" -n 2 --dist loadfile --no-loadscope-reorder --max-worker-restart=0
 else
 PYTEST_MARKERS :=
 endif

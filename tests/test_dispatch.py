@@ -168,7 +168,7 @@ def test_policy_errors_name_the_key(tmp_path):
         load_policy(bad)
     bad.write_text("routing: {stall_iterations: null}\n")
     assert load_policy(bad).routing.stall_iterations is None  # the time limit alone
-    assert load_policy().routing.stall_iterations == 2000
+    assert load_policy().routing.stall_iterations == 500
 
 
 # -------------------------------------------------------------------------------- allocation

@@ -481,3 +481,36 @@ def test_the_dataset_registry_is_written_only_when_a_contract_changed(landing: P
         ]
     finally:
         con.close()
+
+
+def test_a_batch_lands_with_its_nested_datasets_or_not_at_all(landing: Path, monkeypatch):
+    """Orders and their lines are one batch's write: when the lines cannot be written, the
+    orders of the batch are not left in the lake without them, and the error is raised."""
+    import pipelines.ingest.runner as runner
+
+    source = SOURCES_BY_NAME["orders"]
+    keys = landed_partitions(source, landing)
+    _ingest_all(landing, "run-1")
+    con = connect()
+    before = {
+        t: con.execute(f"select count(*), max(_run_id) from {t}").fetchone()
+        for t in ("raw.orders", "raw.order_lines")
+    }
+    write = runner._write
+
+    def lines_fail(con, contract, *args, **kwargs):
+        if contract.name == "order_lines":
+            raise OSError("disk full")
+        return write(con, contract, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "_write", lines_fail)
+    with pytest.raises(OSError, match="disk full"):
+        ingest_source(source, keys, con, landing, "run-2")
+    after = {
+        t: con.execute(f"select count(*), max(_run_id) from {t}").fetchone()
+        for t in ("raw.orders", "raw.order_lines")
+    }
+    assert after == before  # the run-1 rows, neither deleted nor replaced by run-2's orders
+    runs = con.execute("select count(*) from ops.ingest_runs where run_id = 'run-2'").fetchone()
+    assert runs[0] == 0
+    con.close()

@@ -15,8 +15,8 @@ import multiprocessing
 import os
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Generator, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -571,12 +571,20 @@ def stream_table_ddl(contract: Contract) -> str:
 def ensure_raw_table(con: duckdb.DuckDBPyConnection, contract: Contract) -> None:
     """Create the raw table from the contract; add columns a newer contract version declares.
     Carrier events also get their (empty) stream table, so the staging view that unions both
-    always includes the stream, whether the consumer has started yet or not."""
-    con.execute(raw_table_ddl(contract))
-    if contract.table == "raw.carrier_events":
-        con.execute(stream_table_ddl(contract))
+    always includes the stream, whether the consumer has started yet or not.
+
+    The catalog is read first: on DuckLake every DDL statement is a catalog transaction, even
+    a ``create table if not exists`` that finds the table, and ingestion calls this for every
+    dataset of every step."""
     schema, table = contract.table.split(".")
     existing = set(lake.columns_of(con, schema, table))
+    if not existing:
+        con.execute(raw_table_ddl(contract))
+        existing = set(lake.columns_of(con, schema, table))
+    if contract.table == "raw.carrier_events" and not lake.columns_of(
+        con, *STREAM_TABLE.split(".")
+    ):
+        con.execute(stream_table_ddl(contract))
     for column in contract.columns:
         if column.name not in existing:
             con.execute(
@@ -624,94 +632,86 @@ def _write(
     started: datetime,
     rule_rows: list[tuple],
 ) -> None:
+    """Replace the dataset's rows, quarantine and run records of ``partitions`` (in the
+    caller's transaction: a batch's datasets land together or not at all)."""
     keys = list(partitions)
     now = datetime.now(UTC)
-    con.execute("begin transaction")
-    try:
+    con.execute(f"delete from {contract.table} where _partition_key in (select unnest(?))", [keys])
+    if len(landed):
+        con.register("_landed", landed)
+        cols = (
+            ", ".join(f'"{c.name}"' for c in contract.columns) + ", " + ", ".join(LINEAGE_COLUMNS)
+        )
+        casts = ", ".join(f'cast("{c.name}" as {c.duckdb_type})' for c in contract.columns)
+        casts += ", " + ", ".join(f"cast({n} as {t})" for n, t in LINEAGE_COLUMNS.items())
+        con.execute(f"insert into {contract.table} ({cols}) select {casts} from _landed")
+        con.unregister("_landed")
+    con.execute(
+        "delete from quarantine.rejected_records where dataset = ? "
+        "and partition_key in (select unnest(?))",
+        [contract.name, keys],
+    )
+    if len(rejected):
+        con.register("_rejected", rejected)
         con.execute(
-            f"delete from {contract.table} where _partition_key in (select unnest(?))", [keys]
+            "insert into quarantine.rejected_records (run_id, dataset, partition_key, "
+            "source_file, record_no, reason, reasons, raw_record, quarantined_at, rules) "
+            "select run_id, dataset, partition_key, source_file, record_no, reason, reasons, "
+            "raw_record, quarantined_at, rules from _rejected"
         )
-        if len(landed):
-            con.register("_landed", landed)
-            cols = (
-                ", ".join(f'"{c.name}"' for c in contract.columns)
-                + ", "
-                + ", ".join(LINEAGE_COLUMNS)
-            )
-            casts = ", ".join(f'cast("{c.name}" as {c.duckdb_type})' for c in contract.columns)
-            casts += ", " + ", ".join(f"cast({n} as {t})" for n, t in LINEAGE_COLUMNS.items())
-            con.execute(f"insert into {contract.table} ({cols}) select {casts} from _landed")
-            con.unregister("_landed")
-        con.execute(
-            "delete from quarantine.rejected_records where dataset = ? "
-            "and partition_key in (select unnest(?))",
-            [contract.name, keys],
+        con.unregister("_rejected")
+    rows = [
+        (
+            run_id,
+            contract.name,
+            key,
+            s.files,
+            s.received,
+            s.landed,
+            s.quarantined,
+            s.unknown_codes,
+            s.max_event_ts,
+            started,
+            now,
         )
-        if len(rejected):
-            con.register("_rejected", rejected)
-            con.execute(
-                "insert into quarantine.rejected_records (run_id, dataset, partition_key, "
-                "source_file, record_no, reason, reasons, raw_record, quarantined_at, rules) "
-                "select run_id, dataset, partition_key, source_file, record_no, reason, reasons, "
-                "raw_record, quarantined_at, rules from _rejected"
-            )
-            con.unregister("_rejected")
-        rows = [
-            (
-                run_id,
-                contract.name,
-                key,
-                s.files,
-                s.received,
-                s.landed,
-                s.quarantined,
-                s.unknown_codes,
-                s.max_event_ts,
-                started,
-                now,
-            )
-            for key, s in stats.items()
-        ]
-        insert_rows(
-            con,
-            "ops.ingest_runs",
-            (
-                "run_id",
-                "dataset",
-                "partition_key",
-                "files",
-                "received",
-                "landed",
-                "quarantined",
-                "unknown_codes",
-                "max_event_ts",
-                "started_at",
-                "finished_at",
-            ),
-            rows,
-        )
-        insert_rows(
-            con,
-            "ops.contract_results",
-            (
-                "run_id",
-                "dataset",
-                "partition_key",
-                "rule",
-                "column_name",
-                "expectation",
-                "severity",
-                "success",
-                "unexpected_count",
-                "evaluated_rows",
-                "checked_at",
-            ),
-            [(run_id, contract.name, *row, now) for row in rule_rows],
-        )
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
+        for key, s in stats.items()
+    ]
+    insert_rows(
+        con,
+        "ops.ingest_runs",
+        (
+            "run_id",
+            "dataset",
+            "partition_key",
+            "files",
+            "received",
+            "landed",
+            "quarantined",
+            "unknown_codes",
+            "max_event_ts",
+            "started_at",
+            "finished_at",
+        ),
+        rows,
+    )
+    insert_rows(
+        con,
+        "ops.contract_results",
+        (
+            "run_id",
+            "dataset",
+            "partition_key",
+            "rule",
+            "column_name",
+            "expectation",
+            "severity",
+            "success",
+            "unexpected_count",
+            "evaluated_rows",
+            "checked_at",
+        ),
+        [(run_id, contract.name, *row, now) for row in rule_rows],
+    )
 
 
 # ---------------------------------------------------------------------------------- enforcing
@@ -1164,27 +1164,40 @@ def _outcomes(
     registry: dict[str, dict[str, str]],
     run_id: str,
     workers: int,
-) -> Iterator[list[_DatasetBatch]]:
+) -> _Ready | Generator[list[_DatasetBatch], None, None]:
     """Batch outcomes as they are ready: in worker processes when there is more than one batch.
 
     Parsing and validation are CPU-bound Python; the lake takes one writer, so workers only
-    compute and this process writes, batch by batch, as results arrive. The workers stay up
-    for the next source (:func:`shutdown_workers` stops them; they stop with the process).
+    compute and this process writes, batch by batch, as results arrive. The batches are
+    handed to the workers before this returns, so the caller's own lake work overlaps them.
+    The workers stay up for the next source (:func:`shutdown_workers` stops them; they stop
+    with the process).
     """
     if workers <= 1 or len(batches) <= 1:
-        for batch in batches:
-            yield _process_batch(source.name, batch, landing_dir, registry, run_id)
-        return
+        return (
+            _process_batch(source.name, batch, landing_dir, registry, run_id) for batch in batches
+        )
     pool = _workers_pool(workers)
     futures = [
         pool.submit(_process_batch, source.name, batch, landing_dir, registry, run_id)
         for batch in batches
     ]
-    try:
-        for future in as_completed(futures):
+    return _Ready(futures)
+
+
+class _Ready:
+    """Batch outcomes in the order the workers finish them; ``close`` cancels the batches no
+    worker has started (a failed batch or a stopped run: the source's others are not wanted)."""
+
+    def __init__(self, futures: list[Future]) -> None:
+        self.futures = futures
+
+    def __iter__(self) -> Iterator[list[_DatasetBatch]]:
+        for future in as_completed(self.futures):
             yield future.result()
-    finally:  # a failed batch or a stopped run: the source's other batches are not wanted
-        for future in futures:
+
+    def close(self) -> None:
+        for future in self.futures:
             future.cancel()
 
 
@@ -1198,28 +1211,51 @@ def ingest_source(
 ) -> dict[str, DatasetResult]:
     """Land ``partitions`` of ``source`` (``["__all__"]`` for unpartitioned sources)."""
     contracts = {name: load_contract(name) for name in source.datasets}
-    ensure_ops_tables(con)
-    for contract in contracts.values():
-        ensure_raw_table(con, contract)
-    register_datasets(con, source, contracts)
     registry = carrier_registry(con) if source.file_format == "carrier" else {}
-    results = {name: DatasetResult(name, contracts[name].table) for name in source.datasets}
     workers = get_settings().ingest_workers if workers is None else workers
     batches = _batches(source, landing_dir, partitions, workers)
-    for outcome in _outcomes(source, batches, landing_dir, registry, run_id, workers):
+    # the workers start on the batches while this process gets the lake's tables ready
+    outcomes = _outcomes(source, batches, landing_dir, registry, run_id, workers)
+    try:
+        ensure_ops_tables(con)
+        for contract in contracts.values():
+            ensure_raw_table(con, contract)
+        register_datasets(con, source, contracts)
+        return _land(con, contracts, source, outcomes, run_id)
+    finally:
+        outcomes.close()
+
+
+def _land(
+    con: duckdb.DuckDBPyConnection,
+    contracts: dict[str, Contract],
+    source: Source,
+    outcomes: Iterable[list[_DatasetBatch]],
+    run_id: str,
+) -> dict[str, DatasetResult]:
+    """Write each batch's datasets as the batch arrives, in one transaction."""
+    results = {name: DatasetResult(name, contracts[name].table) for name in source.datasets}
+    for outcome in outcomes:
+        con.execute("begin transaction")
+        try:
+            for part in outcome:
+                _write(
+                    con,
+                    contracts[part.name],
+                    sorted(part.stats),
+                    part.landed,
+                    part.rejected,
+                    part.stats,
+                    run_id,
+                    part.started,
+                    part.rule_rows,
+                )
+            con.execute("commit")
+        except BaseException:
+            con.execute("rollback")
+            raise
         for part in outcome:
             batch = sorted(part.stats)
-            _write(
-                con,
-                contracts[part.name],
-                batch,
-                part.landed,
-                part.rejected,
-                part.stats,
-                run_id,
-                part.started,
-                part.rule_rows,
-            )
             result = results[part.name]
             _merge_partial(result, part.partial)
             result.partitions.update(part.stats)

@@ -762,16 +762,20 @@ def _typed_items(
         f"case when __ok then {cast} end as {quote_identifier(column.name)}"
         for cast, (column, _) in zip(casts, columns, strict=True)
     ]
-    items = f"json_extract(line, '{_path(child.field)}[*]')"
-    key = f"nullif(json_extract(line, '{_path(child.parent_key)}') ->> '$', '')"
+    # each record's key and items from one parse of its line, kept for both queries below
+    picked = f"json_extract(line, ['{_path(child.parent_key)}', '{_path(child.field)}'])"
+    con.execute(
+        f"""create or replace temp table _json_items as
+        select __f, __rec, nullif(__kv[1] ->> '$', '') as __key,
+               coalesce(json_extract(__kv[2], '$[*]'), []) as __items
+        from (select __f, __rec, {picked} as __kv
+              from _json_ok join _json_lines using (__f, __rec))"""
+    )
     sql = f"""
-        with records as (
-            select __f, __rec, {key} as __key, coalesce({items}, []) as __items
-            from _json_ok join _json_lines using (__f, __rec)
-        ), unnested as (
+        with unnested as (
             select __f, __rec, __key, unnest(__items) as item,
                    unnest(range(len(__items))) as __i
-            from records
+            from _json_items
         ), parsed as (
             select __f, __rec, __i, __key, {where.lists("item")} from unnested
         ), values as (
@@ -787,16 +791,16 @@ def _typed_items(
         select __ok, __key as {quote_identifier(child.parent_key)}, {", ".join(casts)}
         from checked order by __f, __rec, __i
     """
-    counts = (
-        con.execute(
-            f"select len(coalesce({items}, [])) as n from _json_ok join _json_lines "
-            "using (__f, __rec) order by __f, __rec"
+    try:
+        counts = (
+            con.execute("select len(__items) as n from _json_items order by __f, __rec")
+            .to_arrow_table()
+            .column("n")
+            .to_numpy()
         )
-        .to_arrow_table()
-        .column("n")
-        .to_numpy()
-    )
-    result = con.execute(sql).to_arrow_table()
+        result = con.execute(sql).to_arrow_table()
+    finally:
+        con.execute("drop table if exists _json_items")
     ok = result.column("__ok").to_numpy(zero_copy_only=False).astype(bool)
     typed = typed_frame(result.filter(pa.array(ok)).drop_columns(["__ok"]), contract)
     return np.asarray(counts, dtype=np.int64), ok, typed

@@ -121,6 +121,8 @@ class _Check:
     fails: str  # true for a record the rule flags
     considered: str = "true"  # the rows ``mostly`` divides by
     unexpected: str | None = None  # counted for success when not ``fails`` (uniqueness)
+    #: columns the conditions read, computed beside the batch's (window functions, flags);
+    #: checks that share one name share its value
     windows: list[str] = field(default_factory=list)
     #: records SQL leaves to Python (values outside printable ASCII) and the test they get
     python_rows: str | None = None
@@ -153,7 +155,10 @@ def _check(
     column = kw.get("column")
     c = by_name.get(column) if isinstance(column, str) else None
     col = quote_identifier(column) if isinstance(column, str) else ""
-    plain = f"regexp_full_match({col}, '{_PLAIN_TEXT}')"
+    # whether the value is printable ASCII: one column per checked column, computed once for
+    # every rule on it (each rule asks three times: fails, considered, left to Python)
+    plain = f"__plain{list(by_name).index(column)}" if c is not None else "false"
+    plain_column = [f"regexp_full_match({col}, '{_PLAIN_TEXT}') as {plain}"] if c else []
     if kind == "expect_column_values_to_not_be_null" and usable(column):
         return _Check(rule, f"{col} is null")
     if kind == "expect_column_values_to_be_in_set" and usable(column) and c is not None:
@@ -205,6 +210,7 @@ def _check(
             rule,
             f"{col} is not null and {plain} and not regexp_matches({col}, {_text(pattern)})",
             f"{col} is not null",
+            windows=plain_column,
             python_rows=f"{col} is not null and not {plain}",
             python_test=lambda v, rx=compiled: rx.search(v) is None,
         )
@@ -222,6 +228,7 @@ def _check(
             rule,
             f"{col} is not null and {plain} and not ({' and '.join(bounds)})",
             f"{col} is not null",
+            windows=plain_column,
             python_rows=f"{col} is not null and not {plain}",
             python_test=outside,
         )
@@ -315,12 +322,14 @@ def sql_outcomes(
         if not checks:
             return {}, rest
         con.register("batch", table)
-        windows = [w for ch in checks for w in ch.windows]
+        # the columns the checks share are computed once (the same expression under one name)
+        windows = list(dict.fromkeys(w for ch in checks for w in ch.windows))
         select = ["count(*)"]
         for ch in checks:
             select.append(f"coalesce(list({POS} order by {POS}) filter (where {ch.fails}), [])")
             select.append(f"count(*) filter (where {ch.considered})")
-            select.append(f"count(*) filter (where {ch.unexpected or ch.fails})")
+            if ch.unexpected:  # otherwise the records that fail, counted from their list
+                select.append(f"count(*) filter (where {ch.unexpected})")
             if ch.python_rows:
                 select.append(
                     f"coalesce(list({POS} order by {POS}) filter (where {ch.python_rows}), [])"
@@ -332,7 +341,8 @@ def sql_outcomes(
     rows, values = int(row[0]), list(row[1:])
     outcomes: dict[str, Outcome] = {}
     for ch in checks:
-        index, considered, unexpected = values.pop(0), values.pop(0), values.pop(0)
+        index, considered = values.pop(0), values.pop(0)
+        unexpected = values.pop(0) if ch.unexpected else len(index)
         if ch.python_rows:
             column = data[ch.rule.kwargs["column"]]
             extra = [int(p) for p in values.pop(0) if ch.python_test(column.iat[p])]

@@ -255,7 +255,9 @@ def receipt_bounds(
     if isinstance(received_at, pd.Series):
         receipt = pd.to_datetime(received_at.reset_index(drop=True), utc=True)
     else:
-        receipt = pd.Series([pd.Timestamp(received_at)] * n, dtype="datetime64[ns, UTC]")
+        # one value converted, then repeated (a list of n timestamps converts each of them)
+        one = pd.Series([pd.Timestamp(received_at)], dtype="datetime64[ns, UTC]")
+        receipt = one.repeat(n).reset_index(drop=True)
     nat = pd.Series(pd.NaT, index=receipt.index, dtype="datetime64[ns, UTC]")
     out: dict[str, pd.Series] = {}
     for column in columns:

@@ -156,7 +156,7 @@ def _check(
     c = by_name.get(column) if isinstance(column, str) else None
     col = quote_identifier(column) if isinstance(column, str) else ""
     # whether the value is printable ASCII: one column per checked column, computed once for
-    # every rule on it (each rule asks three times: fails, considered, left to Python)
+    # every rule on it (each text rule asks twice: which records fail, which go to Python)
     plain = f"__plain{list(by_name).index(column)}" if c is not None else "false"
     plain_column = [f"regexp_full_match({col}, '{_PLAIN_TEXT}') as {plain}"] if c else []
     if kind == "expect_column_values_to_not_be_null" and usable(column):

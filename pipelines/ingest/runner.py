@@ -580,7 +580,7 @@ def ensure_raw_table(con: duckdb.DuckDBPyConnection, contract: Contract) -> None
     existing = set(lake.columns_of(con, schema, table))
     if not existing:
         con.execute(raw_table_ddl(contract))
-        existing = set(lake.columns_of(con, schema, table))
+        existing = set(contract.column_names)  # created from the contract: nothing to add
     if contract.table == "raw.carrier_events" and not lake.columns_of(
         con, *STREAM_TABLE.split(".")
     ):

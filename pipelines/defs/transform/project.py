@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import os
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -95,9 +97,26 @@ def _manifest_is_stale() -> bool:
     return any(p.stat().st_mtime > built for p in sources if p.exists())
 
 
-dbt_project.prepare_if_dev()
-if _manifest_is_stale():
-    dbt_project.preparer.prepare(dbt_project)
+@contextlib.contextmanager
+def _preparing() -> Iterator[None]:
+    """One process at a time prepares the project's manifest: dbt writes ``manifest.json`` in
+    place, so a second process (a test worker, a Dagster run worker) importing this module while
+    the first parses would read half a file. The lock is the project target's own file; the
+    staleness check runs inside it, so whoever waited finds the manifest already built."""
+    folder = DBT_PROJECT_DIR / dbt_project.target_path
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".prepare.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+with _preparing():
+    dbt_project.prepare_if_dev()
+    if _manifest_is_stale():
+        dbt_project.preparer.prepare(dbt_project)
 
 
 class LakeTranslator(DagsterDbtTranslator):

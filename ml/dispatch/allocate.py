@@ -453,7 +453,8 @@ def _greedy_chunk(
             stock[opt.wh[k], sku[i]] -= qty[i]
             cap[opt.wh[k]] -= qty[i]
         w_defer = defer_wh.get(v, -1)
-        if capacity_short and w_defer >= 0:  # the whole order waits, its units reserved
+        short = capacity_short or len(taken) < len(rows)
+        if short and w_defer >= 0:  # the whole order waits, its units reserved
             for i, k in taken:
                 stock[opt.wh[k], sku[i]] += qty[i]
                 cap[opt.wh[k]] += qty[i]
@@ -461,7 +462,11 @@ def _greedy_chunk(
                 np.subtract.at(stock, (w_defer, sku[rows]), qty[rows])
                 wh[rows] = w_defer
                 deferred[rows] = True
-            continue
+                continue
+            # it cannot wait where it would leave from: what fits ships today after all
+            for i, k in taken:
+                stock[opt.wh[k], sku[i]] -= qty[i]
+                cap[opt.wh[k]] -= qty[i]
         for i, k in taken:
             wh[i], var[i] = opt.wh[k], opt.variant[k]
     return wh, var, deferred

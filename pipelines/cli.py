@@ -260,7 +260,7 @@ def _simulate_text(out: Path, data: dict) -> str:
 
 
 def cmd_materialize(args: argparse.Namespace) -> int:
-    from pipelines.materialize import MaterializeError, materialize
+    from pipelines.materialize import MaterializeError, materialize, parse_recent
 
     try:
         summary = materialize(
@@ -268,6 +268,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
             partition=args.partition,
             dbt_tests=not args.no_dbt_tests,
             rebuild_damaged=args.rebuild_damaged,
+            recent=parse_recent(args.recent),
         )
     except MaterializeError as exc:
         raise CliError(str(exc)) from exc
@@ -983,6 +984,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="drop the tables whose data files are damaged (see `ordertower status`) and "
         "rebuild them in this run (raw from the landing zone, marts with dbt)",
+    )
+    p.add_argument(
+        "--recent",
+        action="append",
+        metavar="GROUP=DAYS",
+        help="materialise the daily assets of GROUP over the last DAYS days of the window only "
+        "(repeatable; the demo plans the last 30 days' dispatch waves: --recent dispatch=30)",
     )
     p.set_defaults(func=cmd_materialize)
 

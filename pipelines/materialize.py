@@ -15,6 +15,7 @@ import socket
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import IO, TYPE_CHECKING, NamedTuple
 
 import dagster as dg
@@ -113,10 +114,61 @@ def parse_partition(partition: str | None) -> tuple[str, str] | None:
 
 
 class Stage(NamedTuple):
-    """One run of ``ordertower materialize``: assets of one kind, daily-partitioned or not."""
+    """One run of ``ordertower materialize``: assets of one kind, daily-partitioned or not.
+    ``days``: a partitioned run's last days only (:func:`recent_stages`), else the window."""
 
     partitioned: bool
     keys: set[dg.AssetKey]
+    days: int | None = None
+
+
+def parse_recent(items: list[str] | None) -> dict[str, int]:
+    """``GROUP=DAYS`` items (``--recent dispatch=30``) as a mapping."""
+    out: dict[str, int] = {}
+    for item in items or []:
+        group, sep, days = item.partition("=")
+        if not sep or not group.strip() or not days.strip().isdigit() or int(days) < 1:
+            raise MaterializeError(f"--recent {item!r}: expected GROUP=DAYS, e.g. dispatch=30")
+        out[group.strip()] = int(days)
+    return out
+
+
+def recent_stages(
+    graph: BaseAssetGraph, stages: list[Stage], recent: Mapping[str, int]
+) -> list[Stage]:
+    """The stages with the partitioned assets of the ``recent`` groups (group -> days) split
+    off into runs of their own over the window's last days: the demo plans the last month's
+    dispatch waves, not every day of the world's history (each wave is a MIP and van rounds).
+    The days before stay unmaterialised for those assets (a backfill in the UI fills them).
+    A split-off run comes after the rest of its stage unless the rest reads what it builds."""
+    if not recent:
+        return stages
+    unknown = set(recent) - {graph.get(k).group_name for k in graph.get_all_asset_keys()}
+    if unknown:
+        raise MaterializeError(f"--recent: no asset group named {', '.join(sorted(unknown))}")
+    out: list[Stage] = []
+    for stage in stages:
+        if not stage.partitioned:
+            out.append(stage)
+            continue
+        parts: dict[int | None, set[dg.AssetKey]] = {}
+        for k in stage.keys:
+            parts.setdefault(recent.get(graph.get(k).group_name or ""), set()).add(k)
+        rest = parts.pop(None, set())
+        split = [Stage(True, keys, days) for days, keys in sorted(parts.items())]
+        reads = set().union(*(graph.get_ancestor_asset_keys(k) for k in rest)) if rest else set()
+        first = [s for s in split if s.keys & reads]
+        later = [s for s in split if not s.keys & reads]
+        out.extend(first + ([Stage(True, rest)] if rest else []) + later)
+    return out
+
+
+def stage_window(stage: Stage, window: tuple[str, str] | None) -> tuple[str, str] | None:
+    """The days a stage's run covers: the window, or its last ``stage.days`` of them."""
+    if window is None or not stage.partitioned or stage.days is None:
+        return window
+    start, end = date.fromisoformat(window[0]), date.fromisoformat(window[1])
+    return (max(start, end - timedelta(days=stage.days - 1)).isoformat(), window[1])
 
 
 def plan_stages(
@@ -286,6 +338,7 @@ def materialize(
     dbt_tests: bool = True,
     rebuild_damaged: bool = False,
     out: IO[str] | None = None,
+    recent: Mapping[str, int] | None = None,
 ) -> MaterializeSummary:
     """Materialise the selected assets (default: all) over a partition window (default: every
     landed day), one run per stage of :func:`plan_stages`.
@@ -299,6 +352,9 @@ def materialize(
     A damaged data file of the lake (:mod:`pipelines.lake_files`) stops the run before it
     starts; ``rebuild_damaged=True`` drops the tables it belongs to first, so this run rebuilds
     them (refused for tables nothing can rebuild: ops.*, the live stream's events).
+
+    ``recent`` (asset group -> days) runs those groups' partitioned assets over the window's
+    last days only (:func:`recent_stages`).
 
     Each stage prints its progress to ``out`` (default: standard output; pipelines/progress).
     """
@@ -322,7 +378,7 @@ def materialize(
         raise MaterializeError(f"selection {select!r} matches no materialisable asset")
     keys = set().union(*(owner[k].keys if not owner[k].can_subset else {k} for k in keys))
     partitioned = {k for k in keys if graph.get(k).partitions_def is not None}
-    stages = plan_stages(graph, keys, partitioned, owner)
+    stages = recent_stages(graph, plan_stages(graph, keys, partitioned, owner), recent or {})
     window = parse_partition(partition) if partitioned else None  # fail before running anything
     if partitioned and window is None:
         raise MaterializeError("the landing zone is empty: run `ordertower simulate` first")
@@ -383,13 +439,14 @@ def materialize(
             raise MaterializeError(redact(f"run {result.run_id} failed: {detail}"))
 
     for index, stage in enumerate(stages, start=1):
-        extra_run_config, stage_tags = stage_run_settings(stage, owner, window)
-        if stage.partitioned:
+        days = stage_window(stage, window)
+        extra_run_config, stage_tags = stage_run_settings(stage, owner, days)
+        if stage.partitioned and stage.days is None:
             summary.partition_range = window
         progress = StageProgress(
             index,
             len(stages),
-            stage_title(graph, stage, window),
+            stage_title(graph, stage, days),
             len(stage.keys),
             out=out or sys.stdout,
         )

@@ -26,7 +26,7 @@ from ordertower.settings import DBT_PROJECT_DIR, SHARED_DATASETS_DIR
 from pipelines.cli import main
 from pipelines.defs.ingest.assets import partitioned_ingest_keys
 from pipelines.ingest import olist
-from tests.dashboard_world import DISPATCH_DAYS, DISPATCH_MARTS, LAKE, lake_copy
+from tests.dashboard_world import DISPATCH_DAYS, LAKE, lake_copy
 from tests.landing_factory import swiftparcel_webhook
 from tests.shared_worlds import at_home
 
@@ -76,18 +76,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     ingestion, which the copy has done already (tests/test_ingest.py and the re-runs below
     cover it). The dispatch waves and van rounds are planned for the world's last
     :data:`DISPATCH_WINDOW` days, as the dashboards' world does (tests/test_dispatch.py covers
-    the optimiser; eighteen more days of waves here cost CI a minute): the graph but dispatch
-    first, then the waves of the window, then the dispatch marts. Fails if any dbt model or data
-    test fails."""
+    the optimiser; eighteen more days of waves here cost CI a minute), with ``--recent`` as
+    ``make demo`` plans its last month. Fails if any dbt model or data test fails."""
     home = lake_copy(tmp_path_factory, "marts_world")
     with at_home(home):
         if _olist_available():
             assert main(["olist", "land"]) == 0
-        not_dispatch = f"{NOT_THE_FEEDS} and not group:dispatch and not ({DISPATCH_MARTS})"
-        assert main(["materialize", "--select", not_dispatch]) == 0
-        window = f"{DISPATCH_WINDOW[0]}...{DISPATCH_WINDOW[-1]}"
-        assert main(["materialize", "--select", "group:dispatch", "--partition", window]) == 0
-        assert main(["materialize", "--select", DISPATCH_MARTS]) == 0
+        # the dispatch waves of the last days only, in a run of their own (as `make demo`)
+        recent = f"dispatch={DISPATCH_DAYS}"
+        assert main(["materialize", "--select", NOT_THE_FEEDS, "--recent", recent]) == 0
         yield home
 
 

@@ -14,7 +14,15 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from pipelines.materialize import MaterializeError, Stage, plan_stages, stage_run_settings
+from pipelines.materialize import (
+    MaterializeError,
+    Stage,
+    parse_recent,
+    plan_stages,
+    recent_stages,
+    stage_run_settings,
+    stage_window,
+)
 
 DAILY = dg.DailyPartitionsDefinition(start_date="2026-01-01")
 
@@ -253,6 +261,73 @@ def test_a_run_gets_the_window_its_kind_needs():
     assert stage_run_settings(Stage(False, {fct}), owner, None) == ({}, {})
     with pytest.raises(ValueError, match="partition window"):
         stage_run_settings(Stage(True, {rw}), owner, None)
+
+
+def _dispatch_graph() -> list:
+    """Features and dispatch plans in one partitioned phase, the rounds reading the plans, and
+    a score (another group) reading the plans too when ``scored`` is asked."""
+
+    @dg.asset(partitions_def=DAILY, group_name="risk")
+    def features(): ...
+
+    @dg.asset(partitions_def=DAILY, group_name="dispatch")
+    def plans(): ...
+
+    @dg.asset(partitions_def=DAILY, group_name="dispatch", deps=[plans])
+    def rounds(): ...
+
+    @dg.asset(group_name="marts", deps=[features, rounds])
+    def marts(): ...
+
+    return [features, plans, rounds, marts]
+
+
+def _recent(assets: list, recent: dict[str, int]) -> list[tuple[bool, set[str], int | None]]:
+    graph = dg.Definitions(assets=assets).resolve_asset_graph()
+    owner = {k: a for a in assets for k in a.keys}
+    keys = set(owner)
+    partitioned = {k for k in keys if graph.get(k).partitions_def is not None}
+    stages = recent_stages(graph, plan_stages(graph, keys, partitioned, owner), recent)
+    return [(s.partitioned, {k.to_user_string() for k in s.keys}, s.days) for s in stages]
+
+
+def test_recent_groups_run_over_the_last_days_of_the_window_in_a_run_of_their_own():
+    assets = _dispatch_graph()
+    assert _recent(assets, {}) == [
+        (True, {"features", "plans", "rounds"}, None),
+        (False, {"marts"}, None),
+    ]
+    assert _recent(assets, {"dispatch": 30}) == [
+        (True, {"features"}, None),
+        (True, {"plans", "rounds"}, 30),
+        (False, {"marts"}, None),
+    ]
+
+    # what the rest of the stage reads runs first
+    @dg.asset(partitions_def=DAILY, group_name="risk", deps=["plans"])
+    def scored(): ...
+
+    assert _recent([*assets, scored], {"dispatch": 7})[:2] == [
+        (True, {"plans", "rounds"}, 7),
+        (True, {"features", "scored"}, None),
+    ]
+    with pytest.raises(MaterializeError, match="no asset group named dispatchh"):
+        _recent(assets, {"dispatchh": 30})
+
+
+def test_a_recent_stage_covers_the_last_days_of_the_window_and_never_more():
+    window = ("2026-08-20", "2026-11-17")
+    assert stage_window(Stage(True, set(), 30), window) == ("2026-10-19", "2026-11-17")
+    assert stage_window(Stage(True, set(), 1), window) == ("2026-11-17", "2026-11-17")
+    assert stage_window(Stage(True, set(), 365), window) == window
+    assert stage_window(Stage(True, set()), window) == window
+    assert stage_window(Stage(False, set(), 30), window) == window
+    assert stage_window(Stage(True, set(), 30), None) is None
+    assert parse_recent(["dispatch=30", " risk = 7 "]) == {"dispatch": 30, "risk": 7}
+    assert parse_recent(None) == {}
+    for bad in ("dispatch", "dispatch=", "=30", "dispatch=0", "dispatch=-3", "dispatch=x"):
+        with pytest.raises(MaterializeError, match="GROUP=DAYS"):
+            parse_recent([bad])
 
 
 def _project_stages(select) -> list[tuple[bool, set[str], set[str]]]:

@@ -16,8 +16,8 @@ def _plan(assets: list) -> list[tuple[bool, set[str]]]:
     keys = set(owner)
     partitioned = {k for k in keys if graph.get(k).partitions_def is not None}
     return [
-        (p, {k.to_user_string() for k in stage})
-        for p, stage in plan_stages(graph, keys, partitioned, owner)
+        (stage.partitioned, {k.to_user_string() for k in stage.keys})
+        for stage in plan_stages(graph, keys, partitioned, owner)
     ]
 
 
@@ -81,8 +81,8 @@ def test_the_project_graph_builds_lake_then_model_then_scores():
     keys = {k for k in dg.AssetSelection.all().resolve(graph) if k in owner}
     partitioned = {k for k in keys if graph.get(k).partitions_def is not None}
     stages = plan_stages(graph, keys, partitioned, owner)
-    where = {k.to_user_string(): i for i, (_, s) in enumerate(stages) for k in s}
-    assert [p for p, _ in stages] == [False, True, False, True, False, True, False]
+    where = {k.to_user_string(): i for i, s in enumerate(stages) for k in s.keys}
+    assert [s.partitioned for s in stages] == [False, True, False, True, False, True, False]
     assert where["raw/ip_ranges"] < where["raw/orders"] < where["marts/fct_orders"]
     assert (
         where["marts/fct_orders"]

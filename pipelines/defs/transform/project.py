@@ -45,6 +45,23 @@ def export_dbt_env() -> None:
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
 
 
+@contextlib.contextmanager
+def _project_target_lock(exclusive: bool) -> Iterator[None]:
+    """The project's own ``dbt/target``, held while one process prepares it (``exclusive``:
+    dbt writes ``manifest.json`` and the partial parse in place, so a second process, a test
+    worker or a Dagster run worker, importing this module meanwhile would read half a file) or
+    while a process copies from it (shared). The preparer checks staleness inside the lock, so
+    whoever waited finds the manifest built."""
+    folder = DBT_PROJECT_DIR / "target"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".prepare.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def _seed_partial_parse(target: Path) -> None:
     """A lake's first dbt run starts from the project's own parse (``dbt/target``, made by the
     preparer below) instead of parsing every file again: the profile names no lake
@@ -55,7 +72,8 @@ def _seed_partial_parse(target: Path) -> None:
     if own.exists() or not project.exists() or own.parent.resolve() == project.parent.resolve():
         return
     tmp = own.with_name(f".{PARTIAL_PARSE}.{os.getpid()}")
-    shutil.copyfile(project, tmp)
+    with _project_target_lock(exclusive=False):
+        shutil.copyfile(project, tmp)
     os.replace(tmp, own)
 
 
@@ -97,23 +115,7 @@ def _manifest_is_stale() -> bool:
     return any(p.stat().st_mtime > built for p in sources if p.exists())
 
 
-@contextlib.contextmanager
-def _preparing() -> Iterator[None]:
-    """One process at a time prepares the project's manifest: dbt writes ``manifest.json`` in
-    place, so a second process (a test worker, a Dagster run worker) importing this module while
-    the first parses would read half a file. The lock is the project target's own file; the
-    staleness check runs inside it, so whoever waited finds the manifest already built."""
-    folder = DBT_PROJECT_DIR / dbt_project.target_path
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".prepare.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-with _preparing():
+with _project_target_lock(exclusive=True):
     dbt_project.prepare_if_dev()
     if _manifest_is_stale():
         dbt_project.preparer.prepare(dbt_project)

@@ -453,8 +453,7 @@ def _greedy_chunk(
             stock[opt.wh[k], sku[i]] -= qty[i]
             cap[opt.wh[k]] -= qty[i]
         w_defer = defer_wh.get(v, -1)
-        short = capacity_short or len(taken) < len(rows)
-        if short and w_defer >= 0:  # the whole order waits, its units reserved
+        if capacity_short and w_defer >= 0:  # the whole order waits, its units reserved
             for i, k in taken:
                 stock[opt.wh[k], sku[i]] += qty[i]
                 cap[opt.wh[k]] += qty[i]
@@ -462,11 +461,7 @@ def _greedy_chunk(
                 np.subtract.at(stock, (w_defer, sku[rows]), qty[rows])
                 wh[rows] = w_defer
                 deferred[rows] = True
-                continue
-            # it cannot wait where it would leave from: what fits ships today after all
-            for i, k in taken:
-                stock[opt.wh[k], sku[i]] -= qty[i]
-                cap[opt.wh[k]] -= qty[i]
+            continue
         for i, k in taken:
             wh[i], var[i] = opt.wh[k], opt.variant[k]
     return wh, var, deferred

@@ -166,6 +166,9 @@ def test_policy_errors_name_the_key(tmp_path):
     bad.write_text("routing: {stall_iterations: 0}\n")
     with pytest.raises(PolicyError, match="stall_iterations"):
         load_policy(bad)
+    bad.write_text("solver: {subproblems_per_batch: 0}\n")
+    with pytest.raises(PolicyError, match="subproblems_per_batch"):
+        load_policy(bad)
     bad.write_text("routing: {stall_iterations: null}\n")
     assert load_policy(bad).routing.stall_iterations is None  # the time limit alone
     assert load_policy().routing.stall_iterations == 500
@@ -285,6 +288,31 @@ def test_a_large_wave_is_decomposed_into_regions(policy):
     assert plan.stats["subproblems"] >= 3
     assert verify(wave, plan) == []
     assert (plan.line_wh >= 0).all()
+
+
+def test_a_batch_of_regions_solved_side_by_side_is_the_batch_solved_in_turn(policy):
+    """Regions solved in batches of two share what the batches before them left: in worker
+    processes or one after the other the plan is the same, within stock and capacity, every
+    line placed."""
+    batched = replace(
+        policy, solver=replace(policy.solver, max_lines_per_subproblem=20, subproblems_per_batch=2)
+    )
+    lines = pd.concat(
+        [
+            _lines(20, PARIS, "FR", "standard", WAVE + timedelta(days=3)),
+            _lines(20, (50.1, 8.7), "DE", "next_day", WAVE + timedelta(days=1), start=100),
+            _lines(20, (48.1, 11.6), "DE", "standard", WAVE + timedelta(days=3), start=200),
+        ]
+    )
+    stock = _stock(**{"WH-PAR": {"SKU-1": 30}, "WH-ERF": {"SKU-1": 30}, "WH-LYO": {"SKU-1": 30}})
+    plans = [optimise(_wave(batched, lines, stock), workers=w) for w in (1, 2)]
+    assert plans[0].stats["subproblems"] == 3  # a batch of two, then the last region alone
+    assert (plans[0].line_wh == plans[1].line_wh).all()
+    assert (plans[0].line_deferred == plans[1].line_deferred).all()
+    assert plans[0].stats["objective"] == plans[1].stats["objective"]
+    wave = _wave(batched, lines, stock)
+    assert verify(wave, plans[1]) == []
+    assert (plans[1].line_wh >= 0).all()
 
 
 def test_cp_sat_backend_solves_the_same_model(policy):

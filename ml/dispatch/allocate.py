@@ -26,8 +26,11 @@ outbound capacity is used, the rest leave with the next wave.
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -110,13 +113,16 @@ def _chunks(wave: Wave, max_lines: int) -> list[np.ndarray]:
     return [c for c in np.split(order, cut) if len(c)]
 
 
-def optimise(wave: Wave, hint: Plan | None = None) -> Plan:
+def optimise(wave: Wave, hint: Plan | None = None, workers: int = 1) -> Plan:
     """The optimised plan for the wave, decomposed into regions when it is large.
 
     Each region gets at least the stock and outbound capacity the baseline uses for its own
     orders (so the baseline's plan stays feasible region by region and the optimised plan is
-    never worse than it), plus a share of the rest in proportion to its units; what a region
-    leaves unused passes to the next, and the last region gets all that is left."""
+    never worse than it), plus a share of the rest in proportion to its units. The regions are
+    solved in batches of ``subproblems_per_batch``: the regions of a batch take their shares of
+    what the batches before it left, the last region gets all that is left. With ``workers``
+    of 2 or more the regions of a batch are solved side by side in worker processes (the MIP
+    runs on one thread); the plan is the same either way."""
     hint = hint or baseline_plan(wave)
     wave.ensure_candidates(wave.lines["order_idx"].to_numpy(), hint.line_wh)
     li = wave.lines
@@ -129,6 +135,7 @@ def optimise(wave: Wave, hint: Plan | None = None) -> Plan:
     stock = wave.stock.copy()
     cap_left = wave.capacity.astype(np.int64).copy()
     chunks = _chunks(wave, wave.policy.solver.max_lines_per_subproblem)
+    batch = wave.policy.solver.subproblems_per_batch
     order_of_line = li["order_idx"].to_numpy()
     chunk_of_order = np.zeros(len(wave.orders), dtype=np.int64)
     for c, orders in enumerate(chunks):
@@ -152,35 +159,94 @@ def optimise(wave: Wave, hint: Plan | None = None) -> Plan:
     stats = {"subproblems": len(chunks), "status": [], "objective": 0.0, "bound": 0.0}
     t0 = time.perf_counter()
     greedy = _option_costs(wave)
-    for c, orders in enumerate(chunks):
-        lines = np.flatnonzero(chunk_of_line == c)
-        use, cap_use = baseline_use(chunk_of_line == c)
-        units = qty[lines].sum()
-        if c == len(chunks) - 1:
-            allowed, cap = stock.copy(), cap_left.copy()
-        else:
-            share = units / max(units_left, 1)
-            allowed = use + np.floor(np.maximum(stock - use_left, 0) * share).astype(np.int64)
-            cap = cap_use + np.floor(np.maximum(cap_left - cap_use_left, 0) * share).astype(
-                np.int64
-            )
-        sub = _solve_chunk(wave, orders, lines, allowed, cap, hint, greedy)
-        line_wh[lines], line_var[lines], line_def[lines] = sub["wh"], sub["var"], sub["deferred"]
-        taken = sub["wh"] >= 0  # shipped today or reserved for the next wave
-        np.subtract.at(stock, (sub["wh"][taken], sku[lines][taken]), qty[lines][taken])
-        today = taken & ~sub["deferred"]
-        np.subtract.at(cap_left, sub["wh"][today], qty[lines][today])
-        use_left -= use
-        cap_use_left -= cap_use
-        units_left -= units
-        stats["status"].append(sub["status"])
-        stats["objective"] += sub["objective"]
-        stats["bound"] += sub["bound"]
+    parallel = workers > 1 and batch > 1 and len(chunks) > 1
+    with _chunk_solver(wave, hint, greedy, min(workers, batch) if parallel else 1) as solve:
+        for first in range(0, len(chunks), batch):
+            group = []
+            for c in range(first, min(first + batch, len(chunks))):
+                lines = np.flatnonzero(chunk_of_line == c)
+                use, cap_use = baseline_use(chunk_of_line == c)
+                share = qty[lines].sum() / max(units_left, 1)
+                allowed = use + np.floor(np.maximum(stock - use_left, 0) * share).astype(np.int64)
+                cap = cap_use + np.floor(np.maximum(cap_left - cap_use_left, 0) * share).astype(
+                    np.int64
+                )
+                group.append(_Region(chunks[c], lines, use, cap_use, allowed, cap))
+            if first + batch >= len(chunks):
+                # the last region: all that is left once the others of its batch have theirs
+                last = group[-1]
+                last.allowed = np.maximum(stock - sum(g.allowed for g in group[:-1]), 0)
+                last.cap = np.maximum(cap_left - sum(g.cap for g in group[:-1]), 0)
+            for region, sub in zip(group, solve(group), strict=True):
+                lines = region.lines
+                line_wh[lines], line_var[lines], line_def[lines] = (
+                    sub["wh"],
+                    sub["var"],
+                    sub["deferred"],
+                )
+                taken = sub["wh"] >= 0  # shipped today or reserved for the next wave
+                np.subtract.at(stock, (sub["wh"][taken], sku[lines][taken]), qty[lines][taken])
+                today = taken & ~sub["deferred"]
+                np.subtract.at(cap_left, sub["wh"][today], qty[lines][today])
+                use_left -= region.use
+                cap_use_left -= region.cap_use
+                units_left -= qty[lines].sum()
+                stats["status"].append(sub["status"])
+                stats["objective"] += sub["objective"]
+                stats["bound"] += sub["bound"]
     stats["solve_seconds"] = round(time.perf_counter() - t0, 3)
     obj, bound = stats["objective"], stats["bound"]
     stats["gap"] = (obj - bound) / max(abs(obj), 1e-9) if obj else 0.0
     stats["status"] = ",".join(sorted(set(stats["status"])))
     return Plan("optimised", line_wh, line_var, line_def, stats)
+
+
+@dataclass
+class _Region:
+    """One subproblem of a decomposed wave: its orders and lines, what the baseline uses for
+    them (stock by warehouse and SKU, outbound units by warehouse) and what it may use."""
+
+    orders: np.ndarray
+    lines: np.ndarray
+    use: np.ndarray
+    cap_use: np.ndarray
+    allowed: np.ndarray
+    cap: np.ndarray
+
+
+#: the wave a worker process solves regions of (:func:`_chunk_solver`), set once per worker
+_INSTALLED: tuple = ()
+
+
+def _install(wave: Wave, hint: Plan, greedy: dict) -> None:
+    global _INSTALLED
+    _INSTALLED = (wave, hint, greedy)
+
+
+def _solve_installed(orders, lines, allowed, cap) -> dict:
+    wave, hint, greedy = _INSTALLED
+    return _solve_chunk(wave, orders, lines, allowed, cap, hint, greedy)
+
+
+@contextlib.contextmanager
+def _chunk_solver(wave: Wave, hint: Plan, greedy: dict, workers: int):
+    """``solve(regions)`` -> their solutions in order: in this process, or with ``workers``
+    of 2 or more in that many spawned processes, each sent the wave once."""
+    if workers < 2:
+        yield lambda group: [
+            _solve_chunk(wave, g.orders, g.lines, g.allowed, g.cap, hint, greedy) for g in group
+        ]
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_install, initargs=(wave, hint, greedy)
+    ) as pool:
+        yield lambda group: [
+            f.result()
+            for f in [
+                pool.submit(_solve_installed, g.orders, g.lines, g.allowed, g.cap) for g in group
+            ]
+        ]
 
 
 @dataclass

@@ -61,6 +61,9 @@ class NetworkPolicy:
 class SolverPolicy:
     candidates_per_order: int = 4
     max_lines_per_subproblem: int = 12_000
+    # regions solved side by side, each from what the ones before the batch left (the plan
+    # depends on this number, never on how many processes solve the batch)
+    subproblems_per_batch: int = 1
     time_limit_s: float = 20.0
     relative_gap: float = 0.002
     workers: int = 2
@@ -144,6 +147,8 @@ def load_policy(path: Path | None = None) -> DispatchPolicy:
     routing = _section(RoutingPolicy, dict(raw.get("routing", {})), f"{path}: routing")
     if solver.backend not in ("highs", "scip", "cbc", "cp-sat"):
         raise PolicyError(f"{path}: solver.backend must be highs, scip, cbc or cp-sat")
+    if solver.subproblems_per_batch < 1:
+        raise PolicyError(f"{path}: solver.subproblems_per_batch must be at least 1")
     if solver.candidates_per_order < 1 or solver.time_limit_s <= 0:
         raise PolicyError(f"{path}: solver.candidates_per_order and time_limit_s must be positive")
     stall = routing.stall_iterations

@@ -93,15 +93,16 @@ def _wave_row(wave: Wave, summary: dict, planned_at: datetime) -> dict:
     return row
 
 
-def solve_wave(wave: Wave, planned_at: datetime | None = None) -> dict:
+def solve_wave(wave: Wave, planned_at: datetime | None = None, workers: int = 1) -> dict:
     """Baseline and optimised plans of a loaded wave, measured the same way (no lake access, so
-    waves can be solved in worker processes). Returns the rows to store and the summaries."""
+    waves can be solved in worker processes). Returns the rows to store and the summaries.
+    ``workers``: processes for the regions of a large wave (:func:`allocate.optimise`)."""
     planned_at = planned_at or datetime.now(UTC)
     ship_frames, wave_rows = [], []
     result: dict = {"wave_date": str(wave.wave_date), "violations": []}
     if len(wave.lines):
         base = baseline_plan(wave)
-        best = optimise(wave, base)
+        best = optimise(wave, base, workers=workers)
         for plan in (base, best):
             ships = shipments(wave, plan)
             outcomes = order_outcomes(wave, plan, ships)
@@ -187,9 +188,11 @@ def plan_waves(
     chunks = [days[i : i + BATCH_DAYS] for i in range(0, len(days), BATCH_DAYS)]
     with _process_pool(len(days), workers) as pool:
         if pool is None:
+            # one wave (the daily job's) or one worker: the regions of a large wave use the
+            # workers instead
             for chunk in chunks:
                 waves = store.load_waves(con, chunk, policy, network)
-                stored([(day, solve_wave(waves[day])) for day in chunk])
+                stored([(day, solve_wave(waves[day], workers=workers)) for day in chunk])
             return results
         pending: collections.deque = collections.deque()
         solved: list[tuple[date, dict]] = []
@@ -208,6 +211,11 @@ def plan_waves(
             solved.append((done_day, future.result()))
         stored(solved)
     return results
+
+
+#: a wave's rounds are searched in the worker processes when their time limits add up to this
+#: many seconds or more (a worker process takes about a second to start); smaller ones here
+PARALLEL_ROUNDS_MIN_S = 3.0
 
 
 @dataclass
@@ -246,7 +254,8 @@ def _start_rounds(
         )
         for warehouse_id, stops in rounds.items()
     }
-    if executor is not None and len(problems) > 1:
+    budget = sum(routes.time_limit(policy, p.instance.num_customers) for p in problems.values())
+    if executor is not None and len(problems) > 1 and budget >= PARALLEL_ROUNDS_MIN_S:
         solving = {
             w: executor.submit(routes.solve_round, problem, wave_date, policy, van)
             for w, problem in problems.items()
@@ -311,11 +320,12 @@ def route_wave(
 
 
 @contextlib.contextmanager
-def _process_pool(days: int, workers: int) -> Iterator[Executor | None]:
+def _process_pool(tasks: int, workers: int) -> Iterator[Executor | None]:
     """Worker processes for the waves' solves or their van rounds: the MIP and each round's
-    search are single-threaded, so two cores solve about twice as many. One wave, or one
-    worker, is solved in this process."""
-    if days < 2 or workers < 2:
+    search are single-threaded, so two cores solve about twice as many. Fewer than two tasks,
+    or one worker, are solved in this process. The processes start with the first task
+    submitted."""
+    if tasks < 2 or workers < 2:
         yield None
         return
     context = multiprocessing.get_context("spawn")
@@ -347,7 +357,9 @@ def route_waves(
                 + (f", {len(r['infeasible_rounds'])} infeasible" if r["infeasible_rounds"] else "")
             )
 
-    with _process_pool(len(days), workers) as pool:
+    # each wave's rounds (one per forward warehouse) are searched side by side: a pool for
+    # one wave too
+    with _process_pool(2 * len(days), workers) as pool:
         # the next wave's rounds are queued behind the ones being searched, so the workers
         # never wait while this process stores a wave and loads the next (one lake writer)
         pending: collections.deque[_Rounds] = collections.deque()

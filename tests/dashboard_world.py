@@ -9,6 +9,8 @@ of the last three waves -> the risk, dispatch, ETA and tracking marts. A 21-day 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -146,15 +148,27 @@ def build_world() -> None:
     finish_world()
 
 
-def lake_copy(factory: pytest.TempPathFactory, name: str) -> Path:
-    """A private copy of the run's lake (:func:`build_lake`, built once per run by whichever
-    test asks first: tests/shared_worlds.py)."""
+#: what the console showed while the run's lake was built (beside its home)
+BUILD_OUTPUT = "materialize.out"
+
+
+def shared_lake(factory: pytest.TempPathFactory) -> Path:
+    """The run's lake (:func:`build_lake`), built once per run by whichever test asks first
+    (tests/shared_worlds.py), with its console output in :data:`BUILD_OUTPUT` beside it. Read
+    it, never change it: a test that writes takes :func:`lake_copy`."""
 
     def build(home: Path) -> None:
-        with at_home(home):
+        out = io.StringIO()
+        with at_home(home), contextlib.redirect_stdout(out):
             build_lake()
+        (home.parent / BUILD_OUTPUT).write_text(out.getvalue())
 
-    return copy_home(shared_home(factory, "dashboard_lake", build), factory.mktemp(name) / "home")
+    return shared_home(factory, "dashboard_lake", build)
+
+
+def lake_copy(factory: pytest.TempPathFactory, name: str) -> Path:
+    """A private copy of the run's lake (:func:`shared_lake`)."""
+    return copy_home(shared_lake(factory), factory.mktemp(name) / "home")
 
 
 def module_world(

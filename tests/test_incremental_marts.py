@@ -116,17 +116,22 @@ def _differences(con, a: str, b: str) -> list[str]:
     return found
 
 
-def _late_and_resent_carrier_file(home: Path) -> str:
+def _late_and_resent_carrier_file(home: Path) -> dict:
     """A Swift Parcel file landed two days after the world: an event that happened in the middle
-    of a leg (late, out of order), and a copy of an event already landed. Returns the leg."""
+    of a leg (late, out of order), and a copy of an event already landed. Returns the leg, its
+    events so far, the re-sent event and its mart row before the file."""
     leg = _query(
-        "select tracking_ref, min(event_at) as first_at, max(event_at) as last_at "
+        "select tracking_ref, min(event_at) as first_at, max(event_at) as last_at, count(*) as n "
         "from marts.fct_tracking_events where carrier_id = 'swiftparcel' "
         "group by tracking_ref having count(*) >= 3 order by tracking_ref limit 1"
     ).iloc[0]
     resent = _query(
         "select event_id, tracking_ref, event_ts from raw.carrier_events "
         "where carrier_id = 'swiftparcel' order by event_id limit 1"
+    ).iloc[0]
+    original = _query(
+        "select received_count, received_date from marts.fct_tracking_events where event_id = ?",
+        [resent.event_id],
     ).iloc[0]
     happened = (leg.first_at + (leg.last_at - leg.first_at) / 2).to_pydatetime()
     folder = home / "landing" / "carriers" / "swiftparcel" / f"date={LATE_DAY.isoformat()}"
@@ -142,7 +147,12 @@ def _late_and_resent_carrier_file(home: Path) -> str:
         + "\n",
         encoding="utf-8",
     )
-    return str(leg.tracking_ref)
+    return {
+        "ref": str(leg.tracking_ref),
+        "events": int(leg.n),
+        "resent": str(resent.event_id),
+        "original": original,
+    }
 
 
 def _upgrade_a_customer() -> str:
@@ -200,13 +210,19 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             "from intermediate.int_order_risk_facts where customer_key = ?",
             [upgraded],
         )
-        late_event = _query(
-            "select event_seq, is_out_of_order, is_late_arrival from marts.fct_tracking_events "
-            "where event_id = 'msg_incremental_late'"
+        leg_events = _query(
+            "select event_id, event_seq, is_out_of_order, is_late_arrival "
+            "from marts.fct_tracking_events where tracking_ref = ? order by event_seq",
+            [leg["ref"]],
+        )
+        resent_copy = _query(
+            "select received_count, received_date from marts.fct_tracking_events "
+            "where event_id = ?",
+            [leg["resent"]],
         )
         legs_of_ref = _query(
             "select order_id, refreshed_at from marts.fct_shipment_legs where tracking_ref = ?",
-            [leg],
+            [leg["ref"]],
         )
         _snapshot(snapshots["incremental"])
         _build("--full-refresh")
@@ -215,7 +231,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             "home": home,
             "snapshots": snapshots,
             "rederived": rederived,
-            "late_event": late_event,
+            "leg": leg,
+            "leg_events": leg_events,
+            "resent_copy": resent_copy,
             "legs_of_ref": legs_of_ref,
             "runs": runs,
             "upgraded_facts": upgraded_facts,
@@ -255,11 +273,25 @@ def test_a_changed_customer_rederives_the_risk_facts_of_its_orders(built: dict):
 
 
 def test_a_late_event_rederives_its_leg_and_order(built: dict):
-    late = built["late_event"]
-    assert len(late) == 1 and late.is_out_of_order[0] and late.is_late_arrival[0]
+    events = built["leg_events"]
+    # the leg's events numbered 1..n+1 again, the late one placed by when it happened (before
+    # the leg's last event), not last because it arrived last
+    assert list(events.event_seq) == list(range(1, built["leg"]["events"] + 2))
+    late = events[events.event_id == "msg_incremental_late"]
+    assert len(late) == 1 and late.is_out_of_order.iloc[0] and late.is_late_arrival.iloc[0]
+    assert 1 < late.event_seq.iloc[0] <= built["leg"]["events"]
     legs = built["legs_of_ref"]
     # the leg that received the late event was re-derived by the last run
     assert len(legs) == 1 and legs.refreshed_at[0] > built["runs"][-1]
+
+
+def test_a_resent_event_is_kept_once_and_counted(built: dict):
+    """The copy of an event landed before is not a second event: its mart row counts one more
+    receipt and keeps the date of the first."""
+    copy, original = built["resent_copy"], built["leg"]["original"]
+    assert len(copy) == 1
+    assert copy.received_count[0] == original.received_count + 1
+    assert copy.received_date[0] == original.received_date
 
 
 def test_the_daily_job_runs_a_day_end_to_end_and_again_without_duplicates(built: dict):

@@ -2,9 +2,10 @@
 
 The world is the run's lake (tests/dashboard_world.py, built once per run) with Olist landed
 and the whole graph materialised on it, every dbt data test included; the tests then check
-the marts against the raw data, run dbt's unit tests, re-run partitions, feed late and re-sent
-carrier events, and hand-check 20 random orders by recomputing their timeline, on-time flag
-and CO2e independently from raw tables and the published factor table.
+the marts against the raw data, run dbt's unit tests, and hand-check 20 random orders by
+recomputing their timeline, on-time flag and CO2e independently from raw tables and the
+published factor table. Re-runs, late and re-sent carrier events are
+tests/test_incremental_marts.py's (the daily job run twice, late files on an incremental lake).
 """
 
 from __future__ import annotations
@@ -26,14 +27,12 @@ from ordertower.settings import DBT_PROJECT_DIR, SHARED_DATASETS_DIR
 from pipelines.cli import main
 from pipelines.defs.ingest.assets import partitioned_ingest_keys
 from pipelines.ingest import olist
-from tests.dashboard_world import DISPATCH_DAYS, LAKE, lake_copy
-from tests.landing_factory import swiftparcel_webhook
+from tests.dashboard_world import DISPATCH_DAYS, lake_copy
 from tests.shared_worlds import at_home
 
 pytestmark = pytest.mark.slow
 
 SEEDS = DBT_PROJECT_DIR / "seeds" / "reference"
-LATE_DAY = "2026-09-11"  # a carrier file delivered after the world's last day (2026-09-09)
 #: the days whose dispatch waves the world plans: its last ones
 DISPATCH_WINDOW = [f"2026-09-{day:02d}" for day in range(10 - DISPATCH_DAYS, 10)]
 #: every asset but the ingestion of the simulated feeds (the copied lake landed them)
@@ -128,119 +127,6 @@ def test_tracking_events_are_canonical_unique_and_sequenced(world: Path):
         "having max(event_seq) <> count(*) or min(event_seq) <> 1"
     )
     assert gaps.empty
-
-
-#: Re-run in one materialisation: three days already landed, the day after the world (no
-#: files) and LATE_DAY with a carrier file of late and re-sent events.
-RERUN_WINDOW = f"2026-09-07...{LATE_DAY}"
-RERUN_TABLES = ["fct_orders", "fct_order_lines", "fct_tracking_events", "fct_order_timeline"]
-LATE_EVENT = "msg_late_test_0001"
-
-
-def _rows_per_table(late_order: str) -> dict[str, tuple[int, int]]:
-    """Each re-run table's rows: (all of them, those of the order the late event is about)."""
-    return {
-        t: tuple(
-            int(n)
-            for n in _query(
-                f"select count(*), count(*) filter (where order_id = ?) from marts.{t}",
-                [late_order],
-            ).iloc[0]
-        )
-        for t in RERUN_TABLES
-    }
-
-
-@pytest.fixture(scope="module")
-def rerun(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """A copy of the run's lake (the world without Olist and the ML assets, from
-    tests/dashboard_world.py: re-runs take a minute here, not five), then one materialisation
-    of the lake over RERUN_WINDOW: days landed already, re-landed, and a Swift Parcel file two
-    days after the world with one event that happened before its leg's last event (late and
-    out of order) and a re-sent copy of an event already landed. One run for both cases
-    spares CI a re-run of the whole dbt graph."""
-    home = lake_copy(tmp_path_factory, "marts_rerun_world")
-    with at_home(home):
-        leg = _query(
-            "select e.tracking_ref, max(e.event_at) as last_at, min(e.event_at) as first_at, "
-            "count(*) as n, any_value(l.order_id) as order_id "
-            "from marts.fct_tracking_events e join marts.fct_shipment_legs l using (tracking_ref) "
-            "where e.carrier_id = 'swiftparcel' "
-            "group by e.tracking_ref having count(*) >= 3 order by e.tracking_ref limit 1"
-        ).iloc[0]
-        resent = _query(
-            "select event_id, tracking_ref, event_ts from raw.carrier_events "
-            "where carrier_id = 'swiftparcel' order by event_id limit 1"
-        ).iloc[0]
-        original = _query(
-            "select received_count, received_date from marts.fct_tracking_events "
-            "where event_id = ?",
-            [resent.event_id],
-        ).iloc[0]
-        before = _rows_per_table(leg.order_id)
-        happened = (leg.first_at + (leg.last_at - leg.first_at) / 2).to_pydatetime()
-        folder = home / "landing" / "carriers" / "swiftparcel" / f"date={LATE_DAY}"
-        folder.mkdir(parents=True)
-        # the re-sent copy repeats the raw record of the landed event
-        (folder / "webhooks.jsonl").write_text(
-            swiftparcel_webhook(
-                LATE_EVENT, leg.tracking_ref, "Exception", "Exception_Delay", happened
-            )
-            + "\n"
-            + swiftparcel_webhook(
-                resent.event_id, resent.tracking_ref, "InTransit", "InTransit_007", resent.event_ts
-            )
-            + "\n",
-            encoding="utf-8",
-        )
-        # the data tests ran on the world's build; here the counts are the test
-        selection = ["--select", LAKE, "--partition", RERUN_WINDOW, "--no-dbt-tests"]
-        assert main(["materialize", *selection]) == 0
-        after = _rows_per_table(leg.order_id)
-    return {
-        "home": home,
-        "leg": leg,
-        "resent": resent.event_id,
-        "original": original,
-        "before": before,
-        "after": after,
-    }
-
-
-def test_late_and_resent_events_land_in_place_without_duplicates(rerun: dict):
-    leg, ref = rerun["leg"], rerun["leg"].tracking_ref
-    # the new event only; the re-sent one is kept once
-    assert rerun["after"]["fct_tracking_events"][0] == rerun["before"]["fct_tracking_events"][0] + 1
-    with at_home(rerun["home"]):
-        events = _query(
-            "select event_id, event_seq, is_out_of_order, is_late_arrival, received_date "
-            "from marts.fct_tracking_events where tracking_ref = ? order by event_seq",
-            [ref],
-        )
-        copy = _query(
-            "select received_count, received_date from marts.fct_tracking_events "
-            "where event_id = ?",
-            [rerun["resent"]],
-        ).iloc[0]
-    assert list(events.event_seq) == list(range(1, int(leg.n) + 2))
-    late = events[events.event_id == LATE_EVENT].iloc[0]
-    assert 1 < late.event_seq <= leg.n  # placed by when it happened, not when it arrived
-    assert late.is_out_of_order and late.is_late_arrival
-    assert copy.received_count == rerun["original"].received_count + 1
-    assert copy.received_date == rerun["original"].received_date  # the first received copy wins
-
-
-def test_rerunning_partitions_replaces_rather_than_duplicates(rerun: dict):
-    """Three landed days ingested and derived again (re-planning waves and re-scoring days
-    replace in place too: tests/test_dispatch.py and tests/test_risk_pipeline.py): every row
-    but those of the order the late event is about (one event more, and what it derives) is
-    there once, as before."""
-    before, after = rerun["before"], rerun["after"]
-    assert {t: n - late for t, (n, late) in after.items()} == {
-        t: n - late for t, (n, late) in before.items()
-    }
-    assert after["fct_orders"][1] == before["fct_orders"][1] == 1
-    assert after["fct_order_lines"] == before["fct_order_lines"]
 
 
 def test_no_pii_value_leaves_the_raw_layer(world: Path):

@@ -166,9 +166,10 @@ def test_policy_errors_name_the_key(tmp_path):
     bad.write_text("routing: {stall_iterations: 0}\n")
     with pytest.raises(PolicyError, match="stall_iterations"):
         load_policy(bad)
-    bad.write_text("solver: {subproblems_per_batch: 0}\n")
-    with pytest.raises(PolicyError, match="subproblems_per_batch"):
-        load_policy(bad)
+    for batch in ("0", "two", "1.5", "true"):
+        bad.write_text(f"solver: {{subproblems_per_batch: {batch}}}\n")
+        with pytest.raises(PolicyError, match="subproblems_per_batch"):
+            load_policy(bad)
     bad.write_text("routing: {stall_iterations: null}\n")
     assert load_policy(bad).routing.stall_iterations is None  # the time limit alone
     assert load_policy().routing.stall_iterations == 500

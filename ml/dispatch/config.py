@@ -147,8 +147,12 @@ def load_policy(path: Path | None = None) -> DispatchPolicy:
     routing = _section(RoutingPolicy, dict(raw.get("routing", {})), f"{path}: routing")
     if solver.backend not in ("highs", "scip", "cbc", "cp-sat"):
         raise PolicyError(f"{path}: solver.backend must be highs, scip, cbc or cp-sat")
-    if solver.subproblems_per_batch < 1:
-        raise PolicyError(f"{path}: solver.subproblems_per_batch must be at least 1")
+    batch = solver.subproblems_per_batch
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+        raise PolicyError(
+            f"{path}: solver.subproblems_per_batch must be a whole number of at least 1, "
+            f"not {batch!r}"
+        )
     if solver.candidates_per_order < 1 or solver.time_limit_s <= 0:
         raise PolicyError(f"{path}: solver.candidates_per_order and time_limit_s must be positive")
     stall = routing.stall_iterations
